@@ -1,0 +1,91 @@
+# lua-ticketscloud: the module (ticketscloud/core.so + lua/) and tc-sandbox.
+#
+#   make                  module for Lua 5.4 and the sandbox
+#   make LUA=luajit       the same module for LuaJIT 2.1 (OpenResty)
+#   make demo             the order example's two mixed orders against the sandbox
+#   make test             every check CI runs
+#   make bench            benchmarks
+#
+# Every variable below can be overridden on the command line.
+
+VERSION     = 0.1.0
+
+LUA        ?= lua5.4
+LUA_PC     ?= $(if $(filter luajit,$(LUA)),luajit,$(LUA))
+PKG_CONFIG ?= pkg-config
+CC         ?= cc
+BUILD      ?= build
+CFLAGS     ?= -O2 -g
+# SAN=1 builds everything with AddressSanitizer and UBSan.
+SAN        ?=
+
+LUA_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags $(LUA_PC))
+PROTOC_C   ?= protoc-c
+PROTO_INC  ?= /usr/include
+
+WARN        = -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+DEFS        = -D_GNU_SOURCE -DTC_VERSION='"$(VERSION)"'
+SANFLAGS    = $(if $(SAN),-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer)
+
+MODULE_PKGS  = libcurl grpc libprotobuf-c
+SANDBOX_PKGS = grpc libprotobuf-c libmicrohttpd jansson
+
+GEN        = $(BUILD)/gen
+PROTOS     = $(sort $(wildcard proto/*.proto))
+WKT        = google/protobuf/timestamp.proto google/protobuf/any.proto
+GEN_SRCS   = $(patsubst proto/%.proto,$(GEN)/%.pb-c.c,$(PROTOS)) \
+             $(patsubst %.proto,$(GEN)/%.pb-c.c,$(WKT))
+GEN_OBJS   = $(GEN_SRCS:.c=.o)
+
+MODULE_DIR  = $(BUILD)/$(LUA)
+MODULE      = $(MODULE_DIR)/ticketscloud/core.so
+MODULE_SRCS = $(sort $(wildcard src/*.c))
+MODULE_OBJS = $(patsubst src/%.c,$(MODULE_DIR)/obj/%.o,$(MODULE_SRCS))
+
+SANDBOX      = $(BUILD)/tc-sandbox
+SANDBOX_SRCS = $(sort $(wildcard src/sandbox/*.c))
+SANDBOX_OBJS = $(patsubst src/%.c,$(BUILD)/obj/%.o,$(SANDBOX_SRCS))
+
+.PHONY: all module sandbox deps demo test bench lint clean
+.SECONDARY: $(GEN_SRCS)
+
+all: module sandbox
+
+module: $(MODULE)
+sandbox: $(SANDBOX)
+
+# protoc-c writes a .pb-c.c and .pb-c.h for each .proto; the .h files are
+# made by the same rule, so every object waits for the whole set.
+$(GEN)/.stamp: $(PROTOS)
+	@mkdir -p $(GEN)
+	$(PROTOC_C) -Iproto -I$(PROTO_INC) --c_out=$(GEN) $(notdir $(PROTOS)) $(WKT)
+	@touch $@
+
+$(GEN_SRCS): $(GEN)/.stamp
+
+$(GEN)/%.o: $(GEN)/%.c
+	$(CC) -std=c11 -fPIC $(CFLAGS) $(SANFLAGS) -I$(GEN) $(shell $(PKG_CONFIG) --cflags libprotobuf-c) -c $< -o $@
+
+$(MODULE_DIR)/obj/%.o: src/%.c $(wildcard src/*.h) $(GEN)/.stamp
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) -fPIC -fvisibility=hidden $(CFLAGS) $(SANFLAGS) $(DEFS) -Isrc -I$(GEN) \
+		$(LUA_CFLAGS) $(shell $(PKG_CONFIG) --cflags $(MODULE_PKGS)) -c $< -o $@
+
+# The module never links liblua: the host process (lua, luajit, nginx) has it.
+$(MODULE): $(MODULE_OBJS) $(GEN_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) -shared $(CFLAGS) $(SANFLAGS) -o $@ $^ $(shell $(PKG_CONFIG) --libs $(MODULE_PKGS))
+
+$(BUILD)/obj/sandbox/%.o: src/sandbox/%.c $(wildcard src/sandbox/*.h) $(GEN)/.stamp
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(CFLAGS) $(SANFLAGS) $(DEFS) -Isrc/sandbox -I$(GEN) \
+		$(shell $(PKG_CONFIG) --cflags $(SANDBOX_PKGS)) -c $< -o $@
+
+$(SANDBOX): $(SANDBOX_OBJS) $(GEN_OBJS)
+	$(CC) $(CFLAGS) $(SANFLAGS) -o $@ $^ $(shell $(PKG_CONFIG) --libs $(SANDBOX_PKGS)) -lpthread
+
+deps:
+	@tools/deps
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,42 @@
+/*
+ * compat.h: the one place that knows about Lua versions.
+ *
+ * The core is written against the Lua 5.4 C API. LuaJIT 2.1 (the VM of
+ * OpenResty) speaks the 5.1 API plus a few 5.2 additions; this header fills
+ * in the rest so that no other file needs a version #ifdef. Include it first.
+ */
+#ifndef TC_COMPAT_H
+#define TC_COMPAT_H
+
+#include <lua.h>
+#include <lauxlib.h>
+
+#if LUA_VERSION_NUM < 502 /* Lua 5.1 and LuaJIT */
+
+#define lua_rawlen(L, i) lua_objlen((L), (i))
+#define luaL_newlibtable(L, l) lua_createtable((L), 0, sizeof(l) / sizeof((l)[0]) - 1)
+#define luaL_newlib(L, l) (luaL_newlibtable((L), (l)), luaL_setfuncs((L), (l), 0))
+
+static inline int lua_absindex(lua_State *L, int idx)
+{
+    return (idx > 0 || idx <= LUA_REGISTRYINDEX) ? idx : lua_gettop(L) + idx + 1;
+}
+
+/* An integer-valued number. LuaJIT has one number type, so this checks the value. */
+static inline int lua_isinteger(lua_State *L, int idx)
+{
+    if (lua_type(L, idx) != LUA_TNUMBER)
+        return 0;
+    lua_Number n = lua_tonumber(L, idx);
+    return n == (lua_Number)(lua_Integer)n;
+}
+
+#define TC_HAVE_CLOSE 0
+
+#else
+
+#define TC_HAVE_CLOSE (LUA_VERSION_NUM >= 504)
+
+#endif
+
+#endif

@@ -1,0 +1,121 @@
+/*
+ * errors.c: the error table every failing call returns as `nil, err`.
+ *
+ * An error is a plain table { kind = ..., status = ..., messages = {...} }
+ * with a shared metatable whose __tostring reads well. Lua code makes its
+ * own errors with core.error{...}, so C and Lua errors look the same.
+ */
+#include "private.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+/* "ticketscloud: api error (400): Deal not found; Event ... not found" */
+static int error_tostring(lua_State *L)
+{
+    luaL_Buffer b;
+
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_buffinit(L, &b);
+    luaL_addstring(&b, "ticketscloud: ");
+    lua_getfield(L, 1, "kind");
+    luaL_addstring(&b, lua_isstring(L, -1) ? lua_tostring(L, -1) : "unknown");
+    lua_pop(L, 1);
+    luaL_addstring(&b, " error");
+    lua_getfield(L, 1, "status");
+    if (lua_isnumber(L, -1) || lua_isstring(L, -1)) {
+        lua_pushfstring(L, " (%s)", lua_tostring(L, -1));
+        lua_remove(L, -2);
+        luaL_addvalue(&b);
+    } else {
+        lua_pop(L, 1);
+    }
+    lua_getfield(L, 1, "messages");
+    if (lua_istable(L, -1)) {
+        size_t n = lua_rawlen(L, -1);
+        for (size_t i = 1; i <= n; i++) {
+            lua_rawgeti(L, -1, (int)i); /* err, messages, message */
+            luaL_addstring(&b, i == 1 ? ": " : "; ");
+            if (lua_isstring(L, -1)) {
+                luaL_addvalue(&b);
+            } else if (lua_istable(L, -1)) {
+                /* promocode failures come as { code = ..., msg = ... } */
+                lua_getfield(L, -1, "msg");
+                luaL_addstring(&b, lua_isstring(L, -1) ? lua_tostring(L, -1) : "?");
+                lua_pop(L, 2);
+            } else {
+                luaL_addstring(&b, luaL_typename(L, -1));
+                lua_pop(L, 1);
+            }
+        }
+    }
+    lua_pop(L, 1);
+    luaL_pushresult(&b);
+    return 1;
+}
+
+/* core.error(t): gives t the error metatable and returns it. */
+static int error_new(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_getfield(L, 1, "kind");
+    if (!lua_isstring(L, -1))
+        return luaL_argerror(L, 1, "field 'kind' must be a string");
+    lua_pop(L, 1);
+    lua_getfield(L, 1, "messages");
+    if (lua_isnil(L, -1)) {
+        lua_newtable(L);
+        lua_setfield(L, 1, "messages");
+    }
+    lua_pop(L, 1);
+    lua_settop(L, 1);
+    luaL_getmetatable(L, TC_ERROR_MT);
+    lua_setmetatable(L, 1);
+    return 1;
+}
+
+void tc_push_error(lua_State *L, const char *kind, int status, const char *message)
+{
+    lua_createtable(L, 0, 3);
+    lua_pushstring(L, kind);
+    lua_setfield(L, -2, "kind");
+    if (status >= 0) {
+        lua_pushinteger(L, status);
+        lua_setfield(L, -2, "status");
+    }
+    lua_createtable(L, 1, 0);
+    if (message) {
+        lua_pushstring(L, message);
+        lua_rawseti(L, -2, 1);
+    }
+    lua_setfield(L, -2, "messages");
+    luaL_getmetatable(L, TC_ERROR_MT);
+    lua_setmetatable(L, -2);
+}
+
+int tc_fail(lua_State *L, const char *kind, int status, const char *fmt, ...)
+{
+    char message[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof message, fmt, ap);
+    va_end(ap);
+    lua_pushnil(L);
+    tc_push_error(L, kind, status, message);
+    return 2;
+}
+
+void tc_error_register(lua_State *L)
+{
+    /* module */
+    if (luaL_newmetatable(L, TC_ERROR_MT)) {
+        lua_pushcfunction(L, error_tostring);
+        lua_setfield(L, -2, "__tostring");
+        lua_pushliteral(L, "ticketscloud.Error");
+        lua_setfield(L, -2, "__name");
+    }
+    lua_pop(L, 1);
+    lua_pushcfunction(L, error_new);
+    lua_setfield(L, -2, "error");
+}

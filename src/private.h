@@ -1,0 +1,41 @@
+/*
+ * private.h: declarations shared by the files of the C core.
+ *
+ * Nothing here is exported from core.so: every function is hidden, only
+ * luaopen_ticketscloud_core is visible (see the Makefile's -fvisibility).
+ */
+#ifndef TC_PRIVATE_H
+#define TC_PRIVATE_H
+
+#include "compat.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define TC_ERROR_MT "ticketscloud.Error"
+
+/* Error kinds, the `kind` field of every error table. */
+#define TC_EINVALID   "invalid"   /* the caller's data, caught before sending */
+#define TC_EAUTH      "auth"      /* missing or refused key */
+#define TC_ENOTFOUND  "not_found"
+#define TC_ECONFLICT  "conflict"  /* 409: another change of the order in flight */
+#define TC_EAPI       "api"       /* the service refused the request */
+#define TC_ETRANSPORT "transport" /* connection, TLS, protocol */
+#define TC_ETIMEOUT   "timeout"
+#define TC_EEXPIRED   "expired"   /* the order expired */
+
+/* Each file adds its functions to the module table on top of the stack. */
+void tc_money_register(lua_State *L); /* money.c */
+void tc_order_register(lua_State *L); /* order.c */
+void tc_http_register(lua_State *L);  /* http.c */
+void tc_grpc_register(lua_State *L);  /* grpc.c */
+
+/* errors.c */
+void tc_error_register(lua_State *L);
+/* Pushes an error table { kind, status, messages = { message } }. status < 0
+ * leaves the status out. Returns nothing on the stack but the table. */
+void tc_push_error(lua_State *L, const char *kind, int status, const char *message);
+/* Pushes nil and an error table and returns 2: `return tc_fail(L, ...)`. */
+int tc_fail(lua_State *L, const char *kind, int status, const char *fmt, ...);
+
+#endif
