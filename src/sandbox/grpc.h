@@ -1,0 +1,24 @@
+/*
+ * grpc.h: the tc-simple gRPC listener of tc-sandbox.
+ *
+ * It serves /v3.Simple/<Method> for the ten catalogue methods on its own
+ * thread, reading the catalog and live inventory through sandbox.h.
+ */
+#ifndef TC_SANDBOX_GRPC_H
+#define TC_SANDBOX_GRPC_H
+
+#include <stddef.h>
+
+struct sandbox;
+struct grpc_listener;
+
+/* Binds addr ("127.0.0.1:0" picks a free port), stores the bound port in
+ * *port and starts serving. On failure returns NULL with a message in err. */
+struct grpc_listener *grpc_listener_start(struct sandbox *sb, const char *addr, int *port,
+                                          char *err, size_t errlen);
+
+/* Stops accepting calls, cancels the ones in flight, joins the thread and
+ * frees everything. NULL is allowed. */
+void grpc_listener_stop(struct grpc_listener *l);
+
+#endif
