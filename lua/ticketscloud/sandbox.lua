@@ -1,0 +1,91 @@
+-- ticketscloud.sandbox: start and stop a tc-sandbox process from Lua.
+--
+--   local sandbox = require "ticketscloud.sandbox"
+--   local sb = assert(sandbox.start{ expire = 5 })
+--   local client = tc.new{ key = sb.key, api = sb.api, simple = sb.simple }
+--   ...
+--   sb:stop()
+--
+-- The binary is opts.bin, else $TC_SANDBOX, else `tc-sandbox` from PATH. It
+-- listens on free loopback ports; start() returns once it printed its ready
+-- line. The sandbox's own log goes to opts.log (a file name) or to stderr.
+
+local io_popen = io.popen
+local os_execute = os.execute
+local os_getenv = os.getenv
+local concat = table.concat
+local setmetatable = setmetatable
+local tostring = tostring
+local type = type
+
+local _M = { _VERSION = "0.1.0" }
+
+-- The sample key of the Ticketscloud documentation; the sandbox's default.
+_M.DEFAULT_KEY = "9bd8359943b545500278875r49c5b96d"
+
+local mt = { __index = _M }
+
+local function quote(s)
+    return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+-- opts: bin, catalog, key, expire, seed, log, args (a list of extra arguments)
+function _M.start(opts)
+    opts = opts or {}
+    local bin = opts.bin or os_getenv("TC_SANDBOX") or "tc-sandbox"
+    local key = opts.key or _M.DEFAULT_KEY
+    local argv = { quote(bin), "--http", "127.0.0.1:0", "--grpc", "127.0.0.1:0",
+                   "--key", quote(key) }
+    if opts.catalog then argv[#argv + 1] = "--catalog " .. quote(opts.catalog) end
+    if opts.expire then argv[#argv + 1] = "--expire " .. quote(opts.expire) end
+    if opts.seed then argv[#argv + 1] = "--seed " .. quote(opts.seed) end
+    if type(opts.args) == "table" then
+        for _, a in ipairs(opts.args) do argv[#argv + 1] = quote(a) end
+    end
+    if opts.log then argv[#argv + 1] = "2>>" .. quote(opts.log) end
+
+    -- The shell prints its pid, then becomes the sandbox: that pid is the
+    -- sandbox's, so stop() can signal it.
+    local proc, err = io_popen("echo $$; exec " .. concat(argv, " "), "r")
+    if not proc then
+        return nil, "cannot start tc-sandbox: " .. tostring(err)
+    end
+    local pid = tonumber(proc:read("*l"))
+    local seen = {}
+    for line in proc:lines() do
+        local http, grpc = line:match("^tc%-sandbox ready http=(%S+) grpc=(%S+)")
+        if http then
+            return setmetatable({ pid = pid, proc = proc, key = key, api = http,
+                                  simple = "http://" .. grpc, grpc = grpc }, mt)
+        end
+        seen[#seen + 1] = line
+    end
+    proc:close()
+    return nil, "tc-sandbox did not start (" .. bin .. ")" ..
+        (#seen > 0 and (": " .. concat(seen, "\n")) or "")
+end
+
+-- Stops the sandbox (SIGTERM) and waits for it. Returns true when it exited
+-- with status 0. Calling it again does nothing.
+function _M.stop(self)
+    local proc = self.proc
+    if not proc then return true end
+    self.proc = nil
+    os_execute("kill -TERM " .. self.pid .. " 2>/dev/null")
+    proc:read("*a")
+    local ok, how, code = proc:close()
+    if ok == true then return true end
+    -- Lua 5.1 / LuaJIT report the raw wait status as a number.
+    if type(ok) == "number" then return ok == 0 end
+    return false, how, code
+end
+
+-- Sends SIGKILL: for tests that need a sandbox that vanished mid-call.
+function _M.kill(self)
+    if self.proc then os_execute("kill -KILL " .. self.pid .. " 2>/dev/null") end
+end
+
+mt.__gc = _M.stop
+mt.__close = _M.stop
+
+return _M
