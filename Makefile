@@ -25,7 +25,8 @@ PROTO_INC  ?= /usr/include
 
 WARN        = -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 DEFS        = -D_GNU_SOURCE -DTC_VERSION='"$(VERSION)"'
-SANFLAGS    = $(if $(SAN),-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer)
+SANITIZE    = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+SANFLAGS    = $(if $(SAN),$(SANITIZE))
 
 MODULE_PKGS  = libcurl grpc libprotobuf-c
 SANDBOX_PKGS = grpc libprotobuf-c libmicrohttpd jansson
@@ -64,7 +65,7 @@ $(GEN)/.stamp: $(PROTOS)
 $(GEN_SRCS): $(GEN)/.stamp
 
 $(GEN)/%.o: $(GEN)/%.c
-	$(CC) -std=c11 -fPIC $(CFLAGS) $(SANFLAGS) -I$(GEN) $(shell $(PKG_CONFIG) --cflags libprotobuf-c) -c $< -o $@
+	$(CC) -std=c11 -fPIC -fvisibility=hidden $(CFLAGS) $(SANFLAGS) -I$(GEN) $(shell $(PKG_CONFIG) --cflags libprotobuf-c) -c $< -o $@
 
 $(MODULE_DIR)/obj/%.o: src/%.c $(wildcard src/*.h) $(GEN)/.stamp
 	@mkdir -p $(dir $@)

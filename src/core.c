@@ -13,7 +13,7 @@
 #error "TC_VERSION must be defined by the build"
 #endif
 
-__attribute__((visibility("default"))) int luaopen_ticketscloud_core(lua_State *L)
+int luaopen_ticketscloud_core(lua_State *L)
 {
     lua_newtable(L);
     lua_pushliteral(L, TC_VERSION);

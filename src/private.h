@@ -24,6 +24,9 @@
 #define TC_ETIMEOUT   "timeout"
 #define TC_EEXPIRED   "expired"   /* the order expired */
 
+/* The one exported symbol (core.c). */
+__attribute__((visibility("default"))) int luaopen_ticketscloud_core(lua_State *L);
+
 /* Each file adds its functions to the module table on top of the stack. */
 void tc_money_register(lua_State *L); /* money.c */
 void tc_order_register(lua_State *L); /* order.c */

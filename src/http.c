@@ -1,0 +1,7 @@
+/* http.c: placeholder until its implementation lands; registers nothing. */
+#include "private.h"
+
+void tc_http_register(lua_State *L)
+{
+    (void)L;
+}
