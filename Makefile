@@ -47,7 +47,14 @@ SANDBOX      = $(BUILD)/tc-sandbox
 SANDBOX_SRCS = $(sort $(wildcard src/sandbox/*.c))
 SANDBOX_OBJS = $(patsubst src/%.c,$(BUILD)/obj/%.o,$(SANDBOX_SRCS))
 
-.PHONY: all module sandbox deps demo test bench lint clean
+.PHONY: all module sandbox deps demo test bench install clean
+
+# Where `make install` (and luarocks) put things.
+PREFIX     ?= /usr/local
+LUA_VER    ?= $(if $(filter luajit,$(LUA)),5.1,$(patsubst lua%,%,$(LUA)))
+LUADIR     ?= $(PREFIX)/share/lua/$(LUA_VER)
+LIBDIR     ?= $(PREFIX)/lib/lua/$(LUA_VER)
+BINDIR     ?= $(PREFIX)/bin
 .SECONDARY: $(GEN_SRCS)
 
 all: module sandbox
@@ -87,6 +94,25 @@ $(SANDBOX): $(SANDBOX_OBJS) $(GEN_OBJS)
 
 deps:
 	@tools/deps
+
+# The order example's two mixed orders against a sandbox on free ports.
+demo: deps
+	@$(MAKE) --no-print-directory -s all
+	@LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='$(MODULE_DIR)/?.so;;' \
+		TC_SANDBOX='$(SANDBOX)' $(LUA) examples/mixed_order.lua
+
+test:
+	@tools/test
+
+bench: deps
+	@$(MAKE) --no-print-directory -s all
+	@tools/bench
+
+install: all
+	install -d $(DESTDIR)$(LIBDIR)/ticketscloud $(DESTDIR)$(LUADIR)/ticketscloud $(DESTDIR)$(BINDIR)
+	install -m 0755 $(MODULE) $(DESTDIR)$(LIBDIR)/ticketscloud/core.so
+	install -m 0644 lua/ticketscloud/*.lua $(DESTDIR)$(LUADIR)/ticketscloud/
+	install -m 0755 $(SANDBOX) $(DESTDIR)$(BINDIR)/tc-sandbox
 
 clean:
 	rm -rf $(BUILD)

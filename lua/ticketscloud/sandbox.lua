@@ -18,7 +18,7 @@ local setmetatable = setmetatable
 local tostring = tostring
 local type = type
 
-local _M = { _VERSION = "0.1.0" }
+local _M = {}
 
 -- The sample key of the Ticketscloud documentation; the sandbox's default.
 _M.DEFAULT_KEY = "9bd8359943b545500278875r49c5b96d"
