@@ -1,0 +1,111 @@
+-- The order example: one mixed order (a seated ticket plus an unseated one)
+-- built both ways, step by step, then finished.
+--
+--   path A: create with an unseated ticket (random), add the seat, finish
+--   path B: create with the seat, add an unseated ticket (random), finish
+--
+-- By default it starts tc-sandbox and uses the order example's event. With
+-- TC_KEY set it talks to Ticketscloud instead (TC_API, TC_SIMPLE pick the
+-- hosts) and needs TC_EVENT; the sets and the seat are found via tc-simple.
+
+local tc = require "ticketscloud"
+local flows = require "ticketscloud.flows"
+local cjson = require "cjson"
+
+local getenv = os.getenv
+
+-- The order example's fixtures (see the sandbox's examples/catalog.json).
+local EVENT = getenv("TC_EVENT") or "5d7134962110d30a34e95b96"
+
+local sandbox
+local opts = { key = getenv("TC_KEY"), api = getenv("TC_API"), simple = getenv("TC_SIMPLE") }
+if not opts.key then
+    sandbox = assert(require("ticketscloud.sandbox").start())
+    opts = { key = sandbox.key, api = sandbox.api, simple = sandbox.simple }
+end
+
+-- Print every request body the helpers send: the desired state, in full.
+opts.on_request = function(method, path, body)
+    print(("  %s %s"):format(method, path))
+    if body then print("  " .. cjson.encode(body)) end
+end
+
+local client = assert(tc.new(opts))
+
+local function die(err)
+    print("error: " .. tostring(err))
+    client:close()
+    if sandbox then sandbox:stop() end
+    os.exit(1)
+end
+
+-- Step 0: the event and its sets (tc-simple Events).
+local events = assert(client:events{ ids = { EVENT } })
+local event = events()
+if not event then die(events:error() or "event " .. EVENT .. " not found") end
+local unseated
+for _, set in ipairs(event.sets) do
+    if not set.with_seats and set.amount_vacant > 0 and not unseated then unseated = set end
+end
+if not unseated then die("the event has no unseated set with free tickets") end
+print(("event %s %q: unseated set %s %q"):format(event.id, event.name, unseated.id, unseated.name))
+
+-- Step 1: a vacant seat (tc-simple Seats).
+local function vacant_seat()
+    local seats = assert(client:seats{ event = EVENT, status = "VACANT" })
+    local seat = seats()
+    seats:close()
+    if not seat then die(seats:error() or "no vacant seat") end
+    print(("seat: ticket %s, sector %s row %s seat %s"):format(seat.ticket, seat.sector, seat.row,
+                                                              seat.number))
+    return seat
+end
+
+local function show(order)
+    local names = {}
+    for id, set in pairs(order.refs and order.refs.sets or {}) do names[id] = set.name end
+    print(("  order %s  status %s  expires %s"):format(order.id, order.status, order.expired_after))
+    print(("  %-24s %-10s %-14s %10s %10s %10s  %s"):format("ticket", "set", "seat", "price",
+                                                         "extra", "full", "barcode"))
+    for _, t in ipairs(order.tickets) do
+        local seat = t.seat and ("row %s seat %s"):format(t.seat.row, t.seat.number) or "-"
+        local barcode = t.barcode ~= cjson.null and t.barcode or "-"
+        print(("  %-24s %-10s %-14s %10s %10s %10s  %s"):format(t.id, names[t.set] or t.set, seat,
+                                                             t.price, t.extra, t.full, barcode))
+    end
+    local v = order.values
+    print(("  %-24s %-10s %-14s %10s %10s %10s"):format("total", "", "", v.price, v.extra, v.full))
+end
+
+local function run(title, first)
+    print()
+    print(("== %s"):format(title))
+    local seat = vacant_seat()
+    local order, err = flows.mixed_order(client, {
+        event = EVENT,
+        seats = { seat.ticket },
+        random = { [unseated.id] = 1 },
+        first = first,
+        finish = true,
+        on_step = function(step, o)
+            print("-- " .. step)
+            show(o)
+        end,
+    })
+    if not order then die(err) end
+    return order
+end
+
+local a = run("path A: unseated first (create with random, add the seat)", "random")
+local b = run("path B: seated first (create with the seat, add random)", "seats")
+
+print()
+for _, o in ipairs{ a, b } do
+    local parts = {}
+    for _, t in ipairs(o.tickets) do parts[#parts + 1] = t.full end
+    print(("order %s %s: full %s (%s), code %s"):format(o.id, o.status, o.values.full,
+                                                      table.concat(parts, " + "), o.code))
+end
+
+client:close()
+if sandbox then sandbox:stop() end
