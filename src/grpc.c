@@ -1,7 +1,7 @@
-/* grpc.c: placeholder until its implementation lands; registers nothing. */
+/* grpc.c: tc-simple gRPC client (channel and streams); for now only the codec. */
 #include "private.h"
 
 void tc_grpc_register(lua_State *L)
 {
-    (void)L;
+    tc_codec_register(L);
 }

@@ -41,4 +41,19 @@ void tc_push_error(lua_State *L, const char *kind, int status, const char *messa
 /* Pushes nil and an error table and returns 2: `return tc_fail(L, ...)`. */
 int tc_fail(lua_State *L, const char *kind, int status, const char *fmt, ...);
 
+/* codec.c and grpc.c (tc-simple): protobuf messages <-> Lua tables. */
+struct ProtobufCMessageDescriptor;
+/* A message type by full name ("v3.SeatsRequest"), or NULL. */
+const struct ProtobufCMessageDescriptor *tc_codec_find(const char *type_name);
+/* Encodes the table at idx and pushes the bytes; returns 0 and pushes nothing
+ * when the table does not fit the message (the reason is written into err). */
+int tc_codec_encode(lua_State *L, int idx, const struct ProtobufCMessageDescriptor *d, char *err,
+                    size_t errlen);
+/* Decodes a message and pushes it as a table; returns 0 and pushes nothing
+ * when the bytes are not a valid message. */
+int tc_codec_decode(lua_State *L, const struct ProtobufCMessageDescriptor *d, const uint8_t *data,
+                    size_t len);
+/* Adds core.encode and core.decode (called by tc_grpc_register). */
+void tc_codec_register(lua_State *L);
+
 #endif
