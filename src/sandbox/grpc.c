@@ -1,101 +1,306 @@
 /*
  * grpc.c: the tc-simple gRPC listener of tc-sandbox.
  *
- * A gRPC C core server on its own completion queue, driven by one thread.
- * This first cut answers every call with UNIMPLEMENTED; it exists so the
- * sandbox links while the catalogue methods are being written.
+ * A gRPC C core server with one completion queue, driven by one thread of
+ * our own. Calls are generic (grpc_server_request_call); each one is a small
+ * state machine on the queue, so many calls progress side by side and a
+ * long `Seats` stream does not hold up a short `Events` call:
+ *
+ *   accepted ──> RECV_MESSAGE ──> (answer built) ──> SEND_MESSAGE ... ──>
+ *   SEND_STATUS_FROM_SERVER, with RECV_CLOSE_ON_SERVER pending throughout.
+ *
+ * At most one SEND_MESSAGE batch is in flight per call. A call is freed when
+ * none of its batches is pending any more. What a call answers comes from
+ * grpc_methods.c; this file owns the transport, the metadata and the status.
  */
+#include <grpc/byte_buffer.h>
+#include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc.h>
 #include <grpc/grpc_security.h>
+#include <grpc/support/alloc.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "grpc.h"
+#include "grpc_methods.h"
 #include "sandbox.h"
+
+/* What a completion on the queue stands for. */
+enum tag_kind { TAG_ACCEPT, TAG_READ, TAG_WRITE, TAG_STATUS, TAG_CLOSE, TAG_SHUTDOWN };
+
+struct call;
+
+/* Completion-queue tags are pointers to these, embedded in their owner. */
+struct tag {
+    enum tag_kind kind;
+    struct call *call;
+};
 
 struct grpc_listener {
     struct sandbox *sb;
+    struct methods *methods;
     grpc_server *server;
     grpc_completion_queue *cq;
     pthread_t thread;
-    int shutdown_tag; /* its address is the tag of the server shutdown */
+    atomic_bool stopping;
+    struct tag shutdown;
 };
 
-/* One accepted call. */
 struct call {
+    struct grpc_listener *l;
     grpc_call *call;
     grpc_call_details details;
     grpc_metadata_array request_md;
-    int cancelled;
-    int answered; /* 0 while waiting in request_call, 1 once the reply batch runs */
+    grpc_byte_buffer *request;
+    grpc_byte_buffer *sending;
+    struct reply reply;
+    size_t next;           /* index of the next message of reply to send */
+    bool metadata_sent;    /* initial metadata goes with the first batch */
+    bool dead;             /* failed or cancelled: start no more batches */
+    int pending;           /* batches started and not completed yet */
+    int cancelled;         /* from RECV_CLOSE_ON_SERVER */
+    grpc_slice status_details;
+    struct tag accept, read, write, status, close;
 };
-
-static struct call *call_new(void)
-{
-    struct call *c = calloc(1, sizeof *c);
-    if (!c) return NULL;
-    grpc_call_details_init(&c->details);
-    grpc_metadata_array_init(&c->request_md);
-    return c;
-}
 
 static void call_free(struct call *c)
 {
     if (c->call) grpc_call_unref(c->call);
     grpc_call_details_destroy(&c->details);
     grpc_metadata_array_destroy(&c->request_md);
+    if (c->request) grpc_byte_buffer_destroy(c->request);
+    if (c->sending) grpc_byte_buffer_destroy(c->sending);
+    reply_free(&c->reply);
+    grpc_slice_unref(c->status_details);
     free(c);
 }
 
-static int request_next(struct grpc_listener *l)
+static struct call *call_new(struct grpc_listener *l)
 {
-    struct call *c = call_new();
-    if (!c) return -1;
-    if (grpc_server_request_call(l->server, &c->call, &c->details, &c->request_md, l->cq, l->cq,
-                                 c) != GRPC_CALL_OK) {
-        call_free(c);
-        return -1;
-    }
-    return 0;
+    struct call *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    c->l = l;
+    grpc_call_details_init(&c->details);
+    grpc_metadata_array_init(&c->request_md);
+    c->status_details = grpc_empty_slice();
+    c->accept = (struct tag){TAG_ACCEPT, c};
+    c->read = (struct tag){TAG_READ, c};
+    c->write = (struct tag){TAG_WRITE, c};
+    c->status = (struct tag){TAG_STATUS, c};
+    c->close = (struct tag){TAG_CLOSE, c};
+    return c;
 }
 
-static void answer_unimplemented(struct call *c)
+/* Asks the server for the next incoming call. */
+static void accept_next(struct grpc_listener *l)
 {
-    grpc_op ops[3];
+    if (atomic_load(&l->stopping)) return;
+    struct call *c = call_new(l);
+    if (!c) {
+        fprintf(stderr, "tc-sandbox: grpc: out of memory, not accepting calls\n");
+        return;
+    }
+    c->pending = 1;
+    if (grpc_server_request_call(l->server, &c->call, &c->details, &c->request_md, l->cq, l->cq,
+                                 &c->accept) != GRPC_CALL_OK) {
+        fprintf(stderr, "tc-sandbox: grpc: cannot accept calls\n");
+        call_free(c);
+    }
+}
+
+static void call_fail(struct call *c)
+{
+    if (!c->dead) grpc_call_cancel(c->call, NULL);
+    c->dead = true;
+}
+
+static void start_batch(struct call *c, grpc_op *ops, size_t n, struct tag *tag)
+{
+    if (grpc_call_start_batch(c->call, ops, n, tag, NULL) == GRPC_CALL_OK) {
+        c->pending++;
+    } else {
+        call_fail(c);
+    }
+}
+
+/* Sends the next message of the reply, or the status after the last one. */
+static void send_next(struct call *c)
+{
+    grpc_op ops[2];
+    size_t n = 0;
+
+    if (c->dead) return;
     memset(ops, 0, sizeof ops);
-    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-    ops[1].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
-    ops[1].data.send_status_from_server.status = GRPC_STATUS_UNIMPLEMENTED;
-    grpc_slice details = grpc_slice_from_static_string("not implemented yet");
-    ops[1].data.send_status_from_server.status_details = &details;
-    ops[2].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
-    ops[2].data.recv_close_on_server.cancelled = &c->cancelled;
-    c->answered = 1;
-    if (grpc_call_start_batch(c->call, ops, 3, c, NULL) != GRPC_CALL_OK) call_free(c);
+    if (!c->metadata_sent) {
+        ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+        c->metadata_sent = true;
+    }
+    if (c->next < c->reply.n) {
+        /* The byte buffer takes its own reference; drop ours as we go so a
+         * long stream frees its memory while it is sent. */
+        grpc_slice *msg = &c->reply.msgs[c->next++];
+        c->sending = grpc_raw_byte_buffer_create(msg, 1);
+        grpc_slice_unref(*msg);
+        *msg = grpc_empty_slice();
+        ops[n].op = GRPC_OP_SEND_MESSAGE;
+        ops[n++].data.send_message.send_message = c->sending;
+        start_batch(c, ops, n, &c->write);
+        return;
+    }
+    if (c->reply.message) c->status_details = grpc_slice_from_static_string(c->reply.message);
+    ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+    ops[n].data.send_status_from_server.status = c->reply.status;
+    ops[n++].data.send_status_from_server.status_details =
+        c->reply.message ? &c->status_details : NULL;
+    start_batch(c, ops, n, &c->status);
+}
+
+/* The value of a request metadata entry, or NULL. */
+static const grpc_slice *metadata_value(const grpc_metadata_array *md, const char *key)
+{
+    for (size_t i = 0; i < md->count; i++)
+        if (grpc_slice_str_cmp(md->metadata[i].key, key) == 0) return &md->metadata[i].value;
+    return NULL;
+}
+
+/* The `authorization` entry carries the bare API key. It is never logged. */
+static bool authorized(struct call *c)
+{
+    const grpc_slice *v = metadata_value(&c->request_md, "authorization");
+    if (!v) return false;
+    size_t len = GRPC_SLICE_LENGTH(*v);
+    const char *bytes = (const char *)GRPC_SLICE_START_PTR(*v);
+    if (len == 0 || memchr(bytes, '\0', len)) return false;
+    char *key = grpc_slice_to_c_string(*v);
+    bool ok = sandbox_key_ok(c->l->sb, key);
+    gpr_free(key);
+    return ok;
+}
+
+/* The request has arrived: decide the reply and start sending it.
+ * `preferred-language` is accepted; the catalog has one language. */
+static void answer(struct call *c)
+{
+    const grpc_slice *path = &c->details.method;
+    const struct method *method = methods_find((const char *)GRPC_SLICE_START_PTR(*path),
+                                               GRPC_SLICE_LENGTH(*path));
+    c->reply.status = GRPC_STATUS_OK;
+    if (!method) {
+        c->reply.status = GRPC_STATUS_UNIMPLEMENTED;
+        c->reply.message = "unknown method";
+    } else if (!authorized(c)) {
+        c->reply.status = GRPC_STATUS_UNAUTHENTICATED;
+        c->reply.message = "invalid API key";
+    } else if (!c->request) {
+        c->reply.status = GRPC_STATUS_INVALID_ARGUMENT;
+        c->reply.message = "no request message";
+    } else {
+        grpc_byte_buffer_reader reader;
+        if (!grpc_byte_buffer_reader_init(&reader, c->request)) {
+            c->reply.status = GRPC_STATUS_INVALID_ARGUMENT;
+            c->reply.message = "cannot read the request";
+        } else {
+            grpc_slice bytes = grpc_byte_buffer_reader_readall(&reader);
+            grpc_byte_buffer_reader_destroy(&reader);
+            methods_run(c->l->methods, method, GRPC_SLICE_START_PTR(bytes),
+                        GRPC_SLICE_LENGTH(bytes), &c->reply);
+            grpc_slice_unref(bytes);
+        }
+    }
+    send_next(c);
+}
+
+static void on_accept(struct call *c, bool ok)
+{
+    struct grpc_listener *l = c->l;
+    if (!ok) return; /* the server is shutting down; the call is freed */
+    accept_next(l);
+    if (atomic_load(&l->stopping)) call_fail(c);
+
+    grpc_op ops[1];
+    memset(ops, 0, sizeof ops);
+    ops[0].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    ops[0].data.recv_close_on_server.cancelled = &c->cancelled;
+    start_batch(c, ops, 1, &c->close);
+
+    memset(ops, 0, sizeof ops);
+    ops[0].op = GRPC_OP_RECV_MESSAGE;
+    ops[0].data.recv_message.recv_message = &c->request;
+    start_batch(c, ops, 1, &c->read);
+}
+
+/* Handles one completion; frees the call when it was its last batch. */
+static void on_event(struct tag *tag, bool ok)
+{
+    struct call *c = tag->call;
+    c->pending--;
+    switch (tag->kind) {
+    case TAG_ACCEPT:
+        on_accept(c, ok);
+        break;
+    case TAG_READ:
+        if (!ok) call_fail(c);
+        else answer(c);
+        break;
+    case TAG_WRITE:
+        grpc_byte_buffer_destroy(c->sending);
+        c->sending = NULL;
+        if (!ok) call_fail(c);
+        else send_next(c);
+        break;
+    case TAG_STATUS:
+        if (!ok) call_fail(c);
+        break;
+    case TAG_CLOSE:
+        if (c->cancelled) c->dead = true;
+        break;
+    case TAG_SHUTDOWN:
+        break;
+    }
+    if (c->pending == 0) call_free(c);
 }
 
 static void *serve(void *arg)
 {
     struct grpc_listener *l = arg;
     for (;;) {
-        grpc_event ev = grpc_completion_queue_next(l->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+        grpc_event ev =
+            grpc_completion_queue_next(l->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
         if (ev.type == GRPC_QUEUE_SHUTDOWN) break;
         if (ev.type != GRPC_OP_COMPLETE) continue;
-        if (ev.tag == &l->shutdown_tag) {
+        struct tag *tag = ev.tag;
+        if (tag->kind == TAG_SHUTDOWN) {
+            /* Every call is gone: nothing will be queued any more. */
             grpc_completion_queue_shutdown(l->cq);
             continue;
         }
-        struct call *c = ev.tag;
-        if (c->answered || !ev.success) {
-            call_free(c);
-            continue;
-        }
-        request_next(l);
-        answer_unimplemented(c);
+        on_event(tag, ev.success != 0);
     }
     return NULL;
+}
+
+/* Tears down what start built, in reverse order. The server, if any, must
+ * have been started or never started, and no thread may be running. */
+static void teardown(struct grpc_listener *l)
+{
+    if (l->server) grpc_server_destroy(l->server);
+    if (l->cq) grpc_completion_queue_destroy(l->cq);
+    methods_free(l->methods);
+    grpc_shutdown();
+    free(l);
+}
+
+/* Stops accepting, cancels the calls in flight; the thread then drains the
+ * queue and returns once it is shut down. */
+static void begin_shutdown(struct grpc_listener *l)
+{
+    atomic_store(&l->stopping, true);
+    grpc_server_shutdown_and_notify(l->server, l->cq, &l->shutdown);
+    grpc_server_cancel_all_calls(l->server);
 }
 
 struct grpc_listener *grpc_listener_start(struct sandbox *sb, const char *addr, int *port,
@@ -107,32 +312,42 @@ struct grpc_listener *grpc_listener_start(struct sandbox *sb, const char *addr, 
         return NULL;
     }
     l->sb = sb;
+    atomic_init(&l->stopping, false);
+    l->shutdown = (struct tag){TAG_SHUTDOWN, NULL};
     grpc_init();
+
+    l->methods = methods_load(sb, err, errlen);
+    if (!l->methods) {
+        teardown(l);
+        return NULL;
+    }
     l->cq = grpc_completion_queue_create_for_next(NULL);
     l->server = grpc_server_create(NULL, NULL);
+    if (!l->cq || !l->server) {
+        snprintf(err, errlen, "cannot create the gRPC server");
+        if (l->cq) grpc_completion_queue_shutdown(l->cq);
+        teardown(l);
+        return NULL;
+    }
     grpc_server_register_completion_queue(l->server, l->cq, NULL);
+
     grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
     *port = grpc_server_add_http2_port(l->server, addr, creds);
     grpc_server_credentials_release(creds);
     if (*port <= 0) {
-        snprintf(err, errlen, "cannot listen on %s", addr);
-        grpc_server_destroy(l->server);
+        snprintf(err, errlen, "gRPC: cannot listen on %s", addr);
         grpc_completion_queue_shutdown(l->cq);
-        grpc_completion_queue_destroy(l->cq);
-        grpc_shutdown();
-        free(l);
+        teardown(l);
         return NULL;
     }
+
     grpc_server_start(l->server);
-    if (request_next(l) != 0 || pthread_create(&l->thread, NULL, serve, l) != 0) {
-        snprintf(err, errlen, "cannot start the gRPC listener");
-        grpc_server_shutdown_and_notify(l->server, l->cq, &l->shutdown_tag);
-        grpc_server_cancel_all_calls(l->server);
+    accept_next(l);
+    if (pthread_create(&l->thread, NULL, serve, l) != 0) {
+        snprintf(err, errlen, "gRPC: cannot start the listener thread");
+        begin_shutdown(l);
         serve(l);
-        grpc_server_destroy(l->server);
-        grpc_completion_queue_destroy(l->cq);
-        grpc_shutdown();
-        free(l);
+        teardown(l);
         return NULL;
     }
     return l;
@@ -141,11 +356,7 @@ struct grpc_listener *grpc_listener_start(struct sandbox *sb, const char *addr, 
 void grpc_listener_stop(struct grpc_listener *l)
 {
     if (!l) return;
-    grpc_server_shutdown_and_notify(l->server, l->cq, &l->shutdown_tag);
-    grpc_server_cancel_all_calls(l->server);
+    begin_shutdown(l);
     pthread_join(l->thread, NULL);
-    grpc_server_destroy(l->server);
-    grpc_completion_queue_destroy(l->cq);
-    grpc_shutdown();
-    free(l);
+    teardown(l);
 }

@@ -1,0 +1,43 @@
+/*
+ * grpc_methods.h: the ten tc-simple methods, between the catalog and grpc.c.
+ *
+ * grpc.c owns the server and the calls; grpc_methods.c owns what a call
+ * answers: it decodes the request, filters the catalog and packs the
+ * messages to stream. Both run on the listener's thread only.
+ */
+#ifndef TC_SANDBOX_GRPC_METHODS_H
+#define TC_SANDBOX_GRPC_METHODS_H
+
+#include <grpc/grpc.h>
+#include <grpc/slice.h>
+#include <stddef.h>
+
+struct sandbox;
+struct methods;
+struct method;
+
+/* What a call sends back: packed messages in order, then a status. */
+struct reply {
+    grpc_slice *msgs;
+    size_t n, cap;
+    grpc_status_code status;
+    const char *message; /* a static string, or NULL with GRPC_STATUS_OK */
+};
+
+/* Converts the catalog's entities to messages once, packs the reference
+ * entities and indexes what the filters need. NULL with err on failure,
+ * e.g. an entity that does not fit its message. */
+struct methods *methods_load(struct sandbox *sb, char *err, size_t errlen);
+void methods_free(struct methods *m);
+
+/* The method served at an HTTP/2 path ("/v3.Simple/Events"), or NULL. */
+const struct method *methods_find(const char *path, size_t len);
+
+/* Answers one request (its serialized bytes) into out, which the caller has
+ * zeroed and later releases with reply_free(). */
+void methods_run(struct methods *m, const struct method *method, const uint8_t *req,
+                 size_t len, struct reply *out);
+
+void reply_free(struct reply *r);
+
+#endif
