@@ -1,0 +1,258 @@
+/*
+ * main.c: the tc-sandbox program: options, start-up and clean shutdown.
+ *
+ * It loads the catalog, starts the REST listener (rest.c) and the gRPC
+ * listener (grpc.c), prints one ready line on stdout and waits for SIGINT or
+ * SIGTERM, which stop everything and free it before exiting 0. Bad options
+ * or a bad catalog give one message on stderr and exit status 2.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "catalog.h"
+#include "grpc.h"
+#include "rest.h"
+#include "store.h"
+#include "util.h"
+
+#define DEFAULT_HTTP "127.0.0.1:8080"
+#define DEFAULT_GRPC "127.0.0.1:50051"
+#define DEFAULT_KEY "9bd8359943b545500278875r49c5b96d"
+#define DEFAULT_EXPIRE 900
+#define MAX_KEYS 64
+
+static const char usage[] =
+    "Usage: tc-sandbox [OPTION]...\n"
+    "A stateful local Ticketscloud: tc-simple v3 gRPC and the v2 orders REST API\n"
+    "on loopback, serving a catalog of events from a JSON file.\n"
+    "\n"
+    "Options:\n"
+    "  --catalog FILE     the catalog to serve (default: examples/catalog.json from\n"
+    "                     the current directory or next to the build directory)\n"
+    "  --http ADDR:PORT   REST listener (default " DEFAULT_HTTP "); port 0 picks a free port\n"
+    "  --grpc ADDR:PORT   gRPC listener, plaintext (default " DEFAULT_GRPC "); port 0 picks\n"
+    "                     a free port\n"
+    "  --key KEY          an API key to accept; repeat for several. Default: the\n"
+    "                     documentation's sample key " DEFAULT_KEY "\n"
+    "  --expire SECONDS   lifetime of an executed order before it expires and its\n"
+    "                     tickets go back on sale (default 900)\n"
+    "  --seed N           seed for order ids, barcodes and codes (default: time based)\n"
+    "  --balance MONEY    the distributor's money, e.g. 1000.00: completing an order\n"
+    "                     spends its full amount and fails with \"Not enough money\"\n"
+    "                     when short (default: unlimited)\n"
+    "  --help             show this help and exit\n"
+    "  --version          show the version and exit\n"
+    "\n"
+    "When both listeners are up it prints one line on stdout:\n"
+    "  tc-sandbox ready http=http://127.0.0.1:PORT grpc=127.0.0.1:PORT\n"
+    "and logs one line per REST request on stderr. SIGINT or SIGTERM stop it\n"
+    "(exit status 0). Bad options or catalog: exit status 2.\n"
+    "\n"
+    "REST: POST/GET /v2/resources/orders, GET/PATCH /v2/resources/orders/ID,\n"
+    "POST /v2/resources/orders/export, POST /v2/services/promocodes/check, with\n"
+    "the header \"Authorization: key KEY\". The header \"X-Sandbox-Delay: MS\"\n"
+    "(0..10000) on a PATCH holds the order busy for that long before the change\n"
+    "is applied: other changes of that order meanwhile get 409.\n"
+    "gRPC: /v3.Simple/<Method> with the bare key in the \"authorization\" metadata.\n";
+
+struct options {
+    const char *catalog, *http, *grpc;
+    const char *keys[MAX_KEYS];
+    size_t nkeys;
+    int64_t expire;
+    uint64_t seed;
+    int64_t balance;
+};
+
+static int usage_error(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "tc-sandbox: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, " (see tc-sandbox --help)\n");
+    return 2;
+}
+
+static bool parse_u64(const char *s, uint64_t *out)
+{
+    char *end;
+    if (!*s || *s == '-' || *s == '+' || *s == ' ') return false;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end) return false;
+    *out = v;
+    return true;
+}
+
+/* Returns 0 to run, 1 for --help/--version (exit 0), 2 for a usage error. */
+static int parse_options(int argc, char **argv, struct options *o)
+{
+    enum { O_CATALOG = 1, O_HTTP, O_GRPC, O_KEY, O_EXPIRE, O_SEED, O_BALANCE, O_HELP, O_VERSION };
+    static const struct option longopts[] = {
+        { "catalog", required_argument, NULL, O_CATALOG },
+        { "http", required_argument, NULL, O_HTTP },
+        { "grpc", required_argument, NULL, O_GRPC },
+        { "key", required_argument, NULL, O_KEY },
+        { "expire", required_argument, NULL, O_EXPIRE },
+        { "seed", required_argument, NULL, O_SEED },
+        { "balance", required_argument, NULL, O_BALANCE },
+        { "help", no_argument, NULL, O_HELP },
+        { "version", no_argument, NULL, O_VERSION },
+        { NULL, 0, NULL, 0 },
+    };
+    uint64_t n;
+    int c;
+    o->http = DEFAULT_HTTP;
+    o->grpc = DEFAULT_GRPC;
+    o->expire = DEFAULT_EXPIRE;
+    o->seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+    o->balance = -1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
+        switch (c) {
+        case O_CATALOG: o->catalog = optarg; break;
+        case O_HTTP: o->http = optarg; break;
+        case O_GRPC: o->grpc = optarg; break;
+        case O_KEY:
+            if (!*optarg) return usage_error("--key must not be empty%s", "");
+            if (o->nkeys == MAX_KEYS) return usage_error("too many --key options%s", "");
+            o->keys[o->nkeys++] = optarg;
+            break;
+        case O_EXPIRE:
+            if (!parse_u64(optarg, &n) || n < 1 || n > 31536000)
+                return usage_error("--expire wants whole seconds from 1 to 31536000, not '%s'",
+                                   optarg);
+            o->expire = (int64_t)n;
+            break;
+        case O_SEED:
+            if (!parse_u64(optarg, &n)) return usage_error("--seed wants a number, not '%s'", optarg);
+            o->seed = n;
+            break;
+        case O_BALANCE:
+            if (!parse_money(optarg, &o->balance))
+                return usage_error("--balance wants money such as 1000.00, not '%s'", optarg);
+            break;
+        case O_HELP: fputs(usage, stdout); return 1;
+        case O_VERSION: printf("tc-sandbox %s\n", TC_VERSION); return 1;
+        case ':': return usage_error("%s needs a value", argv[optind - 1]);
+        default: return usage_error("unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc) return usage_error("unexpected argument '%s'", argv[optind]);
+    if (o->nkeys == 0) o->keys[o->nkeys++] = DEFAULT_KEY;
+    return 0;
+}
+
+/* The default catalog: examples/catalog.json in the current directory, else
+ * in the source tree the binary was built in (build/tc-sandbox or
+ * build/<name>/tc-sandbox). */
+static const char *find_default_catalog(char *buf, size_t len)
+{
+    static const char *const rel[] = { "/../examples/catalog.json",
+                                       "/../../examples/catalog.json" };
+    char exe[PATH_MAX];
+    if (access("examples/catalog.json", R_OK) == 0) return "examples/catalog.json";
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        const char *dir = dirname(exe);
+        for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {
+            snprintf(buf, len, "%s%s", dir, rel[i]);
+            if (access(buf, R_OK) == 0) return buf;
+        }
+    }
+    return NULL;
+}
+
+/* Waits for SIGINT or SIGTERM, which main() blocked in every thread. */
+static void wait_for_stop(const sigset_t *set)
+{
+    int sig;
+    while (sigwait(set, &sig) != 0) continue;
+    fprintf(stderr, "tc-sandbox: %s, stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+}
+
+int main(int argc, char **argv)
+{
+    struct options opt = { 0 };
+    char err[768], pathbuf[PATH_MAX + 64];
+    int rc = parse_options(argc, argv, &opt);
+    if (rc) return rc == 1 ? 0 : 2;
+
+    char http_host[64], grpc_host[64];
+    int port;
+    if (!split_addr(opt.http, http_host, sizeof http_host, &port))
+        return usage_error("--http wants ADDR:PORT such as 127.0.0.1:8080, not '%s'", opt.http);
+    if (!split_addr(opt.grpc, grpc_host, sizeof grpc_host, &port))
+        return usage_error("--grpc wants ADDR:PORT such as 127.0.0.1:50051, not '%s'", opt.grpc);
+
+    const char *catalog_path = opt.catalog;
+    if (!catalog_path) catalog_path = find_default_catalog(pathbuf, sizeof pathbuf);
+    if (!catalog_path) {
+        fprintf(stderr, "tc-sandbox: no catalog: examples/catalog.json not found; "
+                        "pass --catalog FILE\n");
+        return 2;
+    }
+    struct catalog *cat = catalog_load(catalog_path, err, sizeof err);
+    if (!cat) {
+        fprintf(stderr, "tc-sandbox: %s\n", err);
+        return 2;
+    }
+    struct sandbox_options so = {
+        .keys = opt.keys, .nkeys = opt.nkeys, .expire = opt.expire,
+        .seed = opt.seed, .balance = opt.balance,
+    };
+    struct sandbox *sb = sandbox_new(cat, &so);
+    if (!sb) {
+        fprintf(stderr, "tc-sandbox: out of memory\n");
+        return 1;
+    }
+
+    /* Block the stop signals before any thread starts, so every thread
+     * inherits the mask and only sigwait() below receives them. */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    int http_port = 0, grpc_port = 0;
+    struct rest *rest = rest_start(sb, opt.http, &http_port, err, sizeof err);
+    if (!rest) {
+        fprintf(stderr, "tc-sandbox: --http %s: %s\n", opt.http, err);
+        sandbox_free(sb);
+        return 2;
+    }
+    struct grpc_listener *grpc = grpc_listener_start(sb, opt.grpc, &grpc_port, err, sizeof err);
+    if (!grpc) {
+        fprintf(stderr, "tc-sandbox: --grpc %s: %s\n", opt.grpc, err);
+        sandbox_stop(sb);
+        rest_stop(rest);
+        sandbox_free(sb);
+        return 2;
+    }
+
+    printf("tc-sandbox ready http=http://%s:%d grpc=%s:%d\n", http_host, http_port, grpc_host,
+           grpc_port);
+    fflush(stdout);
+    fprintf(stderr, "tc-sandbox: catalog %s: %zu events, %zu sets, %zu tickets\n", catalog_path,
+            cat->nevents, cat->nsets, cat->ntickets);
+
+    wait_for_stop(&stop);
+
+    sandbox_stop(sb);
+    grpc_listener_stop(grpc);
+    rest_stop(rest);
+    sandbox_free(sb);
+    return 0;
+}

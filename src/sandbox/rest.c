@@ -1,0 +1,517 @@
+/*
+ * rest.c: the REST listener of tc-sandbox.
+ *
+ * libmicrohttpd with one thread per connection (a delayed PATCH sleeps in
+ * its own thread without holding up anyone). This file is the HTTP edge:
+ * routing, the API key, the body limit, JSON decoding of bodies and query
+ * strings, the response encoding and one log line per request. What a
+ * request does is the store's business (store.h).
+ */
+#include "rest.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "store.h"
+#include "util.h"
+
+#define BODY_LIMIT (1024 * 1024)
+#define MAX_DELAY_MS 10000
+#define ORDERS "/v2/resources/orders"
+#define EXPORT "/v2/resources/orders/export"
+#define PROMO_CHECK "/v2/services/promocodes/check"
+
+struct rest {
+    struct sandbox *sb;
+    struct MHD_Daemon *daemon;
+};
+
+/* Per-request state, from the first call of the handler to completion. */
+struct request {
+    int64_t start_ms;
+    char *body;
+    size_t len, cap;
+    bool too_large;
+};
+
+/* ---- responses --------------------------------------------------------- */
+
+static enum MHD_Result send_raw(struct MHD_Connection *c, const struct request *rq,
+                                const char *method, const char *url, unsigned status, char *text,
+                                const char *type, const char *allow)
+{
+    size_t len = text ? strlen(text) : 0;
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, text ? text : (char *)"",
+                                        text ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    if (!resp) {
+        free(text);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    if (allow) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+    enum MHD_Result ret = MHD_queue_response(c, status, resp);
+    MHD_destroy_response(resp);
+    double ms = (double)(now_ms() - (rq ? rq->start_ms : now_ms()));
+    fprintf(stderr, "tc-sandbox: %s %s %u %.0f ms\n", method, url, status, ms);
+    return ret;
+}
+
+/* Sends body (consumed) as JSON with sorted keys, like the API's examples. */
+static enum MHD_Result send_json(struct MHD_Connection *c, const struct request *rq,
+                                 const char *method, const char *url, unsigned status,
+                                 json_t *body, const char *allow)
+{
+    char *text = NULL;
+    if (body) {
+        text = json_dumps(body, JSON_SORT_KEYS | JSON_COMPACT);
+        json_decref(body);
+        if (!text) status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    return send_raw(c, rq, method, url, status, text, "application/json; charset=utf-8", allow);
+}
+
+static enum MHD_Result send_error(struct MHD_Connection *c, const struct request *rq,
+                                  const char *method, const char *url, unsigned status,
+                                  const char *msg, const char *allow)
+{
+    return send_json(c, rq, method, url, status, error_body("%s", msg), allow);
+}
+
+/* ---- request parsing --------------------------------------------------- */
+
+/* The body as a JSON object, or NULL with *err set to an error body. */
+static json_t *parse_body(const struct request *rq, json_t **err)
+{
+    json_error_t jerr;
+    if (rq->len == 0) {
+        *err = error_body("request body must be a JSON object");
+        return NULL;
+    }
+    json_t *body = json_loadb(rq->body, rq->len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!body) {
+        *err = error_body("malformed JSON: %s (line %d, column %d)", jerr.text, jerr.line,
+                          jerr.column);
+        return NULL;
+    }
+    if (!json_is_object(body)) {
+        json_decref(body);
+        *err = error_body("request body must be a JSON object");
+        return NULL;
+    }
+    return body;
+}
+
+/* Query string of GET /v2/resources/orders. Strings it keeps (event ids)
+ * live in `strings` until the query is done. */
+struct query_parse {
+    struct order_query q;
+    json_t *errors;
+    json_t *strings;
+};
+
+static void query_error(struct query_parse *qp, const char *fmt, const char *arg)
+{
+    char msg[256];
+    snprintf(msg, sizeof msg, fmt, arg);
+    json_array_append_new(qp->errors, json_string(msg));
+}
+
+static bool parse_bool(const char *v, bool *out)
+{
+    if (strcmp(v, "true") == 0 || strcmp(v, "1") == 0) {
+        *out = true;
+    } else if (strcmp(v, "false") == 0 || strcmp(v, "0") == 0) {
+        *out = false;
+    } else {
+        return false;
+    }
+    return true;
+}
+
+static bool parse_int(const char *v, int64_t lo, int64_t hi, int64_t *out)
+{
+    char *end;
+    if (!*v || *v == ' ' || *v == '+') return false;
+    errno = 0;
+    long long n = strtoll(v, &end, 10);
+    if (errno || *end || n < lo || n > hi) return false;
+    *out = n;
+    return true;
+}
+
+static void parse_created_at(struct query_parse *qp, const char *v)
+{
+    const char *comma = strchr(v, ',');
+    char from[64] = "", to[64] = "";
+    if (!comma || (size_t)(comma - v) >= sizeof from || strlen(comma + 1) >= sizeof to) {
+        query_error(qp, "created_at must be two date-times separated by a comma, not '%s'", v);
+        return;
+    }
+    memcpy(from, v, (size_t)(comma - v));
+    strcpy(to, comma + 1);
+    qp->q.has_created = true;
+    qp->q.created_from = INT64_MIN;
+    qp->q.created_to = INT64_MAX;
+    if ((*from && !parse_datetime(from, &qp->q.created_from)) ||
+        (*to && !parse_datetime(to, &qp->q.created_to)))
+        query_error(qp, "created_at must be two date-times separated by a comma, not '%s'", v);
+}
+
+static void parse_statuses(struct query_parse *qp, const char *v)
+{
+    static const char *const names[] = { "executed", "done", "cancelled", "expired" };
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", v);
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
+         tok = strtok_r(NULL, ",", &save)) {
+        bool known = false;
+        for (unsigned i = 0; i < 4; i++) {
+            if (strcmp(tok, names[i]) == 0) {
+                qp->q.status_mask |= 1u << i;
+                known = true;
+            }
+        }
+        /* in_progress is a real status the sandbox never produces. */
+        if (strcmp(tok, "in_progress") == 0) {
+            qp->q.status_mask |= 1u << 8;
+            known = true;
+        }
+        if (!known) query_error(qp, "status: unknown order status '%s'", tok);
+    }
+}
+
+static void parse_events(struct query_parse *qp, const char *v)
+{
+    const char *p = v;
+    while (*p) {
+        const char *comma = strchr(p, ',');
+        size_t n = comma ? (size_t)(comma - p) : strlen(p);
+        if (n > 0) json_array_append_new(qp->strings, json_stringn(p, n));
+        p += n + (comma ? 1 : 0);
+    }
+}
+
+static enum MHD_Result query_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                 const char *value)
+{
+    struct query_parse *qp = cls;
+    const char *v = value ? value : "";
+    (void)kind;
+    if (strcmp(key, "created_at") == 0) {
+        parse_created_at(qp, v);
+    } else if (strcmp(key, "status") == 0) {
+        parse_statuses(qp, v);
+    } else if (strcmp(key, "events") == 0) {
+        parse_events(qp, v);
+    } else if (strcmp(key, "only_with_customer") == 0) {
+        if (!parse_bool(v, &qp->q.only_with_customer))
+            query_error(qp, "only_with_customer must be true or false, not '%s'", v);
+    } else if (strcmp(key, "page") == 0) {
+        if (!parse_int(v, 1, 1000000000, &qp->q.page))
+            query_error(qp, "page must be a whole number from 1, not '%s'", v);
+    } else if (strcmp(key, "page_size") == 0) {
+        if (!parse_int(v, 1, 200, &qp->q.page_size))
+            query_error(qp, "page_size must be a whole number from 1 to 200, not '%s'", v);
+    }
+    return MHD_YES;
+}
+
+/* ---- routes ------------------------------------------------------------ */
+
+static enum MHD_Result list_orders(struct rest *r, struct MHD_Connection *c,
+                                   const struct request *rq, const char *method,
+                                   const char *url)
+{
+    struct query_parse qp = { .q = { .page = 1, .page_size = 50 } };
+    qp.errors = json_array();
+    qp.strings = json_array();
+    const char **events = NULL;
+    json_t *out = NULL;
+    int status;
+    if (!qp.errors || !qp.strings) {
+        status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+        out = NULL;
+        goto done;
+    }
+    MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, query_arg, &qp);
+    if (json_array_size(qp.errors) > 0) {
+        status = MHD_HTTP_BAD_REQUEST;
+        out = json_pack("{s:O}", "errors", qp.errors);
+        goto done;
+    }
+    size_t n = json_array_size(qp.strings);
+    if (n > 0) {
+        events = calloc(n, sizeof *events);
+        if (!events) {
+            status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+            goto done;
+        }
+        for (size_t i = 0; i < n; i++)
+            events[i] = json_string_value(json_array_get(qp.strings, i));
+        qp.q.events = events;
+        qp.q.nevents = n;
+    }
+    status = store_list_orders(r->sb, &qp.q, &out);
+done:
+    free(events);
+    json_decref(qp.errors);
+    json_decref(qp.strings);
+    return send_json(c, rq, method, url, (unsigned)status, out, NULL);
+}
+
+/* X-Sandbox-Delay: milliseconds 0..10000, or -1 when malformed. */
+static int delay_header(struct MHD_Connection *c)
+{
+    const char *v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Sandbox-Delay");
+    int64_t ms = 0;
+    if (!v) return 0;
+    if (!parse_int(v, 0, MAX_DELAY_MS, &ms)) return -1;
+    return (int)ms;
+}
+
+static bool key_ok(struct rest *r, struct MHD_Connection *c, const char **problem)
+{
+    const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                   MHD_HTTP_HEADER_AUTHORIZATION);
+    if (!auth || !*auth) {
+        *problem = "Authorization header is required: Authorization: key <API key>";
+        return false;
+    }
+    if (strncasecmp(auth, "key ", 4) != 0) {
+        *problem = "Authorization header must be: key <API key>";
+        return false;
+    }
+    const char *key = auth + 4;
+    while (*key == ' ') key++;
+    if (!sandbox_key_ok(r->sb, key)) {
+        *problem = "Invalid API key";
+        return false;
+    }
+    return true;
+}
+
+enum route { R_NONE, R_ORDERS, R_EXPORT, R_ORDER, R_PROMO_CHECK };
+
+static enum route find_route(const char *path, const char **id, const char **allow)
+{
+    size_t n = strlen(ORDERS);
+    if (strcmp(path, ORDERS) == 0) {
+        *allow = "GET, POST";
+        return R_ORDERS;
+    }
+    if (strcmp(path, EXPORT) == 0) {
+        *allow = "POST";
+        return R_EXPORT;
+    }
+    if (strncmp(path, ORDERS "/", n + 1) == 0 && path[n + 1] && !strchr(path + n + 1, '/')) {
+        *id = path + n + 1;
+        *allow = "GET, PATCH";
+        return R_ORDER;
+    }
+    if (strcmp(path, PROMO_CHECK) == 0) {
+        *allow = "POST";
+        return R_PROMO_CHECK;
+    }
+    return R_NONE;
+}
+
+static enum MHD_Result dispatch(struct rest *r, struct MHD_Connection *c, struct request *rq,
+                                const char *method, const char *url)
+{
+    char path[512];
+    const char *id = NULL, *allow = NULL, *problem = NULL;
+    snprintf(path, sizeof path, "%s", url);
+    for (size_t n = strlen(path); n > 1 && path[n - 1] == '/'; n--) path[n - 1] = '\0';
+
+    enum route route = find_route(path, &id, &allow);
+    if (route == R_NONE) return send_error(c, rq, method, url, 404, "Not found", NULL);
+    bool get = strcmp(method, "GET") == 0, post = strcmp(method, "POST") == 0,
+         patch = strcmp(method, "PATCH") == 0;
+    bool allowed = (route == R_ORDERS && (get || post)) || (route == R_EXPORT && post) ||
+                   (route == R_ORDER && (get || patch)) || (route == R_PROMO_CHECK && post);
+    if (!allowed) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "Method %s is not allowed here; allowed: %s", method, allow);
+        return send_error(c, rq, method, url, 405, msg, allow);
+    }
+    if (rq->too_large)
+        return send_error(c, rq, method, url, 413, "request body is larger than 1 MiB", NULL);
+    if (!key_ok(r, c, &problem)) return send_error(c, rq, method, url, 401, problem, NULL);
+
+    if (route == R_ORDERS && get) return list_orders(r, c, rq, method, url);
+    if (route == R_EXPORT) {
+        char *empty = strdup("");
+        return send_raw(c, rq, method, url, 200, empty, "text/html; charset=UTF-8", NULL);
+    }
+
+    json_t *out = NULL;
+    int status;
+    if (route == R_ORDER && !is_object_id(id)) {
+        status = 404;
+        out = error_body("Order %s not found", id);
+    } else if (route == R_ORDER && get) {
+        status = store_get_order(r->sb, id, &out);
+    } else {
+        json_t *body = parse_body(rq, &out);
+        if (!body) {
+            status = 400;
+        } else if (route == R_ORDERS) {
+            status = store_create_order(r->sb, body, &out);
+        } else if (route == R_PROMO_CHECK) {
+            status = store_check_promocode(r->sb, body, &out);
+        } else {
+            int delay = delay_header(c);
+            if (delay < 0) {
+                status = 400;
+                out = error_body("X-Sandbox-Delay must be milliseconds from 0 to %d",
+                                 MAX_DELAY_MS);
+            } else {
+                status = store_patch_order(r->sb, id, body, delay, &out);
+            }
+        }
+        json_decref(body);
+    }
+    return send_json(c, rq, method, url, (unsigned)status, out, NULL);
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
+                              const char *method, const char *version, const char *upload,
+                              size_t *upload_size, void **con_cls)
+{
+    struct rest *r = cls;
+    struct request *rq = *con_cls;
+    (void)version;
+    if (!rq) {
+        rq = calloc(1, sizeof *rq);
+        if (!rq) return MHD_NO;
+        rq->start_ms = now_ms();
+        *con_cls = rq;
+        /* Refuse an announced oversized body before reading it. */
+        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl && strtoull(cl, NULL, 10) > BODY_LIMIT) {
+            rq->too_large = true;
+            return send_error(c, rq, method, url, 413, "request body is larger than 1 MiB",
+                              NULL);
+        }
+        return MHD_YES;
+    }
+    if (*upload_size > 0) {
+        size_t n = *upload_size;
+        *upload_size = 0;
+        if (rq->too_large || rq->len + n > BODY_LIMIT) {
+            rq->too_large = true;
+            return MHD_YES;
+        }
+        if (rq->len + n + 1 > rq->cap) {
+            size_t cap = rq->cap ? rq->cap : 4096;
+            while (cap < rq->len + n + 1) cap *= 2;
+            char *b = realloc(rq->body, cap);
+            if (!b) return MHD_NO;
+            rq->body = b;
+            rq->cap = cap;
+        }
+        memcpy(rq->body + rq->len, upload, n);
+        rq->len += n;
+        rq->body[rq->len] = '\0';
+        return MHD_YES;
+    }
+    return dispatch(r, c, rq, method, url);
+}
+
+static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                      enum MHD_RequestTerminationCode toe)
+{
+    struct request *rq = *con_cls;
+    (void)cls;
+    (void)c;
+    (void)toe;
+    if (rq) {
+        free(rq->body);
+        free(rq);
+        *con_cls = NULL;
+    }
+}
+
+/* Binds the listening socket ourselves, for a precise error message. */
+static int listen_on(const char *addr, int *port, char *err, size_t errlen)
+{
+    char host[64];
+    struct sockaddr_in sa = { .sin_family = AF_INET };
+    if (!split_addr(addr, host, sizeof host, port)) {
+        snprintf(err, errlen, "want ADDR:PORT");
+        return -1;
+    }
+    if (strcmp(host, "localhost") == 0) snprintf(host, sizeof host, "127.0.0.1");
+    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
+        struct addrinfo hints = { .ai_family = AF_INET, .ai_socktype = SOCK_STREAM }, *res;
+        if (getaddrinfo(host, NULL, &hints, &res) != 0) {
+            snprintf(err, errlen, "unknown host %s", host);
+            return -1;
+        }
+        sa.sin_addr = ((struct sockaddr_in *)res->ai_addr)->sin_addr;
+        freeaddrinfo(res);
+    }
+    sa.sin_port = htons((uint16_t)*port);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+    if (fd < 0) {
+        snprintf(err, errlen, "socket: %s", strerror(errno));
+        return -1;
+    }
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    socklen_t len = sizeof sa;
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, SOMAXCONN) != 0 ||
+        getsockname(fd, (struct sockaddr *)&sa, &len) != 0) {
+        snprintf(err, errlen, "%s", strerror(errno));
+        close(fd);
+        return -1;
+    }
+    *port = ntohs(sa.sin_port);
+    return fd;
+}
+
+struct rest *rest_start(struct sandbox *sb, const char *addr, int *port, char *err,
+                        size_t errlen)
+{
+    struct rest *r = calloc(1, sizeof *r);
+    if (!r) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    r->sb = sb;
+    int fd = listen_on(addr, port, err, errlen);
+    if (fd < 0) {
+        free(r);
+        return NULL;
+    }
+    r->daemon = MHD_start_daemon(
+        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
+            MHD_USE_ERROR_LOG,
+        0, NULL, NULL, handle, r, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_NOTIFY_COMPLETED,
+        completed, r, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)512, MHD_OPTION_END);
+    if (!r->daemon) {
+        snprintf(err, errlen, "cannot start the HTTP server");
+        close(fd);
+        free(r);
+        return NULL;
+    }
+    return r;
+}
+
+void rest_stop(struct rest *r)
+{
+    if (!r) return;
+    MHD_stop_daemon(r->daemon);
+    free(r);
+}

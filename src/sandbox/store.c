@@ -1,0 +1,212 @@
+/*
+ * store.c: the state of tc-sandbox: orders, who holds which ticket, expiry,
+ * and the reads the gRPC listener makes through sandbox.h.
+ *
+ * One mutex guards everything mutable. Orders expire in creation order
+ * (every order lives --expire seconds), so lazy expiry only has to look at
+ * the oldest live orders, from a cursor that moves forward.
+ */
+#include "store.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* splitmix64: small, seedable, good enough for ids and barcodes. */
+uint64_t store_random(struct sandbox *sb)
+{
+    uint64_t z = (sb->prng += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+struct sandbox *sandbox_new(struct catalog *cat, const struct sandbox_options *opt)
+{
+    struct sandbox *sb = calloc(1, sizeof *sb);
+    if (!sb) {
+        catalog_free(cat);
+        return NULL;
+    }
+    sb->cat = cat;
+    sb->expire = opt->expire;
+    sb->balance = opt->balance;
+    sb->prng = opt->seed;
+    sb->next_number = 59743;
+    pthread_mutex_init(&sb->lock, NULL);
+    pthread_cond_init(&sb->wake, NULL);
+    sb->keys = calloc(opt->nkeys + 1, sizeof *sb->keys);
+    sb->order_ix = json_object();
+    sb->holder = calloc(cat->ntickets + 1, sizeof *sb->holder);
+    sb->mark = calloc(cat->ntickets + 1, 1);
+    sb->reserved = calloc(cat->nsets + 1, sizeof *sb->reserved);
+    sb->sold = calloc(cat->nsets + 1, sizeof *sb->sold);
+    if (!sb->keys || !sb->order_ix || !sb->holder || !sb->mark || !sb->reserved || !sb->sold) {
+        sandbox_free(sb);
+        return NULL;
+    }
+    for (size_t i = 0; i < opt->nkeys; i++) {
+        sb->keys[i] = strdup(opt->keys[i]);
+        if (!sb->keys[i]) {
+            sandbox_free(sb);
+            return NULL;
+        }
+        sb->nkeys++;
+    }
+    return sb;
+}
+
+static void order_free(struct order *o)
+{
+    if (!o) return;
+    free(o->tickets);
+    free(o->barcodes);
+    free(o->promos);
+    json_decref(o->customer);
+    json_decref(o->vendor_data);
+    free(o);
+}
+
+void sandbox_free(struct sandbox *sb)
+{
+    if (!sb) return;
+    for (size_t i = 0; i < sb->norders; i++) order_free(sb->orders[i]);
+    free(sb->orders);
+    for (size_t i = 0; i < sb->nkeys; i++) free(sb->keys[i]);
+    free(sb->keys);
+    json_decref(sb->order_ix);
+    free(sb->holder);
+    free(sb->mark);
+    free(sb->reserved);
+    free(sb->sold);
+    pthread_cond_destroy(&sb->wake);
+    pthread_mutex_destroy(&sb->lock);
+    catalog_free(sb->cat);
+    free(sb);
+}
+
+void sandbox_stop(struct sandbox *sb)
+{
+    pthread_mutex_lock(&sb->lock);
+    sb->stopping = true;
+    pthread_cond_broadcast(&sb->wake);
+    pthread_mutex_unlock(&sb->lock);
+}
+
+/* ---- inventory --------------------------------------------------------- */
+
+uint32_t store_order_index(const struct sandbox *sb, const struct order *o)
+{
+    json_t *v = json_object_get(sb->order_ix, o->id);
+    return (uint32_t)json_integer_value(v);
+}
+
+/* Puts ticket t into order o (index oi). The caller checked it is free. */
+void store_hold(struct sandbox *sb, uint32_t oi, uint32_t t)
+{
+    sb->holder[t] = oi + 1;
+    sb->reserved[sb->cat->tickets[t].set]++;
+}
+
+/* Returns a ticket held by a live (executed) order to sale. */
+void store_release(struct sandbox *sb, uint32_t t)
+{
+    sb->holder[t] = 0;
+    sb->reserved[sb->cat->tickets[t].set]--;
+}
+
+/* Ends an executed order: its tickets go back on sale; the list is kept so
+ * the order still shows what it held. */
+void store_finish(struct sandbox *sb, struct order *o, enum order_status status, int64_t now_s)
+{
+    for (size_t i = 0; i < o->ntickets; i++) store_release(sb, o->tickets[i]);
+    o->status = status;
+    o->priced_at = now_s;
+}
+
+/* Applies every expiry that is due. Called with the lock held. */
+void store_expire_due(struct sandbox *sb, int64_t now)
+{
+    while (sb->expiry_cursor < sb->norders) {
+        struct order *o = sb->orders[sb->expiry_cursor];
+        if (o->status == ORDER_EXECUTED) {
+            if (o->expire_ms > now) break;
+            store_finish(sb, o, ORDER_EXPIRED, o->expired_after);
+        }
+        sb->expiry_cursor++;
+    }
+}
+
+/* ---- sandbox.h --------------------------------------------------------- */
+
+bool sandbox_key_ok(const struct sandbox *sb, const char *key)
+{
+    if (!key) return false;
+    for (size_t i = 0; i < sb->nkeys; i++)
+        if (strcmp(sb->keys[i], key) == 0) return true;
+    return false;
+}
+
+const json_t *sandbox_catalog(const struct sandbox *sb)
+{
+    return sb->cat->doc;
+}
+
+static enum sandbox_ticket_status ticket_status(const struct sandbox *sb, uint32_t t,
+                                                int64_t *till)
+{
+    uint32_t h = sb->holder[t];
+    if (h == 0) return SB_VACANT;
+    const struct order *o = sb->orders[h - 1];
+    if (o->status == ORDER_DONE) return SB_SOLD;
+    *till = o->expired_after;
+    return SB_RESERVED;
+}
+
+bool sandbox_each_seat(struct sandbox *sb, const char *event, sandbox_seat_fn fn, void *ud)
+{
+    const struct catalog *cat = sb->cat;
+    long ev = catalog_event(cat, event);
+    if (ev < 0) return false;
+    pthread_mutex_lock(&sb->lock);
+    store_expire_due(sb, now_ms());
+    const struct cat_event *e = &cat->events[ev];
+    for (uint32_t s = e->first_set; s < e->first_set + e->nsets; s++) {
+        const struct cat_set *set = &cat->sets[s];
+        for (uint32_t t = set->first; t < set->first + set->count; t++) {
+            const struct cat_ticket *tk = &cat->tickets[t];
+            if (!tk->sector) continue;
+            struct sandbox_seat seat = {
+                .ticket = tk->id, .set = set->id, .sector = tk->sector,
+                .row = tk->row, .number = tk->seat, .reserved_till = 0,
+            };
+            seat.status = ticket_status(sb, t, &seat.reserved_till);
+            fn(ud, &seat);
+        }
+    }
+    pthread_mutex_unlock(&sb->lock);
+    return true;
+}
+
+bool sandbox_set_counts(struct sandbox *sb, const char *set, struct sandbox_counts *out)
+{
+    long s = catalog_set(sb->cat, set);
+    if (s < 0) return false;
+    pthread_mutex_lock(&sb->lock);
+    store_expire_due(sb, now_ms());
+    out->amount = sb->cat->sets[s].count;
+    out->vacant = sb->cat->sets[s].count - sb->reserved[s] - sb->sold[s];
+    pthread_mutex_unlock(&sb->lock);
+    return true;
+}
+
+json_t *error_body(const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return json_pack("{s:[s]}", "errors", msg);
+}

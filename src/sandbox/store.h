@@ -1,0 +1,112 @@
+/*
+ * store.h: orders and live inventory of tc-sandbox.
+ *
+ * struct sandbox (declared in sandbox.h) is defined here: the catalog, the
+ * accepted keys, and the mutable state that one mutex guards: every order
+ * and who holds which ticket. Invariant, checked by the specs: per set,
+ * vacant + reserved + sold = total, and a ticket is in at most one live
+ * order. Expiry is applied lazily at the start of every locked operation.
+ *
+ * The store_* functions implement the REST operations: each returns an HTTP
+ * status and sets *out to the JSON body to send (NULL for an empty body).
+ */
+#ifndef TC_SANDBOX_STORE_H
+#define TC_SANDBOX_STORE_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "catalog.h"
+#include "sandbox.h"
+
+struct sandbox_options {
+    const char *const *keys; /* accepted API keys */
+    size_t nkeys;
+    int64_t expire;          /* order lifetime, seconds */
+    uint64_t seed;           /* PRNG seed for ids, barcodes and codes */
+    int64_t balance;         /* distributor's money in minor units; < 0 = unlimited */
+};
+
+enum order_status { ORDER_EXECUTED, ORDER_DONE, ORDER_CANCELLED, ORDER_EXPIRED };
+
+struct order {
+    char id[ID_SIZE];
+    int64_t number;
+    uint32_t event;
+    enum order_status status;
+    int64_t created_at, expired_after, done_at; /* Unix seconds */
+    int64_t expire_ms;   /* the exact moment it expires */
+    int64_t priced_at;   /* prices of a finished order are those of this moment */
+    uint32_t *tickets;   /* ticket indexes, in reservation order */
+    size_t ntickets, cap;
+    char (*barcodes)[18]; /* per ticket, once done */
+    char code[9];
+    uint32_t *promos;    /* indexes into the event's promocodes */
+    size_t npromos;
+    json_t *customer;    /* settings.customer, or NULL */
+    bool send_tickets;
+    json_t *vendor_data; /* always an object */
+    bool busy;           /* a delayed change is in progress */
+};
+
+struct sandbox {
+    struct catalog *cat;
+    char **keys;
+    size_t nkeys;
+    int64_t expire;
+    int64_t balance;
+
+    pthread_mutex_t lock;
+    pthread_cond_t wake; /* signalled on shutdown, ends delayed changes early */
+    bool stopping;
+    uint64_t prng;
+    int64_t next_number;
+    int64_t last_expire_ms;
+    struct order **orders; /* in creation order */
+    size_t norders, orders_cap, expiry_cursor;
+    json_t *order_ix;      /* id -> index into orders */
+    uint32_t *holder;      /* per ticket: 1 + index of the order holding it, 0 = none */
+    uint32_t *reserved, *sold; /* per set */
+    uint8_t *mark;         /* per ticket scratch space, all zero between operations */
+};
+
+/* Takes ownership of cat (also on failure). NULL when out of memory. */
+struct sandbox *sandbox_new(struct catalog *cat, const struct sandbox_options *opt);
+void sandbox_free(struct sandbox *sb);
+
+/* Wakes delayed changes so that shutdown does not wait for them. */
+void sandbox_stop(struct sandbox *sb);
+
+/* List filters of GET /v2/resources/orders, already validated. */
+struct order_query {
+    bool has_created;
+    int64_t created_from, created_to;
+    unsigned status_mask;  /* bit (1 << enum order_status); 0 = any */
+    const char **events;   /* NULL = any */
+    size_t nevents;
+    bool only_with_customer;
+    int64_t page, page_size;
+};
+
+int store_create_order(struct sandbox *sb, const json_t *body, json_t **out);
+/* delay_ms > 0: mark the order busy, wait that long unlocked, then apply. */
+int store_patch_order(struct sandbox *sb, const char *id, const json_t *body, int delay_ms,
+                      json_t **out);
+int store_get_order(struct sandbox *sb, const char *id, json_t **out);
+int store_list_orders(struct sandbox *sb, const struct order_query *q, json_t **out);
+int store_check_promocode(struct sandbox *sb, const json_t *body, json_t **out);
+
+/* Shared by the store's files (store.c, orders.c), lock held. */
+uint64_t store_random(struct sandbox *sb);
+uint32_t store_order_index(const struct sandbox *sb, const struct order *o);
+void store_hold(struct sandbox *sb, uint32_t oi, uint32_t t);
+void store_release(struct sandbox *sb, uint32_t t);
+void store_finish(struct sandbox *sb, struct order *o, enum order_status status, int64_t now_s);
+void store_expire_due(struct sandbox *sb, int64_t now_ms);
+
+/* {"errors": [msg]} */
+json_t *error_body(const char *fmt, ...);
+
+#endif
