@@ -1,7 +1,745 @@
-/* grpc.c: tc-simple gRPC client (channel and streams); for now only the codec. */
+/*
+ * grpc.c: the tc-simple client, on the gRPC C core.
+ *
+ *   local ch = core.channel{ target = "simple.ticketscloud.com:443", tls = true,
+ *                            key = KEY, language = "ru", ca_file = nil, timeout = 10 }
+ *   local stream = ch:stream("Seats", { event = ID })   -- or nil, err
+ *   for seat in stream do ... end                        -- one message per call
+ *   local err = stream:error()                           -- what ended it, if not the end
+ *   stream:close(); ch:close()
+ *
+ * A Channel is one grpc_channel, reused by every call of a client. It holds
+ * the API key (C memory only, wiped on close), sent as the bare value of the
+ * `authorization` metadata entry, with `preferred-language` when set. TLS
+ * verifies the server against the system roots, or against ca_file; the
+ * choice of plaintext is made by the caller (lua/ticketscloud/simple.lua).
+ *
+ * A Stream is one server-streaming call with its own pluck completion
+ * queue. Its deadline (the channel's timeout) covers the whole stream.
+ * Each call of the stream reads and decodes one message, so memory stays
+ * flat however long the listing is. Statuses become error kinds: auth,
+ * timeout, transport, not_found, api (status = the gRPC code).
+ *
+ * gRPC is initialised when the first channel is made (never at require
+ * time: nginx forks its workers after loading modules) and shut down when
+ * each channel is closed. Closing a channel cancels its open streams, which
+ * then report "closed".
+ */
 #include "private.h"
+
+#include <grpc/byte_buffer.h>
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+#include <grpc/support/alloc.h>
+#include <grpc/support/time.h>
+#include <protobuf-c/protobuf-c.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "service.pb-c.h"
+
+#define CHANNEL_MT "ticketscloud.Channel"
+#define STREAM_MT "ticketscloud.Stream"
+
+/* Largest message accepted from the server (hall maps carry SVG drawings). */
+#define MAX_MESSAGE (64 * 1024 * 1024)
+/* Largest ca_file read. */
+#define MAX_CA_FILE (4 * 1024 * 1024)
+
+struct stream;
+
+struct channel {
+    grpc_channel *ch; /* NULL once closed */
+    char *key;        /* the API key: never returned, logged or put in an error */
+    char *language;   /* preferred-language, or NULL */
+    long timeout_ms;  /* deadline of every stream */
+    struct stream *streams; /* open streams, cancelled by close() */
+};
+
+enum stream_state {
+    S_OPEN,   /* the call is running */
+    S_DONE,   /* ended with status OK */
+    S_FAILED, /* ended with an error, kept in err_* */
+    S_CLOSED  /* closed by the caller, or by closing the channel */
+};
+
+struct stream {
+    enum stream_state state;
+    struct channel *channel; /* NULL once detached */
+    struct stream *prev, *next;
+    const ProtobufCMessageDescriptor *output;
+
+    grpc_completion_queue *cq;
+    grpc_call *call;
+    /* The first batch (send the request, receive the headers) and the status
+     * batch; each flag is set while its batch is in flight. */
+    int start_pending, status_pending;
+    grpc_metadata metadata[2];
+    size_t n_metadata;
+    grpc_byte_buffer *request;
+    grpc_metadata_array initial_md, trailing_md;
+    grpc_byte_buffer *response;
+    grpc_slice payload; /* the message being decoded, if have_payload */
+    int have_payload;
+    grpc_status_code status;
+    grpc_slice details;
+    const char *error_string;
+
+    /* The error that ended the stream (S_FAILED). */
+    const char *err_kind;
+    int err_status;
+    char err_message[256];
+};
+
+/* ------------------------------------------------------------------------ */
+/* Status -> error                                                            */
+
+static const char *status_name(grpc_status_code code)
+{
+    static const char *const names[] = {
+        "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
+        "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+        "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
+        "UNAUTHENTICATED",
+    };
+    if ((unsigned)code < sizeof names / sizeof names[0])
+        return names[code];
+    return "UNKNOWN";
+}
+
+static const char *status_kind(grpc_status_code code)
+{
+    switch (code) {
+    case GRPC_STATUS_UNAUTHENTICATED:
+    case GRPC_STATUS_PERMISSION_DENIED:
+        return TC_EAUTH;
+    case GRPC_STATUS_DEADLINE_EXCEEDED:
+        return TC_ETIMEOUT;
+    case GRPC_STATUS_UNAVAILABLE:
+        return TC_ETRANSPORT;
+    case GRPC_STATUS_NOT_FOUND:
+        return TC_ENOTFOUND;
+    default:
+        return TC_EAPI; /* INVALID_ARGUMENT: the server refused the request */
+    }
+}
+
+static void stream_set_error(struct stream *s, const char *kind, int status, const char *message)
+{
+    s->state = S_FAILED;
+    s->err_kind = kind;
+    s->err_status = status;
+    snprintf(s->err_message, sizeof s->err_message, "%s", message);
+}
+
+/* nil, { kind, status, messages = { message }, code = "UNAUTHENTICATED" } */
+static int push_stream_error(lua_State *L, const struct stream *s)
+{
+    lua_pushnil(L);
+    tc_push_error(L, s->err_kind, s->err_status, s->err_message);
+    if (s->err_status >= 0) {
+        lua_pushstring(L, status_name((grpc_status_code)s->err_status));
+        lua_setfield(L, -2, "code");
+    }
+    return 2;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Stream internals                                                           */
+
+static gpr_timespec forever(void)
+{
+    return gpr_inf_future(GPR_CLOCK_REALTIME);
+}
+
+/* Waits for the batch tagged tag. The call's deadline bounds every batch,
+ * so this returns by then at the latest. Returns the batch's success. */
+static int wait_for(struct stream *s, void *tag)
+{
+    grpc_event ev = grpc_completion_queue_pluck(s->cq, tag, forever(), NULL);
+
+    return ev.type == GRPC_OP_COMPLETE && ev.success;
+}
+
+static void unlink_stream(struct stream *s)
+{
+    struct channel *c = s->channel;
+
+    if (!c)
+        return;
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        c->streams = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    s->prev = s->next = NULL;
+    s->channel = NULL;
+}
+
+/* Frees everything of a call whose batches have all completed, in reverse
+ * order of creation, and detaches the stream from its channel. */
+static void stream_release(struct stream *s)
+{
+    if (s->have_payload) {
+        grpc_slice_unref(s->payload);
+        s->have_payload = 0;
+    }
+    if (s->response) {
+        grpc_byte_buffer_destroy(s->response);
+        s->response = NULL;
+    }
+    if (s->request) {
+        grpc_byte_buffer_destroy(s->request);
+        s->request = NULL;
+    }
+    for (size_t i = 0; i < s->n_metadata; i++)
+        grpc_slice_unref(s->metadata[i].value);
+    s->n_metadata = 0;
+    if (s->call) {
+        grpc_metadata_array_destroy(&s->initial_md);
+        grpc_metadata_array_destroy(&s->trailing_md);
+        grpc_slice_unref(s->details);
+        gpr_free((void *)s->error_string);
+        s->error_string = NULL;
+        grpc_call_unref(s->call);
+        s->call = NULL;
+    }
+    if (s->cq) {
+        grpc_completion_queue_shutdown(s->cq);
+        while (grpc_completion_queue_pluck(s->cq, NULL, forever(), NULL).type != GRPC_QUEUE_SHUTDOWN)
+            ;
+        grpc_completion_queue_destroy(s->cq);
+        s->cq = NULL;
+    }
+    unlink_stream(s);
+}
+
+/* Waits for the outstanding batches, cancelling the call first if asked. */
+static void stream_drain(struct stream *s, int cancel)
+{
+    if (!s->call)
+        return;
+    if (cancel && (s->start_pending || s->status_pending))
+        grpc_call_cancel(s->call, NULL);
+    if (s->start_pending) {
+        wait_for(s, &s->start_pending);
+        s->start_pending = 0;
+    }
+    if (s->status_pending) {
+        wait_for(s, &s->status_pending);
+        s->status_pending = 0;
+    }
+}
+
+/* The call is over (no more messages, or it failed): takes its status. */
+static void stream_finish(struct stream *s)
+{
+    stream_drain(s, 0);
+    if (s->status == GRPC_STATUS_OK) {
+        s->state = S_DONE;
+    } else {
+        char message[256];
+        size_t len = GRPC_SLICE_LENGTH(s->details);
+        if (len > 0)
+            snprintf(message, sizeof message, "%.*s", (int)(len < 240 ? len : 240),
+                     (const char *)GRPC_SLICE_START_PTR(s->details));
+        else
+            snprintf(message, sizeof message, "gRPC status %s", status_name(s->status));
+        stream_set_error(s, status_kind(s->status), (int)s->status, message);
+    }
+    stream_release(s);
+}
+
+/* Ends the stream at the caller's request (close, __gc, channel close). */
+static void stream_close(struct stream *s)
+{
+    if (s->state == S_OPEN) {
+        stream_drain(s, 1);
+        stream_release(s);
+    }
+    s->state = S_CLOSED;
+}
+
+static void add_metadata(struct stream *s, const char *key, const char *value)
+{
+    grpc_metadata *m = &s->metadata[s->n_metadata++];
+
+    memset(m, 0, sizeof *m);
+    m->key = grpc_slice_from_static_string(key);
+    m->value = grpc_slice_from_copied_string(value);
+}
+
+/* Starts the call: sends the request and half-closes, and asks for the
+ * status. Returns 0 with an error set when the call could not start. */
+static int stream_start(struct stream *s, struct channel *c, const char *method, const char *req,
+                        size_t req_len)
+{
+    char path[128];
+    grpc_op ops[4];
+    grpc_op status_op;
+
+    s->cq = grpc_completion_queue_create_for_pluck(NULL);
+    if (!s->cq) {
+        stream_set_error(s, TC_ETRANSPORT, -1, "cannot create a completion queue");
+        return 0;
+    }
+    snprintf(path, sizeof path, "/%s/%s", v3__simple__descriptor.name, method);
+    grpc_slice method_slice = grpc_slice_from_copied_string(path);
+    gpr_timespec deadline = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                                         gpr_time_from_millis(c->timeout_ms, GPR_TIMESPAN));
+    s->call = grpc_channel_create_call(c->ch, NULL, GRPC_PROPAGATE_DEFAULTS, s->cq, method_slice,
+                                       NULL, deadline, NULL);
+    grpc_slice_unref(method_slice);
+    if (!s->call) {
+        stream_set_error(s, TC_ETRANSPORT, -1, "cannot create a call");
+        stream_release(s);
+        return 0;
+    }
+    grpc_metadata_array_init(&s->initial_md);
+    grpc_metadata_array_init(&s->trailing_md);
+    s->details = grpc_empty_slice();
+    s->status = GRPC_STATUS_UNKNOWN;
+
+    add_metadata(s, "authorization", c->key);
+    if (c->language)
+        add_metadata(s, "preferred-language", c->language);
+    grpc_slice body = grpc_slice_from_copied_buffer(req, req_len);
+    s->request = grpc_raw_byte_buffer_create(&body, 1);
+    grpc_slice_unref(body);
+
+    memset(ops, 0, sizeof ops);
+    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[0].data.send_initial_metadata.count = s->n_metadata;
+    ops[0].data.send_initial_metadata.metadata = s->metadata;
+    ops[1].op = GRPC_OP_SEND_MESSAGE;
+    ops[1].data.send_message.send_message = s->request;
+    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+    ops[3].data.recv_initial_metadata.recv_initial_metadata = &s->initial_md;
+    if (grpc_call_start_batch(s->call, ops, 4, &s->start_pending, NULL) != GRPC_CALL_OK) {
+        stream_set_error(s, TC_ETRANSPORT, -1, "cannot start the call");
+        stream_release(s);
+        return 0;
+    }
+    s->start_pending = 1;
+
+    memset(&status_op, 0, sizeof status_op);
+    status_op.op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+    status_op.data.recv_status_on_client.trailing_metadata = &s->trailing_md;
+    status_op.data.recv_status_on_client.status = &s->status;
+    status_op.data.recv_status_on_client.status_details = &s->details;
+    status_op.data.recv_status_on_client.error_string = &s->error_string;
+    if (grpc_call_start_batch(s->call, &status_op, 1, &s->status_pending, NULL) != GRPC_CALL_OK) {
+        stream_drain(s, 1);
+        stream_set_error(s, TC_ETRANSPORT, -1, "cannot start the call");
+        stream_release(s);
+        return 0;
+    }
+    s->status_pending = 1;
+    return 1;
+}
+
+/* Receives the next message into s->payload. Returns 1 with a message, 0 at
+ * the end of the stream or when the call failed. */
+static int stream_receive(struct stream *s)
+{
+    grpc_op op;
+    grpc_byte_buffer_reader reader;
+
+    if (s->start_pending) {
+        wait_for(s, &s->start_pending); /* a failure shows in the status */
+        s->start_pending = 0;
+    }
+    memset(&op, 0, sizeof op);
+    op.op = GRPC_OP_RECV_MESSAGE;
+    op.data.recv_message.recv_message = &s->response;
+    if (grpc_call_start_batch(s->call, &op, 1, &s->response, NULL) != GRPC_CALL_OK)
+        return 0;
+    if (!wait_for(s, &s->response) || !s->response)
+        return 0;
+    if (!grpc_byte_buffer_reader_init(&reader, s->response)) {
+        grpc_byte_buffer_destroy(s->response);
+        s->response = NULL;
+        return 0;
+    }
+    s->payload = grpc_byte_buffer_reader_readall(&reader);
+    s->have_payload = 1;
+    grpc_byte_buffer_reader_destroy(&reader);
+    grpc_byte_buffer_destroy(s->response);
+    s->response = NULL;
+    return 1;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Stream methods                                                             */
+
+static struct stream *check_stream(lua_State *L, int arg)
+{
+    return luaL_checkudata(L, arg, STREAM_MT);
+}
+
+/* stream() / stream:next() -> message | nil (the end) | nil, err */
+static int stream_next(lua_State *L)
+{
+    struct stream *s = check_stream(L, 1);
+
+    if (s->have_payload) { /* left over by a decoding that raised */
+        grpc_slice_unref(s->payload);
+        s->have_payload = 0;
+    }
+    switch (s->state) {
+    case S_CLOSED:
+        return tc_fail(L, TC_EINVALID, -1, "closed");
+    case S_DONE:
+        lua_pushnil(L);
+        return 1;
+    case S_FAILED:
+        return push_stream_error(L, s);
+    case S_OPEN:
+        break;
+    }
+    if (!stream_receive(s)) {
+        stream_finish(s);
+        if (s->state == S_DONE) {
+            lua_pushnil(L);
+            return 1;
+        }
+        return push_stream_error(L, s);
+    }
+    if (!tc_codec_decode(L, s->output, GRPC_SLICE_START_PTR(s->payload),
+                         GRPC_SLICE_LENGTH(s->payload))) {
+        grpc_slice_unref(s->payload);
+        s->have_payload = 0;
+        stream_drain(s, 1);
+        stream_release(s);
+        char message[128];
+        snprintf(message, sizeof message, "malformed %s message from the server",
+                 s->output->name);
+        stream_set_error(s, TC_ETRANSPORT, -1, message);
+        return push_stream_error(L, s);
+    }
+    grpc_slice_unref(s->payload);
+    s->have_payload = 0;
+    return 1;
+}
+
+/* The for-loop calls the stream with (state, control): ignore them. */
+static int stream_call(lua_State *L)
+{
+    lua_settop(L, 1);
+    return stream_next(L);
+}
+
+/* stream:error() -> the error that ended the stream, or nil */
+static int stream_error(lua_State *L)
+{
+    struct stream *s = check_stream(L, 1);
+
+    if (s->state != S_FAILED) {
+        lua_pushnil(L);
+        return 1;
+    }
+    push_stream_error(L, s);
+    return 1;
+}
+
+/* stream:close() -> true; also __gc and __close. Idempotent. */
+static int stream_gc(lua_State *L)
+{
+    struct stream *s = check_stream(L, 1);
+
+    if (s->have_payload) {
+        grpc_slice_unref(s->payload);
+        s->have_payload = 0;
+    }
+    if (s->state == S_OPEN)
+        stream_close(s);
+    else if (s->state == S_DONE)
+        s->state = S_CLOSED;
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int stream_tostring(lua_State *L)
+{
+    lua_pushfstring(L, "%s (%p)", STREAM_MT, (void *)check_stream(L, 1));
+    return 1;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Channel                                                                    */
+
+static struct channel *check_channel(lua_State *L, int arg)
+{
+    return luaL_checkudata(L, arg, CHANNEL_MT);
+}
+
+static void wipe_free(char *s)
+{
+    if (s) {
+        volatile char *p = s;
+        while (*p)
+            *p++ = '\0';
+        free(s);
+    }
+}
+
+/* Metadata values must be printable ASCII. */
+static int metadata_ok(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (s[i] < 0x20 || s[i] > 0x7e)
+            return 0;
+    return len > 0;
+}
+
+/* Optional string field of the options table; raises on a wrong type. */
+static const char *opt_string(lua_State *L, const char *name, size_t *len)
+{
+    const char *s = NULL;
+
+    lua_getfield(L, 1, name);
+    if (!lua_isnil(L, -1)) {
+        if (lua_type(L, -1) != LUA_TSTRING)
+            luaL_error(L, "option '%s' must be a string", name);
+        s = lua_tolstring(L, -1, len);
+    }
+    lua_pop(L, 1); /* still referenced by the options table */
+    return s;
+}
+
+/* Reads a PEM file into a NUL-terminated buffer, or NULL with errno set. */
+static char *read_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    size_t len = 0;
+
+    if (!f)
+        return NULL;
+    buf = malloc(MAX_CA_FILE + 1);
+    if (buf) {
+        len = fread(buf, 1, MAX_CA_FILE + 1, f);
+        if (ferror(f) || len > MAX_CA_FILE) {
+            free(buf);
+            buf = NULL;
+            errno = ferror(f) ? EIO : EFBIG;
+        } else {
+            buf[len] = '\0';
+        }
+    }
+    fclose(f);
+    return buf;
+}
+
+static int channel_close_(struct channel *c)
+{
+    if (!c->ch)
+        return 0;
+    while (c->streams)
+        stream_close(c->streams);
+    grpc_channel_destroy(c->ch);
+    c->ch = NULL;
+    wipe_free(c->key);
+    c->key = NULL;
+    free(c->language);
+    c->language = NULL;
+    grpc_shutdown();
+    return 1;
+}
+
+/* core.channel(opts) -> channel | nil, err */
+static int channel_new(lua_State *L)
+{
+    size_t key_len = 0, lang_len = 0;
+    const char *target, *key, *language, *ca_file;
+    lua_Number timeout = 10;
+    int tls;
+
+    luaL_checktype(L, 1, LUA_TTABLE);
+    target = opt_string(L, "target", NULL);
+    key = opt_string(L, "key", &key_len);
+    language = opt_string(L, "language", &lang_len);
+    ca_file = opt_string(L, "ca_file", NULL);
+    lua_getfield(L, 1, "tls");
+    tls = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    lua_getfield(L, 1, "timeout");
+    if (!lua_isnil(L, -1)) {
+        if (lua_type(L, -1) != LUA_TNUMBER)
+            return luaL_error(L, "option 'timeout' must be a number");
+        timeout = lua_tonumber(L, -1);
+    }
+    lua_pop(L, 1);
+    if (!target)
+        return luaL_error(L, "option 'target' is required");
+    if (!key)
+        return luaL_error(L, "option 'key' is required");
+
+    if (!(timeout > 0 && timeout <= 86400))
+        return tc_fail(L, TC_EINVALID, -1, "timeout must be a number of seconds in (0, 86400]");
+    if (!metadata_ok(key, key_len))
+        return tc_fail(L, TC_EINVALID, -1, "the key must be printable ASCII");
+    if (language && !metadata_ok(language, lang_len))
+        return tc_fail(L, TC_EINVALID, -1, "language must be printable ASCII");
+    if (!metadata_ok(target, strlen(target)))
+        return tc_fail(L, TC_EINVALID, -1, "bad gRPC target");
+
+    if (ca_file && !tls)
+        return tc_fail(L, TC_EINVALID, -1, "ca_file given for a plaintext channel");
+
+    /* Everything that can raise comes before the C resources. */
+    struct channel *c = lua_newuserdata(L, sizeof *c); /* opts, channel */
+    memset(c, 0, sizeof *c);
+    luaL_getmetatable(L, CHANNEL_MT);
+    lua_setmetatable(L, -2);
+    char *pem = NULL;
+    if (ca_file) {
+        pem = read_file(ca_file);
+        if (!pem)
+            return tc_fail(L, TC_EINVALID, -1, "cannot read ca_file %s: %s", ca_file,
+                           strerror(errno));
+    }
+    c->timeout_ms = (long)(timeout * 1000 + 0.5);
+    if (c->timeout_ms < 1)
+        c->timeout_ms = 1;
+    c->key = strdup(key);
+    c->language = language ? strdup(language) : NULL;
+    if (!c->key || (language && !c->language)) {
+        wipe_free(c->key);
+        c->key = NULL;
+        free(c->language);
+        c->language = NULL;
+        free(pem);
+        return tc_fail(L, TC_ETRANSPORT, -1, "out of memory");
+    }
+
+    grpc_init();
+    grpc_channel_credentials *creds =
+        tls ? grpc_ssl_credentials_create(pem, NULL, NULL, NULL) : grpc_insecure_credentials_create();
+    free(pem);
+    grpc_arg args[2];
+    args[0].type = GRPC_ARG_INTEGER;
+    args[0].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
+    args[0].value.integer = MAX_MESSAGE;
+    args[1].type = GRPC_ARG_STRING;
+    args[1].key = GRPC_ARG_PRIMARY_USER_AGENT_STRING;
+    args[1].value.string = "lua-ticketscloud/" TC_VERSION;
+    grpc_channel_args channel_args = { 2, args };
+    c->ch = creds ? grpc_channel_create(target, creds, &channel_args) : NULL;
+    if (creds)
+        grpc_channel_credentials_release(creds);
+    if (!c->ch) {
+        wipe_free(c->key);
+        c->key = NULL;
+        free(c->language);
+        c->language = NULL;
+        grpc_shutdown();
+        return tc_fail(L, TC_ETRANSPORT, -1, "cannot create a gRPC channel to %s", target);
+    }
+    return 1;
+}
+
+/* channel:stream(method, request) -> stream | nil, err */
+static int channel_stream(lua_State *L)
+{
+    struct channel *c = check_channel(L, 1);
+    const char *method = luaL_checkstring(L, 2);
+    const ProtobufCMethodDescriptor *m = protobuf_c_service_descriptor_get_method_by_name(
+        &v3__simple__descriptor, method);
+    char err[256];
+    size_t len;
+
+    if (!m)
+        return luaL_argerror(L, 2, lua_pushfstring(L, "no method '%s' in tc-simple", method));
+    luaL_checktype(L, 3, LUA_TTABLE);
+    if (!c->ch)
+        return tc_fail(L, TC_EINVALID, -1, "closed");
+    if (!tc_codec_encode(L, 3, m->input, err, sizeof err)) /* channel, method, request */
+        return tc_fail(L, TC_EINVALID, -1, "%s", err);
+    const char *bytes = lua_tolstring(L, 4, &len); /* channel, method, request, bytes */
+
+    struct stream *s = lua_newuserdata(L, sizeof *s); /* ..., bytes, stream */
+    memset(s, 0, sizeof *s);
+    s->state = S_OPEN;
+    s->output = m->output;
+    luaL_getmetatable(L, STREAM_MT);
+    lua_setmetatable(L, -2);
+
+    /* Link it first: if starting fails, release unlinks it again. */
+    s->channel = c;
+    s->next = c->streams;
+    if (c->streams)
+        c->streams->prev = s;
+    c->streams = s;
+    if (!stream_start(s, c, m->name, bytes, len))
+        return push_stream_error(L, s);
+    return 1;
+}
+
+/* channel:close() -> true; also __gc and __close. Idempotent. */
+static int channel_close(lua_State *L)
+{
+    channel_close_(check_channel(L, 1));
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int channel_tostring(lua_State *L)
+{
+    lua_pushfstring(L, "%s (%p)", CHANNEL_MT, (void *)check_channel(L, 1));
+    return 1;
+}
+
+static void new_class(lua_State *L, const char *name, const luaL_Reg *methods,
+                      lua_CFunction gc, lua_CFunction tostring)
+{
+    /* module */
+    if (luaL_newmetatable(L, name)) { /* module, mt */
+        lua_newtable(L);
+        luaL_setfuncs(L, methods, 0);
+        lua_setfield(L, -2, "__index");
+        lua_pushcfunction(L, gc);
+        lua_setfield(L, -2, "__gc");
+#if TC_HAVE_CLOSE
+        lua_pushcfunction(L, gc);
+        lua_setfield(L, -2, "__close");
+#endif
+        lua_pushcfunction(L, tostring);
+        lua_setfield(L, -2, "__tostring");
+        lua_pushstring(L, name);
+        lua_setfield(L, -2, "__name");
+    }
+    lua_pop(L, 1);
+}
 
 void tc_grpc_register(lua_State *L)
 {
+    static const luaL_Reg channel_methods[] = {
+        { "stream", channel_stream },
+        { "close", channel_close },
+        { NULL, NULL },
+    };
+    static const luaL_Reg stream_methods[] = {
+        { "next", stream_next },
+        { "error", stream_error },
+        { "close", stream_gc },
+        { NULL, NULL },
+    };
+
+    /* module */
+    new_class(L, CHANNEL_MT, channel_methods, channel_close, channel_tostring);
+    new_class(L, STREAM_MT, stream_methods, stream_gc, stream_tostring);
+    luaL_getmetatable(L, STREAM_MT);
+    lua_pushcfunction(L, stream_call);
+    lua_setfield(L, -2, "__call");
+    lua_pop(L, 1);
+    lua_pushcfunction(L, channel_new);
+    lua_setfield(L, -2, "channel");
     tc_codec_register(L);
 }
