@@ -1,40 +1,942 @@
 /*
- * orders.c: the REST operations on orders (work in progress).
+ * orders.c: the REST operations on orders: create, change, read, list,
+ * and the promocode check.
+ *
+ * A change request is checked in two rounds. First its shape (types,
+ * lengths) without the lock; then, locked, the business rules in the order
+ * of spec §5.9. The reservation is applied first because promocodes and
+ * `done` depend on the tickets; if a later rule refuses the request, the
+ * previous ticket list is put back, which always succeeds because the lock
+ * was held throughout. So a 400 never leaves a half-applied change.
  */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "pricing.h"
+#include "render.h"
 #include "store.h"
+#include "util.h"
+
+#define NOT_ENOUGH_MONEY "Not enough money, \xd1\x81ontact to TicketsCloud manager"
+#define MAX_RANDOM 100000
+
+/* A change request (POST or PATCH body) after the shape checks. The
+ * pointers borrow from the body. */
+struct change {
+    const char *event;                /* POST only */
+    const json_t *tickets, *random;   /* array of strings / object of counts */
+    bool all_or_nothing, has_aon;
+    const json_t *customer;           /* settings.customer */
+    bool has_send_tickets, send_tickets;
+    const json_t *vendor_data;
+    const json_t *promocodes;         /* array of strings */
+    const char *status;
+};
+
+/* ---- shape checks ------------------------------------------------------ */
+
+static void add_error(json_t *errors, const char *fmt, const char *arg)
+{
+    char msg[256];
+    snprintf(msg, sizeof msg, fmt, arg);
+    json_array_append_new(errors, json_string(msg));
+}
+
+/* Length in characters (UTF-8 code points). */
+static size_t utf8_len(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        if (((unsigned char)*s & 0xC0) != 0x80) n++;
+    return n;
+}
+
+static void check_customer(const json_t *c, json_t *errors)
+{
+    static const char *const fields[] = { "name", "email", "phone", "lang" };
+    const char *key;
+    json_t *v;
+    if (!json_is_object(c)) {
+        add_error(errors, "settings.customer must be an object%s", "");
+        return;
+    }
+    json_object_foreach((json_t *)c, key, v) {
+        bool known = false;
+        for (size_t i = 0; i < 4; i++) known |= strcmp(key, fields[i]) == 0;
+        if (!known) {
+            add_error(errors, "settings.customer.%s is not a customer field "
+                              "(name, email, phone, lang)", key);
+        } else if (!json_is_string(v) || utf8_len(json_string_value(v)) > 256) {
+            add_error(errors, "settings.customer.%s must be a string of at most 256 characters",
+                      key);
+        } else if (strcmp(key, "lang") == 0 && strcmp(json_string_value(v), "en") != 0 &&
+                   strcmp(json_string_value(v), "ru") != 0) {
+            add_error(errors, "settings.customer.lang must be \"en\" or \"ru\"%s", "");
+        } else if (strcmp(key, "email") == 0 && *json_string_value(v) &&
+                   !strchr(json_string_value(v), '@')) {
+            add_error(errors, "settings.customer.email must be an e-mail address%s", "");
+        }
+    }
+}
+
+/* vendor_data: order_id <= 64 characters; raw <= 20 keys of <= 40
+ * characters whose values are strings of <= 128 characters, numbers or
+ * booleans (spec §8 row 17). */
+static void check_vendor_data(const json_t *vd, json_t *errors)
+{
+    const char *key;
+    json_t *v;
+    if (!json_is_object(vd)) {
+        add_error(errors, "vendor_data must be an object%s", "");
+        return;
+    }
+    json_object_foreach((json_t *)vd, key, v) {
+        if (strcmp(key, "order_id") == 0) {
+            if (!json_is_null(v) &&
+                (!json_is_string(v) || utf8_len(json_string_value(v)) > 64))
+                add_error(errors, "vendor_data.order_id must be a string of at most 64 "
+                                  "characters%s", "");
+        } else if (strcmp(key, "raw") == 0) {
+            const char *rk;
+            json_t *rv;
+            if (!json_is_object(v)) {
+                add_error(errors, "vendor_data.raw must be an object%s", "");
+                continue;
+            }
+            if (json_object_size(v) > 20)
+                add_error(errors, "vendor_data.raw must have at most 20 keys%s", "");
+            json_object_foreach(v, rk, rv) {
+                if (utf8_len(rk) > 40)
+                    add_error(errors, "vendor_data.raw key '%s' is longer than 40 characters",
+                              rk);
+                else if (!(json_is_number(rv) || json_is_boolean(rv) ||
+                           (json_is_string(rv) && utf8_len(json_string_value(rv)) <= 128)))
+                    add_error(errors, "vendor_data.raw.%s must be a string of at most 128 "
+                                      "characters, a number or a boolean", rk);
+            }
+        } else {
+            add_error(errors, "vendor_data.%s is not allowed: only order_id and raw", key);
+        }
+    }
+}
+
+static void check_string_list(const json_t *v, const char *name, json_t *errors)
+{
+    size_t i;
+    json_t *item;
+    if (!json_is_array(v)) {
+        add_error(errors, "%s must be a list of strings", name);
+        return;
+    }
+    json_array_foreach(v, i, item) {
+        if (!json_is_string(item)) {
+            add_error(errors, "%s must be a list of strings", name);
+            return;
+        }
+    }
+}
+
+/* Fills ch from body; shape errors go to errors, business rules that need
+ * no state (settings flags, expired_after) to rule_errors. */
+static void read_change(const json_t *body, bool post, struct change *ch, json_t *errors,
+                        json_t *rule_errors)
+{
+    json_t *v;
+    memset(ch, 0, sizeof *ch);
+    if (json_object_get(body, "expired_after"))
+        add_error(rule_errors, "expired_after is not changable%s", "");
+    if (post && (v = json_object_get(body, "event")) && !json_is_null(v)) {
+        if (!json_is_string(v))
+            add_error(errors, "event must be an id string%s", "");
+        else
+            ch->event = json_string_value(v);
+    }
+    if ((v = json_object_get(body, "tickets"))) {
+        check_string_list(v, "tickets", errors);
+        ch->tickets = v;
+    }
+    if ((v = json_object_get(body, "random"))) {
+        const char *key;
+        json_t *n;
+        if (!json_is_object(v)) add_error(errors, "random must be an object {set id: count}%s", "");
+        json_object_foreach(v, key, n) {
+            if (!json_is_integer(n) || json_integer_value(n) < 0 ||
+                json_integer_value(n) > MAX_RANDOM)
+                add_error(errors, "random.%s must be a whole number from 0 to 100000", key);
+        }
+        ch->random = v;
+    }
+    if ((v = json_object_get(body, "all_or_nothing"))) {
+        if (!json_is_boolean(v)) add_error(errors, "all_or_nothing must be true or false%s", "");
+        ch->has_aon = true;
+        ch->all_or_nothing = json_is_true(v);
+    }
+    if ((v = json_object_get(body, "settings"))) {
+        json_t *s;
+        if (!json_is_object(v)) add_error(errors, "settings must be an object%s", "");
+        if ((s = json_object_get(v, "customer"))) {
+            check_customer(s, errors);
+            ch->customer = s;
+        }
+        if ((s = json_object_get(v, "send_tickets"))) {
+            if (!json_is_boolean(s))
+                add_error(errors, "settings.send_tickets must be true or false%s", "");
+            ch->has_send_tickets = true;
+            ch->send_tickets = json_is_true(s);
+        }
+        if ((s = json_object_get(v, "invitation"))) {
+            if (!json_is_boolean(s))
+                add_error(errors, "settings.invitation must be true or false%s", "");
+            else if (json_is_true(s))
+                add_error(rule_errors, "only org can send invitations%s", "");
+        }
+        if ((s = json_object_get(v, "courier"))) {
+            if (!json_is_boolean(s))
+                add_error(errors, "settings.courier must be true or false%s", "");
+            else if (json_is_true(s))
+                add_error(rule_errors, "Courier must set only with salespoint%s", "");
+        }
+        if (json_object_get(v, "smart_tickets"))
+            add_error(rule_errors, "Kryptonite integrations is disabled%s", "");
+    }
+    if ((v = json_object_get(body, "vendor_data"))) {
+        check_vendor_data(v, errors);
+        ch->vendor_data = v;
+    }
+    if ((v = json_object_get(body, "promocodes"))) {
+        check_string_list(v, "promocodes", errors);
+        ch->promocodes = v;
+    }
+    if ((v = json_object_get(body, "status"))) {
+        if (!json_is_string(v))
+            add_error(errors, "status must be a string%s", "");
+        else
+            ch->status = json_string_value(v);
+    }
+}
+
+/* ---- orders ------------------------------------------------------------ */
+
+static struct order *find_order(struct sandbox *sb, const char *id)
+{
+    json_t *v = json_object_get(sb->order_ix, id);
+    return v ? sb->orders[json_integer_value(v)] : NULL;
+}
+
+static bool reserve_tickets(struct order *o, size_t n)
+{
+    if (n <= o->cap) return true;
+    size_t cap = o->cap ? o->cap : 8;
+    while (cap < n) cap *= 2;
+    uint32_t *t = realloc(o->tickets, cap * sizeof *t);
+    if (!t) return false;
+    o->tickets = t;
+    o->cap = cap;
+    return true;
+}
+
+static struct order *order_new(struct sandbox *sb, uint32_t ev, int64_t now)
+{
+    if (sb->norders == sb->orders_cap) {
+        size_t cap = sb->orders_cap ? sb->orders_cap * 2 : 64;
+        struct order **a = realloc(sb->orders, cap * sizeof *a);
+        if (!a) return NULL;
+        sb->orders = a;
+        sb->orders_cap = cap;
+    }
+    struct order *o = calloc(1, sizeof *o);
+    if (!o) return NULL;
+    o->vendor_data = json_object();
+    if (!o->vendor_data) {
+        free(o);
+        return NULL;
+    }
+    do {
+        uint64_t a = store_random(sb), b = store_random(sb);
+        snprintf(o->id, sizeof o->id, "%016llx%08llx", (unsigned long long)a,
+                 (unsigned long long)(b & 0xffffffffULL));
+    } while (json_object_get(sb->order_ix, o->id));
+    if (json_object_set_new(sb->order_ix, o->id, json_integer((json_int_t)sb->norders)) != 0) {
+        json_decref(o->vendor_data);
+        free(o);
+        return NULL;
+    }
+    o->number = sb->next_number++;
+    o->event = ev;
+    o->status = ORDER_EXECUTED;
+    o->created_at = now / 1000;
+    o->expired_after = o->created_at + sb->expire;
+    /* Orders expire in creation order, even if the clock steps back. */
+    o->expire_ms = now + sb->expire * 1000;
+    if (o->expire_ms < sb->last_expire_ms) o->expire_ms = sb->last_expire_ms;
+    sb->last_expire_ms = o->expire_ms;
+    o->priced_at = o->created_at;
+    sb->orders[sb->norders++] = o;
+    return o;
+}
+
+/* Undoes order_new() for an order that was refused; it holds no tickets. */
+static void order_drop(struct sandbox *sb, struct order *o)
+{
+    json_object_del(sb->order_ix, o->id);
+    sb->norders--;
+    sb->next_number--;
+    free(o->tickets);
+    free(o->promos);
+    json_decref(o->customer);
+    json_decref(o->vendor_data);
+    free(o);
+}
+
+/* Makes list[0..n) the order's tickets: releases what it no longer lists
+ * and takes the rest, which the caller checked are free. The caller
+ * reserved room for n tickets. */
+static void set_held(struct sandbox *sb, struct order *o, const uint32_t *list, size_t n)
+{
+    uint32_t oi = store_order_index(sb, o);
+    for (size_t i = 0; i < n; i++) sb->mark[list[i]] = 1;
+    for (size_t i = 0; i < o->ntickets; i++)
+        if (!sb->mark[o->tickets[i]]) store_release(sb, o->tickets[i]);
+    for (size_t i = 0; i < n; i++) {
+        sb->mark[list[i]] = 0;
+        if (sb->holder[list[i]] != oi + 1) store_hold(sb, oi, list[i]);
+    }
+    memmove(o->tickets, list, n * sizeof *list);
+    o->ntickets = n;
+}
+
+/* Desired state from `tickets` (spec §5.9): kept tickets in their old
+ * order, then the free requested ones in request order. ids were checked
+ * to be tickets of the event. Returns the number of requested tickets that
+ * could not be had. */
+static size_t plan_tickets(struct sandbox *sb, const struct order *o, const uint32_t *want,
+                           size_t nwant, uint32_t *plan, size_t *nplan)
+{
+    uint32_t oi = store_order_index(sb, o);
+    size_t k = 0, missing = 0;
+    for (size_t i = 0; i < nwant; i++) sb->mark[want[i]] = 1;
+    for (size_t i = 0; i < o->ntickets; i++)
+        if (sb->mark[o->tickets[i]]) plan[k++] = o->tickets[i];
+    for (size_t i = 0; i < nwant; i++) {
+        uint32_t t = want[i];
+        if (sb->mark[t] != 1) continue; /* a duplicate */
+        sb->mark[t] = 2;
+        if (sb->holder[t] == oi + 1) continue; /* kept above */
+        if (sb->holder[t] == 0)
+            plan[k++] = t;
+        else
+            missing++;
+    }
+    for (size_t i = 0; i < nwant; i++) sb->mark[want[i]] = 0;
+    *nplan = k;
+    return missing;
+}
+
+/* Desired state from `random`: per set of the event, keep the first held
+ * tickets up to the wanted count (LIFO release), then top up with free
+ * tickets, lowest number first. Returns how many could not be had. */
+static size_t plan_random(struct sandbox *sb, const struct order *o, const json_t *random,
+                          uint32_t *plan, size_t *nplan, size_t cap)
+{
+    const struct catalog *cat = sb->cat;
+    const struct cat_event *ev = &cat->events[o->event];
+    int64_t *want = calloc(ev->nsets + 1, sizeof *want), *have = calloc(ev->nsets + 1, sizeof *have);
+    size_t k = 0, missing = 0;
+    const char *key;
+    json_t *n;
+    if (!want || !have) {
+        free(want);
+        free(have);
+        *nplan = SIZE_MAX;
+        return 0;
+    }
+    json_object_foreach((json_t *)random, key, n) {
+        long s = catalog_set(cat, key);
+        if (s >= 0 && cat->sets[s].event == o->event)
+            want[s - ev->first_set] = json_integer_value(n);
+    }
+    for (size_t i = 0; i < o->ntickets; i++) {
+        uint32_t s = cat->tickets[o->tickets[i]].set - ev->first_set;
+        if (have[s] < want[s]) {
+            plan[k++] = o->tickets[i];
+            have[s]++;
+        }
+    }
+    json_object_foreach((json_t *)random, key, n) {
+        long s = catalog_set(cat, key);
+        if (s < 0 || cat->sets[s].event != o->event) continue;
+        const struct cat_set *set = &cat->sets[s];
+        uint32_t rel = (uint32_t)s - ev->first_set;
+        for (uint32_t i = 0; i < set->count && have[rel] < want[rel] && k < cap; i++) {
+            uint32_t t = set->by_number[i];
+            if (sb->holder[t] == 0) {
+                plan[k++] = t;
+                have[rel]++;
+            }
+        }
+        if (have[rel] < want[rel]) missing += (size_t)(want[rel] - have[rel]);
+    }
+    free(want);
+    free(have);
+    *nplan = k;
+    return missing;
+}
+
+/* Resolves the ids of `tickets`; unknown ids and tickets of other events
+ * are refused with the documented message. */
+static int resolve_tickets(struct sandbox *sb, const struct order *o, const json_t *ids,
+                           uint32_t *out, json_t **err)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(ids, i, v) {
+        const char *id = json_string_value(v);
+        long t = catalog_ticket(sb->cat, id);
+        if (t < 0 || sb->cat->sets[sb->cat->tickets[t].set].event != o->event) {
+            *err = error_body("ticket (id = %s) does not belong to current event", id);
+            return 400;
+        }
+        out[i] = (uint32_t)t;
+    }
+    return 0;
+}
+
+/* Applies `promocodes` (a list of codes: the order's desired promocodes).
+ * Codes that cannot be applied are left out and reported as {code, msg}. */
+static int apply_promocodes(struct sandbox *sb, struct order *o, const json_t *codes,
+                            int64_t now_s, json_t *promo_errors)
+{
+    const struct cat_event *ev = &sb->cat->events[o->event];
+    size_t n = json_array_size(codes), k = 0, i;
+    uint32_t *list = calloc(n + 1, sizeof *list);
+    json_t *v;
+    if (!list) return 500;
+    json_array_foreach(codes, i, v) {
+        const struct cat_promo *p = catalog_promo(sb->cat, o->event, json_string_value(v));
+        const char *code = NULL, *msg = NULL;
+        bool dup = false;
+        if (p)
+            for (size_t j = 0; j < k; j++) dup |= &ev->promos[list[j]] == p;
+        if (!p) {
+            code = "promocode_not_found";
+            msg = "Promocode not found";
+        } else if (dup) {
+            code = "promocode_already_used";
+            msg = "Promocode already used";
+        } else if (p->has_lifetime && (now_s < p->start || now_s > p->finish)) {
+            code = "promocode_apply_info";
+            msg = "Cant apply promocode by some reason";
+        } else if (p->min > 0 && (int64_t)o->ntickets < p->min) {
+            code = "promocode_limit_min_tickets";
+            msg = "Need more tickets in order for promocode activation";
+        }
+        if (code)
+            json_array_append_new(promo_errors, json_pack("{s:s,s:s}", "code", code, "msg", msg));
+        else
+            list[k++] = (uint32_t)(p - ev->promos);
+    }
+    free(o->promos);
+    o->promos = list;
+    o->npromos = k;
+    return 0;
+}
+
+static char random_char(struct sandbox *sb, const char *alphabet, size_t n)
+{
+    return alphabet[store_random(sb) % n];
+}
+
+static int complete_order(struct sandbox *sb, struct order *o, int64_t now_s)
+{
+    char (*barcodes)[18] = calloc(o->ntickets + 1, sizeof *barcodes);
+    if (!barcodes) return 500;
+    for (size_t i = 0; i < o->ntickets; i++) {
+        barcodes[i][0] = random_char(sb, "123456789", 9);
+        for (int d = 1; d < 17; d++) barcodes[i][d] = random_char(sb, "0123456789", 10);
+        barcodes[i][17] = '\0';
+        uint32_t set = sb->cat->tickets[o->tickets[i]].set;
+        sb->reserved[set]--;
+        sb->sold[set]++;
+    }
+    for (int i = 0; i < 8; i++)
+        o->code[i] = random_char(sb, "abcdefghijklmnopqrstuvwxyz0123456789", 36);
+    o->code[8] = '\0';
+    free(o->barcodes);
+    o->barcodes = barcodes;
+    o->status = ORDER_DONE;
+    o->done_at = now_s;
+    o->priced_at = now_s;
+    return 0;
+}
+
+/* The part of a change that needs the lock. Returns 0 (applied; *aon_failed
+ * tells whether all_or_nothing left the order as it was) or an HTTP status
+ * with *err set. */
+static int apply_change(struct sandbox *sb, struct order *o, const struct change *ch,
+                        int64_t now, json_t *promo_errors, json_t **err)
+{
+    const struct catalog *cat = sb->cat;
+    const struct cat_event *ev = &cat->events[o->event];
+    int64_t now_s = now / 1000;
+    int status = 0;
+
+    if (ch->status && strcmp(ch->status, "done") != 0 && strcmp(ch->status, "cancelled") != 0) {
+        *err = error_body("Incorrect status %s for this operation", ch->status);
+        return 400;
+    }
+    if (ch->tickets && ch->random) {
+        *err = error_body("Only one of tickets or random can be set");
+        return 400;
+    }
+    if (ch->has_aon && !ch->tickets && !ch->random) {
+        *err = error_body("'tickets' or 'random' must be");
+        return 400;
+    }
+    if (ch->promocodes && ev->has_promotion) {
+        *err = error_body("Cant use promocode when event have promotion");
+        return 400;
+    }
+
+    /* The reservation, remembering the old list to put it back. */
+    size_t nold = o->ntickets, nwant = 0, nplan = 0, missing = 0;
+    uint32_t *old = malloc((nold + 1) * sizeof *old), *want = NULL, *plan = NULL;
+    uint32_t *old_promos = NULL;
+    size_t nold_promos = o->npromos;
+    if (!old) return 500;
+    memcpy(old, o->tickets, nold * sizeof *old);
+    if (ch->tickets) {
+        nwant = json_array_size(ch->tickets);
+        want = malloc((nwant + 1) * sizeof *want);
+        plan = malloc((nwant + nold + 1) * sizeof *plan);
+        if (!want || !plan || !reserve_tickets(o, nwant + nold)) {
+            status = 500;
+            goto out;
+        }
+        if ((status = resolve_tickets(sb, o, ch->tickets, want, err)) != 0) goto out;
+        missing = plan_tickets(sb, o, want, nwant, plan, &nplan);
+    } else if (ch->random) {
+        size_t cap = nold;
+        const char *key;
+        json_t *n;
+        json_object_foreach((json_t *)ch->random, key, n) {
+            long s = catalog_set(cat, key);
+            if (s >= 0 && cat->sets[s].event == o->event)
+                cap += (size_t)json_integer_value(n) < cat->sets[s].count
+                           ? (size_t)json_integer_value(n)
+                           : cat->sets[s].count;
+        }
+        plan = malloc((cap + 1) * sizeof *plan);
+        if (!plan || !reserve_tickets(o, cap)) {
+            status = 500;
+            goto out;
+        }
+        missing = plan_random(sb, o, ch->random, plan, &nplan, cap);
+        if (nplan == SIZE_MAX) {
+            status = 500;
+            goto out;
+        }
+    }
+    if (missing > 0 && ch->all_or_nothing) {
+        status = -1; /* nothing changes; the caller answers 200 with the order */
+        goto out;
+    }
+    if (plan) set_held(sb, o, plan, nplan);
+
+    if (ch->promocodes) {
+        old_promos = o->promos;
+        o->promos = NULL;
+        if ((status = apply_promocodes(sb, o, ch->promocodes, now_s, promo_errors)) != 0)
+            goto rollback;
+    }
+
+    if (ch->status && strcmp(ch->status, "done") == 0) {
+        struct amounts total;
+        pricing_total(cat, o, now_s, &total);
+        if (o->ntickets == 0) {
+            *err = error_body("there is no tickets in order");
+            status = 400;
+            goto rollback;
+        }
+        if (sb->balance >= 0 && sb->balance < total.full) {
+            *err = error_body(NOT_ENOUGH_MONEY);
+            status = 400;
+            goto rollback;
+        }
+    }
+
+    /* Everything is accepted: the plain fields, then the status. */
+    if (ch->customer) {
+        json_t *c = json_deep_copy(ch->customer);
+        if (!c) {
+            status = 500;
+            goto rollback;
+        }
+        json_decref(o->customer);
+        o->customer = c;
+    }
+    if (ch->has_send_tickets) o->send_tickets = ch->send_tickets;
+    if (ch->vendor_data) {
+        const char *key;
+        json_t *v;
+        json_object_foreach((json_t *)ch->vendor_data, key, v) {
+            if (json_is_null(v))
+                json_object_del(o->vendor_data, key);
+            else
+                json_object_set_new(o->vendor_data, key, json_deep_copy(v));
+        }
+    }
+    if (ch->status && strcmp(ch->status, "done") == 0) {
+        struct amounts total;
+        pricing_total(cat, o, now_s, &total);
+        if ((status = complete_order(sb, o, now_s)) != 0) goto rollback;
+        if (sb->balance >= 0) sb->balance -= total.full;
+    } else if (ch->status) {
+        store_finish(sb, o, ORDER_CANCELLED, now_s);
+    }
+    free(old_promos);
+    goto out;
+
+rollback:
+    set_held(sb, o, old, nold);
+    if (ch->promocodes) {
+        free(o->promos);
+        o->promos = old_promos;
+        o->npromos = nold_promos;
+    }
+out:
+    free(old);
+    free(want);
+    free(plan);
+    if (status == 500 && !*err) *err = error_body("out of memory");
+    return status;
+}
+
+/* The response of a change: the order, refs and any promocode errors. */
+static int order_response(struct sandbox *sb, const struct order *o, int64_t now,
+                          json_t *promo_errors, json_t **out)
+{
+    json_t *refs = render_refs();
+    json_t *data = refs ? render_order(sb, o, refs, now / 1000) : NULL;
+    if (!data) {
+        json_decref(refs);
+        *out = error_body("out of memory");
+        return 500;
+    }
+    *out = json_pack("{s:o,s:o}", "data", data, "refs", refs);
+    if (*out && promo_errors && json_array_size(promo_errors) > 0)
+        json_object_set(*out, "errors", promo_errors);
+    if (!*out) {
+        *out = error_body("out of memory");
+        return 500;
+    }
+    return 200;
+}
+
+/* 400 with the collected shape errors, else with the collected rule errors. */
+static int refuse(json_t *errors, json_t *rule_errors, json_t **out)
+{
+    json_t *list = json_array_size(errors) > 0 ? errors : rule_errors;
+    if (json_array_size(list) == 0) return 0;
+    *out = json_pack("{s:O}", "errors", list);
+    return 400;
+}
+
+/* The event of a new order: `event`, else the first known ticket, else the
+ * first known set of `random` (spec §5.9 step 2). */
+static int order_event(struct sandbox *sb, const struct change *ch, uint32_t *ev, json_t **err)
+{
+    const struct catalog *cat = sb->cat;
+    long e = -1;
+    if (ch->tickets && ch->random) {
+        *err = error_body("Only one of tickets or random can be set");
+        return 400;
+    }
+    if (ch->event) {
+        e = catalog_event(cat, ch->event);
+        if (e < 0) {
+            *err = error_body("Event %s not found", ch->event);
+            return 400;
+        }
+    } else if (ch->tickets && json_array_size(ch->tickets) > 0) {
+        size_t i;
+        json_t *v;
+        json_array_foreach(ch->tickets, i, v) {
+            long t = catalog_ticket(cat, json_string_value(v));
+            if (t >= 0) {
+                e = cat->sets[cat->tickets[t].set].event;
+                break;
+            }
+        }
+        if (e < 0) {
+            *err = error_body("ticket (id = %s) does not belong to current event",
+                              json_string_value(json_array_get(ch->tickets, 0)));
+            return 400;
+        }
+    } else if (ch->random) {
+        const char *key;
+        json_t *n;
+        json_object_foreach((json_t *)ch->random, key, n) {
+            long s = catalog_set(cat, key);
+            if (s >= 0) {
+                e = cat->sets[s].event;
+                break;
+            }
+        }
+    }
+    if (e < 0) {
+        *err = error_body("'tickets' or 'random' must be");
+        return 400;
+    }
+    if (!cat->events[e].has_deal) {
+        *err = error_body("Deal not found");
+        return 400;
+    }
+    *ev = (uint32_t)e;
+    return 0;
+}
 
 int store_create_order(struct sandbox *sb, const json_t *body, json_t **out)
 {
-    (void)sb; (void)body;
-    *out = error_body("not implemented yet");
-    return 501;
+    struct change ch;
+    json_t *errors = json_array(), *rule_errors = json_array(), *promo_errors = json_array();
+    uint32_t ev = 0;
+    int status;
+    if (!errors || !rule_errors || !promo_errors) {
+        status = 500;
+        *out = error_body("out of memory");
+        goto done;
+    }
+    read_change(body, true, &ch, errors, rule_errors);
+    if ((status = refuse(errors, rule_errors, out)) != 0) goto done;
+
+    int64_t now = now_ms();
+    pthread_mutex_lock(&sb->lock);
+    store_expire_due(sb, now);
+    status = order_event(sb, &ch, &ev, out);
+    if (status == 0) {
+        struct order *o = order_new(sb, ev, now);
+        if (!o) {
+            status = 500;
+            *out = error_body("out of memory");
+        } else {
+            status = apply_change(sb, o, &ch, now, promo_errors, out);
+            if (status > 0) {
+                order_drop(sb, o);
+            } else {
+                status = order_response(sb, o, now, promo_errors, out);
+            }
+        }
+    }
+    pthread_mutex_unlock(&sb->lock);
+done:
+    json_decref(errors);
+    json_decref(rule_errors);
+    json_decref(promo_errors);
+    return status;
+}
+
+/* A change of an order that is no longer executed (spec §8 row 10). */
+static int refuse_finished(const struct order *o, const struct change *ch, json_t **out)
+{
+    static const char *const names[] = { "executed", "done", "cancelled", "expired" };
+    if (ch->status && strcmp(ch->status, "cancelled") == 0)
+        *out = error_body("Order %s is not cancellable", o->id);
+    else
+        *out = error_body("Not allow to update order in status %s", names[o->status]);
+    return 400;
+}
+
+/* Waits up to ms unlocked (the caller holds the lock), or until shutdown. */
+static void wait_unlocked(struct sandbox *sb, int ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += ms / 1000;
+    until.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    while (!sb->stopping) {
+        if (pthread_cond_timedwait(&sb->wake, &sb->lock, &until) == ETIMEDOUT) break;
+    }
 }
 
 int store_patch_order(struct sandbox *sb, const char *id, const json_t *body, int delay_ms,
                       json_t **out)
 {
-    (void)sb; (void)id; (void)body; (void)delay_ms;
-    *out = error_body("not implemented yet");
-    return 501;
+    struct change ch;
+    json_t *errors = json_array(), *rule_errors = json_array(), *promo_errors = json_array();
+    int status;
+    if (!errors || !rule_errors || !promo_errors) {
+        status = 500;
+        *out = error_body("out of memory");
+        goto done;
+    }
+    read_change(body, false, &ch, errors, rule_errors);
+    if (json_array_size(errors) > 0) {
+        status = refuse(errors, rule_errors, out);
+        goto done;
+    }
+
+    int64_t now = now_ms();
+    pthread_mutex_lock(&sb->lock);
+    store_expire_due(sb, now);
+    struct order *o = find_order(sb, id);
+    if (!o) {
+        status = 404;
+        *out = error_body("Order %s not found", id);
+    } else if (o->busy) {
+        status = 409;
+        *out = error_body("Order %s is being changed by another request; retry later", id);
+    } else if (o->status != ORDER_EXECUTED) {
+        status = refuse_finished(o, &ch, out);
+    } else {
+        if (delay_ms > 0) {
+            o->busy = true;
+            wait_unlocked(sb, delay_ms);
+            o->busy = false;
+            now = now_ms();
+            store_expire_due(sb, now);
+        }
+        if (o->status != ORDER_EXECUTED) {
+            status = refuse_finished(o, &ch, out);
+        } else if ((status = refuse(errors, rule_errors, out)) == 0) {
+            status = apply_change(sb, o, &ch, now, promo_errors, out);
+            if (status <= 0) status = order_response(sb, o, now, promo_errors, out);
+        }
+    }
+    pthread_mutex_unlock(&sb->lock);
+done:
+    json_decref(errors);
+    json_decref(rule_errors);
+    json_decref(promo_errors);
+    return status;
 }
 
 int store_get_order(struct sandbox *sb, const char *id, json_t **out)
 {
-    (void)sb; (void)id;
-    *out = error_body("not implemented yet");
-    return 501;
+    int64_t now = now_ms();
+    int status;
+    pthread_mutex_lock(&sb->lock);
+    store_expire_due(sb, now);
+    struct order *o = find_order(sb, id);
+    if (!o) {
+        status = 404;
+        *out = error_body("Order %s not found", id);
+    } else {
+        status = order_response(sb, o, now, NULL, out);
+    }
+    pthread_mutex_unlock(&sb->lock);
+    return status;
+}
+
+static bool order_matches(const struct sandbox *sb, const struct order *o,
+                          const struct order_query *q)
+{
+    if (q->status_mask && !(q->status_mask & (1u << o->status))) return false;
+    if (q->has_created && (o->created_at < q->created_from || o->created_at > q->created_to))
+        return false;
+    if (q->only_with_customer && !o->customer) return false;
+    if (q->events) {
+        const char *ev = sb->cat->events[o->event].id;
+        bool found = false;
+        for (size_t i = 0; i < q->nevents && !found; i++) found = strcmp(q->events[i], ev) == 0;
+        if (!found) return false;
+    }
+    return true;
 }
 
 int store_list_orders(struct sandbox *sb, const struct order_query *q, json_t **out)
 {
-    (void)sb; (void)q;
-    *out = error_body("not implemented yet");
-    return 501;
+    int64_t now = now_ms();
+    json_t *refs = render_refs(), *list = json_array();
+    int64_t total = 0, first = (q->page - 1) * q->page_size;
+    int status = 200;
+    if (!refs || !list) {
+        json_decref(refs);
+        json_decref(list);
+        *out = error_body("out of memory");
+        return 500;
+    }
+    pthread_mutex_lock(&sb->lock);
+    store_expire_due(sb, now);
+    /* Newest first. */
+    for (size_t i = sb->norders; i-- > 0;) {
+        const struct order *o = sb->orders[i];
+        if (!order_matches(sb, o, q)) continue;
+        if (total >= first && total < first + q->page_size) {
+            json_t *data = render_order(sb, o, refs, now / 1000);
+            if (!data || json_array_append_new(list, data) != 0) status = 500;
+        }
+        total++;
+    }
+    pthread_mutex_unlock(&sb->lock);
+    if (status != 200) {
+        json_decref(refs);
+        json_decref(list);
+        *out = error_body("out of memory");
+        return status;
+    }
+    *out = json_pack("{s:o,s:o,s:{s:I,s:I,s:I}}", "data", list, "refs", refs, "pagination",
+                     "page", (json_int_t)q->page, "page_size", (json_int_t)q->page_size,
+                     "total", (json_int_t)total);
+    if (!*out) {
+        *out = error_body("out of memory");
+        return 500;
+    }
+    return 200;
 }
 
+/* POST /v2/services/promocodes/check {event, code} (spec §3.9). The catalog
+ * does not change, so no lock is needed. */
 int store_check_promocode(struct sandbox *sb, const json_t *body, json_t **out)
 {
-    (void)sb; (void)body;
-    *out = error_body("not implemented yet");
-    return 501;
+    const struct catalog *cat = sb->cat;
+    json_t *ev_id = json_object_get(body, "event"), *code = json_object_get(body, "code");
+    if (!json_is_string(ev_id) || !json_is_string(code)) {
+        *out = error_body(!json_is_string(ev_id) ? "event is required" : "code is required");
+        return 400;
+    }
+    long e = catalog_event(cat, json_string_value(ev_id));
+    if (e < 0) {
+        *out = error_body("Event %s not found", json_string_value(ev_id));
+        return 400;
+    }
+    const struct cat_promo *p = catalog_promo(cat, (uint32_t)e, json_string_value(code));
+    if (!p) {
+        *out = json_pack("{s:s,s:s}", "error", "HTTPBadRequest", "reason", "Promocode not found");
+        return 400;
+    }
+    int64_t now = now_ms() / 1000;
+    json_t *discount = p->kind == PROMO_FIX
+                           ? json_pack("{s:o}", "fix", render_money(p->value))
+                           : json_pack("{s:O}", "percentage",
+                                       json_object_get(json_object_get(p->json, "discount"),
+                                                       "percentage"));
+    json_t *sets = json_array(), *ref_sets = json_object(), *count = json_object();
+    for (size_t i = 0; i < p->nsets; i++) {
+        const struct cat_set *s = &cat->sets[p->sets[i]];
+        json_array_append_new(sets, json_string(s->id));
+        json_object_set_new(ref_sets, s->id,
+                            json_pack("{s:s,s:s,s:o}", "id", s->id, "name", s->name, "price",
+                                      render_money(catalog_set_price(cat, p->sets[i], now))));
+    }
+    if (p->min > 0) json_object_set_new(count, "min", json_integer(p->min));
+    if (p->max > 0) json_object_set_new(count, "max", json_integer(p->max));
+    json_t *data = json_pack("{s:o,s:o,s:o}", "discount", discount, "sets", sets,
+                             "tickets_count", count);
+    if (data && p->has_lifetime)
+        json_object_set_new(data, "lifetime", json_pack("{s:o,s:o}", "start",
+                                                        render_time(p->start), "finish",
+                                                        render_time(p->finish)));
+    *out = json_pack("{s:o,s:{s:o}}", "data", data, "refs", "sets", ref_sets);
+    if (!*out) {
+        *out = error_body("out of memory");
+        return 500;
+    }
+    return 200;
 }
