@@ -1,0 +1,351 @@
+-- ticketscloud: a client for the Ticketscloud distributor API.
+--
+--   local tc = require "ticketscloud"
+--   local client = assert(tc.new{ key = KEY })
+--   for event in client:events{ status = "PUBLIC" } do print(event.id, event.name) end
+--   local order = assert(client:create_order{ event = ID, random = { [SET] = 1 } })
+--   assert(order:add_tickets{ SEAT_TICKET })
+--   assert(order:finish())
+--   client:close()
+--
+-- tc.new(opts) takes
+--   key       the API key (required); kept in C memory for REST and in
+--             client.options for the gRPC channel; never in an error message
+--   api       REST base URL, default "https://ticketscloud.com"
+--   simple    tc-simple gRPC target, default "simple.ticketscloud.com:443"
+--   timeout   seconds for each request (a whole gRPC stream), default 10
+--   language  preferred-language for gRPC, Accept-Language for REST, default "ru"
+--   ca_file   PEM file of trusted CAs instead of the system store
+--   insecure  true allows plaintext to hosts other than loopback
+--   retry     { attempts = 6, base = 0.1, max = 2 }: 409 retries of order changes
+--   sleep     function(seconds) used between retries (default: blocking)
+--   trace     function(method, path, body, status) called after each REST
+--             request (status nil when no answer came); never sees the key
+-- and returns a client, or nil, err.
+--
+-- Errors. Argument type mistakes raise. Everything the data or the network
+-- causes returns nil, err: err is a table { kind = ..., status = ...,
+-- messages = {...} } whose tostring reads well. Kinds: "invalid" (caught
+-- before sending: nothing was sent), "auth" (401/403), "not_found" (404),
+-- "conflict" (409), "api" (the service refused, or answered nonsense; 400
+-- carries the service's `errors` list in messages), "transport",
+-- "timeout", "expired" (the order has expired).
+--
+-- Data. REST answers are decoded with lua-cjson: JSON null is tc.null
+-- (cjson.null), money is a string "5600.00" (tc.money parses it exactly
+-- into integer minor units). Catalogue messages are plain tables, see
+-- ticketscloud.simple.
+--
+-- Orders: see ticketscloud.order. Pure request building and answer decoding,
+-- for other transports: ticketscloud.rest.
+
+local core = require "ticketscloud.core"
+local rest = require "ticketscloud.rest"
+local orders = require "ticketscloud.order"
+local simple = require "ticketscloud.simple"
+
+local error = error
+local ipairs = ipairs
+local pairs = pairs
+local setmetatable = setmetatable
+local tostring = tostring
+local type = type
+
+local core_error = core.error
+local wrap = orders.wrap
+
+local _M = { _VERSION = core._VERSION }
+local mt = { __index = _M, __name = "ticketscloud.Client" }
+
+_M.money = core.money
+_M.error = core.error
+_M.null = rest.null
+
+local DEFAULT_API = "https://ticketscloud.com"
+local DEFAULT_SIMPLE = "simple.ticketscloud.com:443"
+local DEFAULT_TIMEOUT = 10
+local DEFAULT_LANGUAGE = "ru"
+local DEFAULT_RETRY = { attempts = 6, base = 0.1, max = 2 }
+
+-- The catalogue methods (gRPC): client:events{...}, client:seats{...}, ...
+for name, fn in pairs(simple.methods) do _M[name] = fn end
+
+local function invalid(message)
+    return nil, core_error{ kind = "invalid", messages = { message } }
+end
+
+local function arg_error(fname, n, expected, v)
+    error(("bad argument #%d to '%s' (%s expected, got %s)"):format(n, fname, expected, type(v)), 3)
+end
+
+local function opt_field(opts, name, expected)
+    local v = opts[name]
+    if v ~= nil and type(v) ~= expected then
+        error(("bad field '%s' to 'new' (%s expected, got %s)"):format(name, expected, type(v)), 3)
+    end
+    return v
+end
+
+-- tc.new(opts) -> client | nil, err
+function _M.new(opts)
+    if type(opts) ~= "table" then arg_error("new", 1, "table", opts) end
+    local key = opt_field(opts, "key", "string")
+    local options = {
+        key = key,
+        api = opt_field(opts, "api", "string") or DEFAULT_API,
+        simple = opt_field(opts, "simple", "string") or DEFAULT_SIMPLE,
+        timeout = opt_field(opts, "timeout", "number") or DEFAULT_TIMEOUT,
+        language = opt_field(opts, "language", "string") or DEFAULT_LANGUAGE,
+        ca_file = opt_field(opts, "ca_file", "string"),
+        insecure = opt_field(opts, "insecure", "boolean") or false,
+    }
+    local retry = opt_field(opts, "retry", "table") or {}
+    local sleep = opt_field(opts, "sleep", "function") or core.sleep
+    local trace = opt_field(opts, "trace", "function")
+
+    if key == nil or key == "" then return invalid("key: the API key is required") end
+    if options.timeout ~= options.timeout or options.timeout <= 0 then return invalid("timeout: a positive number of seconds") end
+    local r = {}
+    for k, default in pairs(DEFAULT_RETRY) do
+        local v = retry[k]
+        if v == nil then v = default end
+        if type(v) ~= "number" or v ~= v or v < 0 or (k == "attempts" and v < 1) then
+            return invalid("retry." .. k .. ": a number expected (attempts >= 1)")
+        end
+        r[k] = v
+    end
+    local ok, err = simple.check_options(options)
+    if not ok then return nil, err end
+    local http
+    http, err = core.http{ base = options.api, key = key, timeout = options.timeout,
+                           ca_file = options.ca_file, insecure = options.insecure,
+                           language = options.language }
+    if not http then return nil, err end
+    local self = { options = options, http = http, retry = r, sleep = sleep, trace = trace }
+    -- The address is taken before the metatable hides it behind __tostring.
+    self.name = "ticketscloud.Client: " .. tostring(self):match("0x%x+")
+    return setmetatable(self, mt)
+end
+
+-- client:close(): closes the REST connection and the gRPC channel. Calls
+-- after it return nil, err (kind "invalid", "closed"). Idempotent.
+function _M.close(self)
+    self.closed = true
+    if self.http then self.http:close() end
+    simple.close(self)
+    return true
+end
+
+mt.__gc = function(self) self:close() end -- Lua 5.4 (LuaJIT: the userdata collect themselves)
+mt.__close = mt.__gc
+mt.__tostring = function(self) return self.name end
+
+-- Replaces the key wherever a server echoed it into an error message.
+local function scrub(self, err)
+    local key = self.options.key
+    if type(err) ~= "table" or type(err.messages) ~= "table" or #key < 8 then return err end
+    for i, m in ipairs(err.messages) do
+        if type(m) == "string" and m:find(key, 1, true) then
+            local s, e = m:find(key, 1, true)
+            while s do
+                m = m:sub(1, s - 1) .. "<key>" .. m:sub(e + 1)
+                s, e = m:find(key, 1, true)
+            end
+            err.messages[i] = m
+        end
+    end
+    return err
+end
+
+-- Runs a request of ticketscloud.rest and decodes the answer: the JSON
+-- document, or nil, err. opts: headers, timeout.
+function _M._send(self, req, opts)
+    local status, body = self.http:request(req.method, req.path, req.body, opts)
+    local trace = self.trace
+    if trace then trace(req.method, req.path, req.body, status) end
+    if not status then return nil, scrub(self, body) end
+    local doc, err = rest.decode(status, body)
+    if not doc then return nil, scrub(self, err) end
+    return doc
+end
+
+local function check_opts(fname, n, opts)
+    if opts ~= nil and type(opts) ~= "table" then arg_error(fname, n, "table", opts) end
+end
+
+-- client:create_order{ event = ID, random = { [SET] = n } }
+-- client:create_order{ tickets = { TICKET, ... } }      (the event follows)
+-- client:create_order{ event = ID }                     (an empty order)
+-- plus all_or_nothing, settings, vendor_data, promocodes. Returns the
+-- order, checked like every change (ticketscloud.order): a ticket asked for
+-- but not reserved gives nil, err with err.order set to the new order.
+function _M.create_order(self, args, opts)
+    if type(args) ~= "table" then arg_error("create_order", 1, "table", args) end
+    check_opts("create_order", 2, opts)
+    local req, err = rest.create_order(args)
+    if not req then return nil, err end
+    local doc
+    doc, err = self:_send(req, opts)
+    if not doc then return nil, err end
+    local want = {}
+    if args.tickets ~= nil then want.tickets = args.tickets end
+    if args.random ~= nil then want.counts = args.random end
+    return orders.verify(wrap(self, doc), doc, want)
+end
+
+-- One page of the order list: the document, with data checked to be a list
+-- of orders.
+local function fetch_page(self, query, page, opts)
+    local doc, err = self:_send(rest.list_orders(query, page), opts)
+    if not doc then return nil, err end
+    for i, item in ipairs(doc.data) do
+        if type(item) ~= "table" or type(item.id) ~= "string" then
+            return nil, core_error{ kind = "api", messages = {
+                ("the order list's data[%d] is not an order"):format(i) } }
+        end
+    end
+    return doc
+end
+
+-- client:find_order(id, { events = { EVENT } }) -> order | nil, err
+-- Looks for an order in the list (spec §3.8): what client:order falls back
+-- to when the service does not serve GET /v2/resources/orders/:id.
+function _M.find_order(self, id, filter, opts)
+    if type(id) ~= "string" then arg_error("find_order", 1, "string", id) end
+    local ok, err = core.check_id(id, "order id")
+    if not ok then return nil, err end
+    local f = {}
+    for k, v in pairs(filter or {}) do f[k] = v end
+    f.page_size = f.page_size or rest.MAX_PAGE_SIZE
+    local query, size = rest.orders_query(f)
+    if not query then return nil, size end
+    local page = 0
+    repeat
+        page = page + 1
+        local doc
+        doc, err = fetch_page(self, query, page, opts)
+        if not doc then return nil, err end
+        for _, item in ipairs(doc.data) do
+            if item.id == id then return { data = item, refs = doc.refs } end
+        end
+    until #doc.data < size
+    return nil, core_error{ kind = "not_found", status = 404,
+                            messages = { "Order " .. id .. " not found" } }
+end
+
+-- The server's document of one order: GET, else the list.
+function _M._fetch_order(self, id, event, opts)
+    local req, err = rest.get_order(id)
+    if not req then return nil, err end
+    local doc
+    doc, err = self:_send(req, opts)
+    if doc then return doc end
+    if err.status == 405 or (err.status == 404 and not rest.is_missing_order(err, id)) then
+        return self:find_order(id, event and { events = { event } } or nil, opts)
+    end
+    return nil, err
+end
+
+-- client:order(id, { event = EVENT }) -> order | nil, err
+-- GET /v2/resources/orders/:id; when the service does not serve that route
+-- (404 that is not "Order <id> not found", or 405) the list is scanned,
+-- only the event's orders when opts.event is given.
+function _M.order(self, id, opts)
+    if type(id) ~= "string" then arg_error("order", 1, "string", id) end
+    check_opts("order", 2, opts)
+    local doc, err = self:_fetch_order(id, opts and opts.event, opts)
+    if not doc then return nil, err end
+    return wrap(self, doc)
+end
+
+-- client:patch_order(id, body) -> order | nil, err: a raw PATCH with any
+-- body (spec §3.4), no retry. A promocode the service did not apply, or
+-- money that does not add up, gives nil, err with err.order.
+function _M.patch_order(self, id, body, opts)
+    if type(id) ~= "string" then arg_error("patch_order", 1, "string", id) end
+    if type(body) ~= "table" then arg_error("patch_order", 2, "table", body) end
+    check_opts("patch_order", 3, opts)
+    local req, err = rest.patch_order(id, body)
+    if not req then return nil, err end
+    local doc
+    doc, err = self:_send(req, opts)
+    if not doc then return nil, err end
+    return orders.verify(wrap(self, doc), doc)
+end
+
+-- client:check_promocode{ event = ID, code = "PROMO" } -> promo | nil, err
+-- promo is the answer's data (discount, sets, tickets_count, lifetime) with
+-- promo.refs; a code that cannot be applied is nil, err (kind "api",
+-- messages = { reason }), spec §3.9.
+function _M.check_promocode(self, args, opts)
+    if type(args) ~= "table" then arg_error("check_promocode", 1, "table", args) end
+    check_opts("check_promocode", 2, opts)
+    local req, err = rest.check_promocode(args)
+    if not req then return nil, err end
+    local doc
+    doc, err = self:_send(req, opts)
+    if not doc then return nil, err end
+    local promo = doc.data
+    promo.refs = doc.refs
+    return promo
+end
+
+-- The stream of client:orders: callable, one order per call.
+local Stream = {}
+local stream_mt = { __index = Stream, __name = "ticketscloud.OrderStream" }
+stream_mt.__call = function(self) return self:next() end
+
+-- The next order, nil at the end, or nil, err (then again on every call).
+function Stream.next(self)
+    if self.err then return nil, self.err end
+    local items = self.items
+    if items and self.i < #items then
+        self.i = self.i + 1
+        return wrap(self.client, { data = items[self.i], refs = self.refs })
+    end
+    if self.finished then return nil end
+    local page = self.page + 1
+    local doc, err = fetch_page(self.client, self.query, page, self.opts)
+    if not doc then
+        self.err = err
+        self.items = nil
+        return nil, err
+    end
+    self.page, self.items, self.refs, self.i = page, doc.data, doc.refs, 0
+    local p = doc.pagination
+    if type(p) == "table" and type(p.total) == "number" then self.total = p.total end
+    if #doc.data < self.size or (self.total and page * self.size >= self.total) then
+        self.finished = true
+    end
+    if #doc.data == 0 then return nil end
+    return self:next()
+end
+
+-- The error that ended the stream, nil when it ended normally.
+function Stream.error(self)
+    return self.err
+end
+
+-- Ends the stream early.
+function Stream.close(self)
+    self.finished = true
+    self.items = nil
+    return true
+end
+
+-- client:orders{ status = { "done" }, events = { ID }, created_at = { from, to },
+--                only_with_customer = true, page_size = 50 }
+-- -> a stream of orders (pages fetched as needed), or nil, err. created_at
+-- bounds are Unix seconds or "YYYY-MM-DDTHH:MM:SS" (UTC). After a loop,
+-- stream:error() tells whether the listing ended on an error; stream.total
+-- is the service's count of matching orders once a page was read.
+function _M.orders(self, filter, opts)
+    if filter ~= nil and type(filter) ~= "table" then arg_error("orders", 1, "table", filter) end
+    check_opts("orders", 2, opts)
+    local query, size = rest.orders_query(filter or {})
+    if not query then return nil, size end
+    return setmetatable({ client = self, query = query, size = size, page = 0, i = 0,
+                          opts = opts }, stream_mt)
+end
+
+return _M

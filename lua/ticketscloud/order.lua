@@ -1,0 +1,372 @@
+-- ticketscloud.order: the order object and its helpers.
+--
+-- client:create_order{...} and client:order(id) return an order: the
+-- server's order as fields (id, status, tickets, values, expired_after,
+-- settings, vendor_data, ... exactly as in the REST answer, spec §4) plus
+-- `refs`, and these methods:
+--
+--   order:add_tickets{ TICKET, ... }      -- order example step 3a
+--   order:remove_tickets{ TICKET, ... }
+--   order:add_random{ [SET] = n }         -- order example step 3b
+--   order:set_random{ [SET] = n }         -- absolute counts, 0 releases a set
+--   order:set_customer{ name =, email =, phone =, lang = }
+--   order:set_vendor_data{ order_id =, raw = {...} }
+--   order:apply_promocodes{ "CODE", ... }
+--   order:refresh()
+--   order:finish()                        -- status done: barcodes appear
+--   order:cancel()
+--
+-- Each returns the order, or nil, err. Every PATCH carries the whole desired
+-- state (spec §5): the C core computes it from the order's tickets as the
+-- server last described them, so adding one ticket re-sends those held.
+-- Mutators take an optional last argument { all_or_nothing = true,
+-- headers = {...}, timeout = seconds }.
+--
+-- After every change the order is updated from the answer and checked:
+-- every ticket asked for must be held (without all_or_nothing the service
+-- skips silently what it could not reserve, spec §5.4) and the money must
+-- add up (spec §7.6). When a check fails the call returns nil, err with
+-- kind "api": err.messages name what is wrong, err.missing lists ticket ids
+-- not held, err.sets the sets whose counts differ, and err.order is the
+-- order, already updated. A promocode the service did not apply (a 200 with
+-- an `errors` list, spec §3.4.4) is reported the same way: nil, err with
+-- kind "api", err.messages = the list of { code = ..., msg = ... }.
+--
+-- Calls on one order run one at a time. A 409 (another change of the order
+-- in flight) is retried after a jittered, growing pause, up to the client's
+-- retry.attempts; before each retry the order is read again and the body
+-- recomputed from what the server holds then.
+--
+-- A done or cancelled order is refused locally, before any request (kind
+-- "invalid"); so is an expired one (kind "expired"): status "expired", or
+-- expired_after already past by this machine's clock (UTC).
+
+local core = require "ticketscloud.core"
+local rest = require "ticketscloud.rest"
+
+local error = error
+local ipairs = ipairs
+local next = next
+local os_date = os.date
+local pairs = pairs
+local pcall = pcall
+local random = math.random
+local setmetatable = setmetatable
+local tostring = tostring
+local type = type
+
+local core_error = core.error
+
+local _M = { _VERSION = core._VERSION }
+
+local Order = {}
+_M.Order = Order
+local mt = { __index = Order, __name = "ticketscloud.Order" }
+
+-- Per-order state kept out of the order's fields: the client, the data keys
+-- of the last update, and whether a call is running.
+local private = setmetatable({}, { __mode = "k" })
+
+local FINAL = { done = true, cancelled = true }
+
+mt.__tostring = function(self)
+    return ("ticketscloud.Order %s (%s)"):format(self.id, self.status)
+end
+
+-- Replaces the order's fields with the server's order of doc (and refs).
+local function update(self, doc)
+    local st = private[self]
+    for k in pairs(st.keys) do self[k] = nil end
+    local keys = {}
+    for k, v in pairs(doc.data) do
+        if Order[k] == nil then -- never shadow a method
+            self[k] = v
+            keys[k] = true
+        end
+    end
+    st.keys = keys
+    self.refs = doc.refs
+end
+
+-- Makes an order object of a decoded answer.
+function _M.wrap(client, doc)
+    local self = setmetatable({}, mt)
+    private[self] = { client = client, keys = {} }
+    update(self, doc)
+    return self
+end
+
+local function fail(self, err)
+    err.order = self
+    return nil, err
+end
+
+local function problem(kind, message)
+    return core_error{ kind = kind, messages = { message } }
+end
+
+-- Refuses locally what the service would refuse anyway.
+local function refusal(self)
+    local status = self.status
+    if status == "expired" then
+        return problem("expired", ("order %s has expired"):format(self.id))
+    end
+    if FINAL[status] then
+        return problem("invalid", ("order %s is %s: it cannot be changed"):format(self.id, status))
+    end
+    local expired_after = self.expired_after
+    if type(expired_after) == "string"
+            and os_date("!%Y-%m-%d %H:%M:%S") >= expired_after then
+        return problem("expired", ("order %s expired at %s UTC"):format(self.id, expired_after))
+    end
+    return nil
+end
+
+-- The checks after an answer: promocode errors, the tickets (want, see
+-- core.order_verify), the status and the money.
+local function verify(self, doc, want)
+    if type(doc.errors) == "table" and #doc.errors > 0 then
+        return fail(self, core_error{ kind = "api", status = 200, messages = doc.errors })
+    end
+    local ok, err
+    if want and (want.tickets or want.released or want.counts) then
+        ok, err = core.order_verify(self.tickets, want)
+        if not ok then return fail(self, err) end
+    end
+    if want and want.status and self.status ~= want.status then
+        return fail(self, problem("api", ("order %s is %s, not %s"):format(
+            self.id, tostring(self.status), want.status)))
+    end
+    ok, err = core.order_check_money(doc.data, doc.refs)
+    if not ok then return fail(self, err) end
+    return self
+end
+_M.verify = verify
+
+-- Runs fn(self) with the order marked busy; a second call meanwhile (from
+-- another coroutine of a non-blocking transport) is refused.
+local function serialized(self, fn, ...)
+    local st = private[self]
+    if st.busy then
+        return nil, problem("conflict", ("another call on order %s is running"):format(self.id))
+    end
+    st.busy = true
+    local ok, a, b = pcall(fn, self, ...)
+    st.busy = false
+    if not ok then error(a, 0) end
+    return a, b
+end
+
+-- Reads the order again (GET, or the list, spec §3.8); updates it.
+local function reread(self, opts)
+    local client = private[self].client
+    local doc, err = client:_fetch_order(self.id, self.event, opts)
+    if not doc then return nil, err end
+    update(self, doc)
+    return doc
+end
+
+-- A change: build(self) -> body, want (or nil, err) from the current
+-- state; PATCH it; on 409 wait, re-read and rebuild, up to the attempts.
+local function change(self, build, opts)
+    opts = opts or {}
+    local err = refusal(self)
+    if err then return fail(self, err) end
+    local client = private[self].client
+    local retry = client.retry
+    local body, want, doc
+    for attempt = 1, retry.attempts do
+        body, want = build(self)
+        if not body then return fail(self, want) end
+        if opts.all_or_nothing ~= nil then body.all_or_nothing = opts.all_or_nothing end
+        local req
+        req, err = rest.patch_order(self.id, body)
+        if not req then return fail(self, err) end
+        doc, err = client:_send(req, opts)
+        if doc then
+            update(self, doc)
+            return verify(self, doc, want)
+        end
+        if err.kind ~= "conflict" or attempt == retry.attempts then break end
+        -- Exponential pause with jitter: half fixed, half random.
+        local pause = retry.base * 2 ^ (attempt - 1)
+        if pause > retry.max then pause = retry.max end
+        client.sleep(pause / 2 + random() * pause / 2)
+        local again
+        again, err = reread(self, opts)
+        if not again then break end
+        err = refusal(self)
+        if err then break end
+    end
+    if err.kind == "conflict" then err.attempts = retry.attempts end
+    if rest.is_expired_error(err) then err.kind = "expired" end
+    return fail(self, err)
+end
+
+local function check_opts(opts, name)
+    if opts ~= nil and type(opts) ~= "table" then
+        error(("bad argument #2 to '%s' (table expected, got %s)"):format(name, type(opts)), 3)
+    end
+end
+
+local function check_table(v, name)
+    if type(v) ~= "table" then
+        error(("bad argument #1 to '%s' (table expected, got %s)"):format(name, type(v)), 3)
+    end
+end
+
+local function held_ids(self)
+    local ids = core.order_held(self.tickets)
+    return ids
+end
+
+-- tickets: every id held plus the new ones (order example step 3a).
+function Order.add_tickets(self, tickets, opts)
+    check_table(tickets, "add_tickets")
+    check_opts(opts, "add_tickets")
+    return serialized(self, change, function(o)
+        local list, err = core.order_tickets_body(o.tickets, tickets)
+        if not list then return nil, err end
+        return { tickets = rest.array(list) }, { tickets = list }
+    end, opts)
+end
+
+-- tickets: every id held but these.
+function Order.remove_tickets(self, tickets, opts)
+    check_table(tickets, "remove_tickets")
+    check_opts(opts, "remove_tickets")
+    return serialized(self, change, function(o)
+        local list, err = core.order_tickets_body(o.tickets, nil, tickets)
+        if not list then return nil, err end
+        return { tickets = rest.array(list) }, { tickets = list, released = tickets }
+    end, opts)
+end
+
+local function random_change(name, mode)
+    return function(self, counts, opts)
+        check_table(counts, name)
+        check_opts(opts, name)
+        if next(counts) == nil then
+            return fail(self, problem("invalid", name .. ": no set given"))
+        end
+        return serialized(self, change, function(o)
+            local map, err = core.order_random_body(o.tickets, counts, mode)
+            if not map then return nil, err end
+            return { random = map }, { counts = map }
+        end, opts)
+    end
+end
+
+-- random: the count held in every set, seated sets included, plus the new
+-- (order example step 3b).
+Order.add_random = random_change("add_random", "add")
+-- random: the held counts with these sets set to the given counts.
+Order.set_random = random_change("set_random", "set")
+
+-- A change of something else: the tickets held must stay held.
+local function keep_tickets(body)
+    return function(o)
+        return body, { tickets = held_ids(o) }
+    end
+end
+
+local CUSTOMER = { name = true, email = true, phone = true, lang = true }
+
+-- settings.customer (spec §3.4.1)
+function Order.set_customer(self, customer, opts)
+    check_table(customer, "set_customer")
+    check_opts(opts, "set_customer")
+    for k, v in pairs(customer) do
+        if not CUSTOMER[k] then
+            return fail(self, problem("invalid", "customer: unknown field " .. tostring(k)))
+        end
+        local ok, err = core.check_text(v, "customer." .. k)
+        if not ok then return fail(self, err) end
+    end
+    if customer.lang ~= nil and customer.lang ~= "ru" and customer.lang ~= "en" then
+        return fail(self, problem("invalid", 'customer.lang: "ru" or "en" expected'))
+    end
+    if customer.email ~= nil and not customer.email:find("^[^@%s]+@[^@%s]+$") then
+        return fail(self, problem("invalid", "customer.email: not an e-mail address"))
+    end
+    return serialized(self, change, keep_tickets({ settings = { customer = customer } }), opts)
+end
+
+-- vendor_data (spec §3.4.3): order_id <= 64 characters, raw <= 20 keys of
+-- <= 40 characters, string values <= 128 characters.
+function Order.set_vendor_data(self, vendor_data, opts)
+    check_table(vendor_data, "set_vendor_data")
+    check_opts(opts, "set_vendor_data")
+    local function bad(message) return fail(self, problem("invalid", "vendor_data: " .. message)) end
+    for k in pairs(vendor_data) do
+        if k ~= "order_id" and k ~= "raw" then return bad("unknown field " .. tostring(k)) end
+    end
+    local id = vendor_data.order_id
+    if id ~= nil and (type(id) ~= "string" or #id > 64) then
+        return bad("order_id must be a string of at most 64 characters")
+    end
+    local raw = vendor_data.raw
+    if raw ~= nil then
+        if type(raw) ~= "table" then return bad("raw must be a table") end
+        local n = 0
+        for k, v in pairs(raw) do
+            n = n + 1
+            if type(k) ~= "string" or #k > 40 then
+                return bad("raw keys must be strings of at most 40 characters")
+            end
+            if type(v) == "string" and #v > 128 then
+                return bad("raw." .. k .. " is longer than 128 characters")
+            elseif type(v) == "table" then
+                return bad("raw." .. k .. " must be a string, a number or a boolean")
+            end
+        end
+        if n > 20 then return bad("raw has more than 20 keys") end
+    end
+    local ok, err = core.check_json(vendor_data, "vendor_data")
+    if not ok then return fail(self, err) end
+    return serialized(self, change, keep_tickets({ vendor_data = vendor_data }), opts)
+end
+
+-- promocodes, by code (spec §3.4.4). One the service did not apply comes
+-- back as nil, err (kind "api", messages = its { code, msg } list), with the
+-- order updated all the same.
+function Order.apply_promocodes(self, codes, opts)
+    check_table(codes, "apply_promocodes")
+    check_opts(opts, "apply_promocodes")
+    local list = rest.array()
+    for i, code in ipairs(codes) do
+        local ok, err = core.check_text(code, "promocodes[" .. i .. "]")
+        if not ok then return fail(self, err) end
+        list[i] = code
+    end
+    if #list == 0 then return fail(self, problem("invalid", "apply_promocodes: no code given")) end
+    return serialized(self, change, keep_tickets({ promocodes = list }), opts)
+end
+
+-- status done (spec §3.4.5): the order is paid, tickets get barcodes.
+function Order.finish(self, opts)
+    check_opts(opts, "finish")
+    return serialized(self, change, function(o)
+        return { status = "done" }, { tickets = held_ids(o), status = "done" }
+    end, opts)
+end
+
+-- status cancelled: the tickets go back on sale.
+function Order.cancel(self, opts)
+    check_opts(opts, "cancel")
+    return serialized(self, change, function()
+        return { status = "cancelled" }, { status = "cancelled" }
+    end, opts)
+end
+
+-- Reads the order again. Allowed in any state.
+function Order.refresh(self, opts)
+    check_opts(opts, "refresh")
+    return serialized(self, function(o)
+        local doc, err = reread(o, opts)
+        if not doc then return fail(o, err) end
+        return o
+    end)
+end
+
+return _M

@@ -1,0 +1,349 @@
+-- ticketscloud.rest: REST requests and responses as pure functions, no I/O.
+--
+-- Each request builder checks its arguments and returns a request
+--
+--     { method = "PATCH", path = "/v2/resources/orders/<id>", body = '{"tickets":[...]}' }
+--
+-- or nil, err (kind "invalid") when the data is wrong, so nothing is sent.
+-- decode(status, body) turns an answer into the decoded JSON document or
+-- nil, err. The client (ticketscloud) runs them over its libcurl transport;
+-- another transport, such as OpenResty cosockets, can run them over its own.
+--
+-- JSON goes through a private lua-cjson instance. JSON null decodes as
+-- cjson.null (a light userdata, `rest.null`); an empty JSON array decodes as
+-- an empty table. Lists built here are marked with `rest.array` so that an
+-- empty one is sent as [] and not as {}.
+
+local core = require "ticketscloud.core"
+local cjson = require "cjson.safe"
+
+local concat = table.concat
+local ipairs = ipairs
+local next = next
+local os_date = os.date
+local pairs = pairs
+local setmetatable = setmetatable
+local getmetatable = getmetatable
+local tostring = tostring
+local type = type
+
+local check_id = core.check_id
+local check_text = core.check_text
+local check_count = core.check_count
+local check_json = core.check_json
+local core_error = core.error
+
+local _M = { _VERSION = core._VERSION }
+
+_M.ORDERS = "/v2/resources/orders"
+_M.PROMOCODE_CHECK = "/v2/services/promocodes/check"
+_M.STATUSES = { executed = true, in_progress = true, done = true, cancelled = true,
+                expired = true }
+_M.MAX_PAGE_SIZE = 200
+_M.DEFAULT_PAGE_SIZE = 50
+
+local json = cjson.new()
+_M.null = cjson.null
+
+local function invalid(message)
+    return nil, core_error{ kind = "invalid", messages = { message } }
+end
+
+-- Lists we build carry this metatable; an empty one is encoded as [].
+local array_mt = { __name = "ticketscloud.array" }
+_M.array_mt = array_mt
+
+function _M.array(t)
+    return setmetatable(t or {}, array_mt)
+end
+
+-- lua-cjson 2.1.0 (Debian's) has no array metatable of its own: an empty
+-- marked list is swapped for a placeholder string that cannot occur in
+-- checked data (control characters are refused), then for [] in the text.
+local EMPTY = "\1[]\1"
+local EMPTY_JSON = json.encode(EMPTY)
+
+local function mark_empty(v)
+    if type(v) ~= "table" then return v, false end
+    if next(v) == nil then
+        if getmetatable(v) == array_mt then return EMPTY, true end
+        return v, false
+    end
+    local copy, changed = {}, false
+    for k, item in pairs(v) do
+        local c, ch = mark_empty(item)
+        copy[k] = c
+        changed = changed or ch
+    end
+    if changed then return copy, true end
+    return v, false
+end
+
+-- Encodes a checked body; returns the JSON text or nil, err.
+function _M.encode(body)
+    local value, changed = mark_empty(body)
+    local text, err = json.encode(value)
+    if not text then
+        return invalid("the body cannot be encoded as JSON: " .. tostring(err))
+    end
+    if changed then
+        text = text:gsub(EMPTY_JSON:gsub("%p", "%%%0"), "[]")
+    end
+    return text
+end
+
+function _M.decode_json(text)
+    return json.decode(text)
+end
+
+local function request(method, path, body)
+    local text, err
+    if body ~= nil then
+        text, err = _M.encode(body)
+        if not text then return nil, err end
+    end
+    return { method = method, path = path, body = text }
+end
+
+-- A list of ObjectIds: a table with 1..n, each an id. Returns a marked copy.
+local function id_list(v, name)
+    if type(v) ~= "table" then return invalid(name .. ": a list of ids expected") end
+    local n, out = 0, _M.array()
+    for _ in pairs(v) do n = n + 1 end
+    if n ~= #v then return invalid(name .. ": a list of ids expected") end
+    for i = 1, n do
+        local ok, err = check_id(v[i], name .. "[" .. i .. "]")
+        if not ok then return nil, err end
+        out[i] = v[i]
+    end
+    return out
+end
+
+-- A map set id -> count (>= min). Returns a copy with integer counts.
+local function count_map(v, name, min)
+    if type(v) ~= "table" then return invalid(name .. ": a table set id -> count expected") end
+    local out = {}
+    for set, n in pairs(v) do
+        local ok, err = check_id(set, name .. ": the set id")
+        if not ok then return nil, err end
+        local count
+        count, err = check_count(n, name .. "[" .. set .. "]", min)
+        if not count then return nil, err end
+        out[set] = count
+    end
+    return out
+end
+
+local function text_list(v, name)
+    if type(v) ~= "table" or #v == 0 then return invalid(name .. ": a list of strings expected") end
+    local out = _M.array()
+    for i = 1, #v do
+        local ok, err = check_text(v[i], name .. "[" .. i .. "]")
+        if not ok then return nil, err end
+        if v[i] == "" then return invalid(name .. "[" .. i .. "]: empty") end
+        out[i] = v[i]
+    end
+    return out
+end
+
+-- POST /v2/resources/orders (spec §3.3, §5.7): { event = ID, random = {...} },
+-- { tickets = { ID, ... } } or { event = ID }; all_or_nothing, settings,
+-- vendor_data and promocodes pass through.
+function _M.create_order(args)
+    local body, err = {}
+    for k, v in pairs(args) do body[k] = v end
+    if args.event ~= nil then
+        local ok
+        ok, err = check_id(args.event, "event")
+        if not ok then return nil, err end
+    end
+    if args.tickets ~= nil and args.random ~= nil then
+        return invalid("tickets and random cannot be sent together (spec §5.4)")
+    end
+    if args.tickets ~= nil then
+        body.tickets, err = id_list(args.tickets, "tickets")
+        if not body.tickets then return nil, err end
+    end
+    if args.random ~= nil then
+        body.random, err = count_map(args.random, "random", 1)
+        if not body.random then return nil, err end
+    end
+    if args.event == nil and args.tickets == nil and args.random == nil then
+        return invalid("event, tickets or random is required")
+    end
+    if args.all_or_nothing ~= nil and type(args.all_or_nothing) ~= "boolean" then
+        return invalid("all_or_nothing: a boolean expected")
+    end
+    if args.promocodes ~= nil then
+        body.promocodes, err = text_list(args.promocodes, "promocodes")
+        if not body.promocodes then return nil, err end
+    end
+    local ok
+    ok, err = check_json(body, "order")
+    if not ok then return nil, err end
+    return request("POST", _M.ORDERS, body)
+end
+
+-- GET /v2/resources/orders/:id (spec §3.8)
+function _M.get_order(id)
+    local ok, err = check_id(id, "order id")
+    if not ok then return nil, err end
+    return request("GET", _M.ORDERS .. "/" .. id)
+end
+
+-- PATCH /v2/resources/orders/:id with a whole body (spec §3.4)
+function _M.patch_order(id, body)
+    local ok, err = check_id(id, "order id")
+    if not ok then return nil, err end
+    if next(body) == nil then return invalid("the body is empty: nothing to change") end
+    ok, err = check_json(body, "body")
+    if not ok then return nil, err end
+    return request("PATCH", _M.ORDERS .. "/" .. id, body)
+end
+
+-- Query values: unreserved characters stay, the rest is percent-encoded.
+local function escape(s)
+    return (s:gsub("[^%w%-%._~]", function(c) return ("%%%02X"):format(c:byte()) end))
+end
+
+local ISO = "^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d$"
+
+local function datetime(v, name)
+    if type(v) == "number" then
+        if v ~= v or v < 0 or v >= 253402300800 then return invalid(name .. ": out of range") end
+        return os_date("!%Y-%m-%dT%H:%M:%S", v - v % 1)
+    elseif type(v) == "string" and v:find(ISO) then
+        return v
+    end
+    return invalid(name .. ": Unix seconds or 'YYYY-MM-DDTHH:MM:SS' (UTC) expected")
+end
+
+-- The filter of client:orders as a query string without the page
+-- (spec §3.6): status, events, created_at = { from, to },
+-- only_with_customer, page_size. Returns query, page_size or nil, err.
+function _M.orders_query(filter)
+    local q = {}
+    local status = filter.status
+    if type(status) == "string" then status = { status } end
+    if status ~= nil then
+        if type(status) ~= "table" or #status == 0 then
+            return invalid("status: a status or a list of them expected")
+        end
+        for i, s in ipairs(status) do
+            if not _M.STATUSES[s] then
+                return invalid("status[" .. i .. "]: not an order status")
+            end
+        end
+        q[#q + 1] = "status=" .. concat(status, ",")
+    end
+    local events = filter.events
+    if type(events) == "string" then events = { events } end
+    if events ~= nil then
+        local list, err = id_list(events, "events")
+        if not list then return nil, err end
+        if #list == 0 then return invalid("events: an empty list") end
+        q[#q + 1] = "events=" .. concat(list, ",")
+    end
+    if filter.created_at ~= nil then
+        local range = filter.created_at
+        if type(range) ~= "table" then return invalid("created_at: { from, to } expected") end
+        local from, err = datetime(range[1] or range.from, "created_at.from")
+        if not from then return nil, err end
+        local to
+        to, err = datetime(range[2] or range.to, "created_at.to")
+        if not to then return nil, err end
+        q[#q + 1] = "created_at=" .. escape(from) .. "," .. escape(to)
+    end
+    if filter.only_with_customer ~= nil then
+        if type(filter.only_with_customer) ~= "boolean" then
+            return invalid("only_with_customer: a boolean expected")
+        end
+        q[#q + 1] = "only_with_customer=" .. tostring(filter.only_with_customer)
+    end
+    local size = _M.DEFAULT_PAGE_SIZE
+    if filter.page_size ~= nil then
+        local err
+        size, err = check_count(filter.page_size, "page_size", 1)
+        if not size then return nil, err end
+        if size > _M.MAX_PAGE_SIZE then return invalid("page_size: at most 200") end
+    end
+    q[#q + 1] = "page_size=" .. size
+    return concat(q, "&"), size
+end
+
+-- GET /v2/resources/orders?<query>&page=n
+function _M.list_orders(query, page)
+    return request("GET", _M.ORDERS .. "?" .. query .. "&page=" .. page)
+end
+
+-- POST /v2/services/promocodes/check (spec §3.9)
+function _M.check_promocode(args)
+    local ok, err = check_id(args.event, "event")
+    if not ok then return nil, err end
+    ok, err = check_text(args.code, "code")
+    if not ok then return nil, err end
+    if args.code == "" then return invalid("code: empty") end
+    return request("POST", _M.PROMOCODE_CHECK, { event = args.event, code = args.code })
+end
+
+local KINDS = { [400] = "api", [401] = "auth", [403] = "auth", [404] = "not_found",
+                [409] = "conflict" }
+
+-- The error for a non-2xx answer (spec §3.2): the kind from the status and
+-- the server's messages: its `errors` list (strings, or { code, msg }
+-- objects), or the `reason` of the promocode check's shape.
+function _M.http_error(status, doc)
+    local messages
+    if type(doc) == "table" then
+        if type(doc.errors) == "table" and #doc.errors > 0 then
+            messages = doc.errors
+        elseif type(doc.reason) == "string" then
+            messages = { doc.reason }
+        end
+    end
+    if not messages then
+        messages = { ("HTTP %d without the service's error list"):format(status) }
+        if status >= 300 and status < 400 then
+            messages[1] = ("HTTP %d: a redirect, not followed (is the api URL right?)")
+                :format(status)
+        end
+    end
+    return core_error{ kind = KINDS[status] or "api", status = status, messages = messages }
+end
+
+-- Decodes an answer. A 2xx answer must be a JSON object with a `data`
+-- member; anything else is an error of its status (above), or kind "api"
+-- when a 2xx body is not the expected JSON.
+function _M.decode(status, body)
+    local doc = json.decode(body)
+    if status < 200 or status > 299 then
+        return nil, _M.http_error(status, doc)
+    end
+    if type(doc) ~= "table" or type(doc.data) ~= "table" then
+        return nil, core_error{ kind = "api", status = status, messages = {
+            ("HTTP %d: the answer is not the expected JSON object with data"):format(status) } }
+    end
+    return doc
+end
+
+-- Whether a 404 for GET /orders/:id is the service saying that the order
+-- does not exist, rather than that it does not serve the route (then the
+-- client falls back to the list, spec §3.8).
+function _M.is_missing_order(err, id)
+    if err.status ~= 404 then return false end
+    for _, m in ipairs(err.messages or {}) do
+        if m == "Order " .. id .. " not found" then return true end
+    end
+    return false
+end
+
+-- Whether a 400 says the order has expired.
+function _M.is_expired_error(err)
+    if err.status ~= 400 then return false end
+    for _, m in ipairs(err.messages or {}) do
+        if type(m) == "string" and m:find("in status expired", 1, true) then return true end
+    end
+    return false
+end
+
+return _M
