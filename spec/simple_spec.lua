@@ -51,7 +51,9 @@ local function utc_seconds(text)
     local y, m, d, H, M, S = text:match("^(%d+)-(%d+)-(%d+) (%d+):(%d+):(%d+)$")
     y, m, d = tonumber(y), tonumber(m), tonumber(d)
     if m <= 2 then y, m = y - 1, m + 12 end -- days from civil, March-based year
-    local days = 365 * y + y // 4 - y // 100 + y // 400 + (153 * (m - 3) + 2) // 5 + d - 719469
+    local floor = math.floor
+    local days = 365 * y + floor(y / 4) - floor(y / 100) + floor(y / 400)
+        + floor((153 * (m - 3) + 2) / 5) + d - 719469
     return days * 86400 + tonumber(H) * 3600 + tonumber(M) * 60 + tonumber(S)
 end
 
@@ -517,6 +519,62 @@ describe("tc-simple catalogue", function()
                 assert.equal("closed", err.messages[1])
             end)
         end
+    end)
+end)
+
+describe("loading and closing", function()
+    -- A fresh interpreter reports its threads and sockets at each step.
+    local CHILD = [[
+        local function threads()
+            for line in io.lines("/proc/self/status") do
+                local n = line:match("^Threads:%s*(%d+)")
+                if n then return tonumber(n) end
+            end
+        end
+        local function sockets() -- the shell's parent is this interpreter
+            local p = io.popen("ls -l /proc/$PPID/fd 2>/dev/null")
+            local n = 0
+            for line in p:lines() do if line:find("socket:", 1, true) then n = n + 1 end end
+            p:close()
+            return n
+        end
+        local simple = ...
+        local function report(step) io.write(step, " ", threads(), " ", sockets(), "\n") end
+        local helper = require "spec.helpers.simple_client"
+        report("require")
+        local c = assert(helper.new{ key = "k", api = "http://127.0.0.1:1", simple = simple })
+        report("new")
+        local s = assert(c:tags())
+        s()
+        report("call")
+        c:close()
+        report("close")
+    ]]
+
+    it("opens no socket and starts no thread before the first call; close stops them", function()
+        local f = io.open("/proc/self/status")
+        if not f then return pending("needs Linux /proc") end
+        f:close()
+        local sb = assert(sandbox.start())
+        local script = os.tmpname()
+        f = assert(io.open(script, "w"))
+        f:write("require 'ticketscloud'\n", (CHILD:gsub("%.%.%.", "'" .. sb.simple .. "'", 1)))
+        f:close()
+        local lua = rawget(_G, "jit") and "luajit" or "lua5.4"
+        local p = assert(io.popen(("LUA_PATH=%q LUA_CPATH=%q %s %s 2>/dev/null")
+                                  :format("./?.lua;" .. package.path, package.cpath, lua, script)))
+        local steps = {}
+        for line in p:lines() do
+            local step, t, s = line:match("^(%a+) (%d+) (%d+)$")
+            if step then steps[step] = { tonumber(t), tonumber(s) } end
+        end
+        p:close()
+        os.remove(script)
+        sb:stop()
+        assert.same({ 1, 0 }, steps.require)
+        assert.same({ 1, 0 }, steps.new)
+        assert.is_true(steps.call[1] > 1 and steps.call[2] >= 1)
+        assert.same({ 1, 0 }, steps.close)
     end)
 end)
 

@@ -30,7 +30,7 @@ function _M.write(seats, source)
             id = ("5f%022x"):format(i),
             serial = "BIG",
             number = i,
-            seat = { sector = _M.SECTOR, row = tostring((i - 1) // _M.SEATS_PER_ROW + 1),
+            seat = { sector = _M.SECTOR, row = tostring(math.floor((i - 1) / _M.SEATS_PER_ROW) + 1),
                      number = tostring((i - 1) % _M.SEATS_PER_ROW + 1) },
         }
     end
