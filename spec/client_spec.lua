@@ -711,13 +711,15 @@ describe("ticketscloud REST client", function()
         end)
 
         it("closes on __close and on garbage collection", function()
-            local chunk = assert(load([[
-                local tc, opts = ...
-                local c <close> = assert(tc.new(opts))
-                return c.http
-            ]]))
-            local http = chunk(tc, { key = sb.key, api = sb.api })
-            assert.matches("%(closed%)", tostring(http))
+            if _VERSION == "Lua 5.4" then -- to-be-closed variables
+                local chunk = assert(load([[
+                    local tc, opts = ...
+                    local c <close> = assert(tc.new(opts))
+                    return c.http
+                ]]))
+                local http = chunk(tc, { key = sb.key, api = sb.api })
+                assert.matches("%(closed%)", tostring(http))
+            end
             local c = assert(tc.new{ key = sb.key, api = sb.api })
             assert(c:create_order{ event = EVENT })
             local weak = setmetatable({ c, c.http }, { __mode = "v" })
