@@ -118,12 +118,14 @@ describe("tc-simple catalogue", function()
         end)
 
         it("filters by ids, status, meta, without_meta, org and lifetime", function()
-            assert.same(sorted{ SLIPKNOT, SPLIN }, ids(all(assert(client:events{ ids = { SPLIN, SLIPKNOT } }))))
+            assert.same(sorted{ SLIPKNOT, SPLIN },
+                        ids(all(assert(client:events{ ids = { SPLIN, SLIPKNOT } }))))
             local public = all(assert(client:events{ status = "PUBLIC" }))
             assert.equal(ALL_EVENTS - 1, #public)
             for _, e in ipairs(public) do assert.equal("PUBLIC", e.status) end
             assert.same({ NUT_STAND_BY }, ids(all(assert(client:events{ status = "STAND_BY" }))))
-            assert.same(sorted{ NUT_PUBLIC, NUT_STAND_BY }, ids(all(assert(client:events{ meta = NUT_META }))))
+            assert.same(sorted{ NUT_PUBLIC, NUT_STAND_BY },
+                        ids(all(assert(client:events{ meta = NUT_META }))))
             local standalone = all(assert(client:events{ without_meta = true }))
             assert.equal(ALL_EVENTS - 2, #standalone)
             for _, e in ipairs(standalone) do assert.equal("", e.meta) end
@@ -195,7 +197,8 @@ describe("tc-simple catalogue", function()
             seat = all(assert(client:seats{ event = SLIPKNOT, tickets = { TICKET_A2_1 } }))[1]
             assert.equal("SOLD", seat.status)
             assert.is_nil(seat.ticket_reserved_till)
-            assert.same({ TICKET_A2_1 }, ids(all(assert(client:seats{ event = SLIPKNOT, status = "SOLD" })), "ticket"))
+            local sold = all(assert(client:seats{ event = SLIPKNOT, status = "SOLD" }))
+            assert.same({ TICKET_A2_1 }, ids(sold, "ticket"))
             local a2
             for _, set in ipairs(all(assert(client:events{ ids = { SLIPKNOT } }))[1].sets) do
                 if set.id == SET_A2 then a2 = set end
@@ -332,6 +335,10 @@ describe("tc-simple catalogue", function()
             local again, err2 = stream()                -- stays failed
             assert.is_nil(again)
             assert.equal("auth", err2.kind)
+            assert.is_true(stream:close())
+            local _, err3 = stream()
+            assert.equal("closed", err3.messages[1])
+            assert.equal("auth", stream:error().kind)   -- still tells what ended it
             bad:close()
         end)
 
@@ -375,7 +382,8 @@ describe("tc-simple catalogue", function()
             assert.is_nil(ch)
             assert.equal("invalid", keep(err).kind)
             assert.truthy(tostring(err):find("ca_file", 1, true))
-            c, err = helper.new{ key = sb.key, api = sb.api, simple = sb.grpc, ca_file = "/nonexistent/ca.pem" }
+            c, err = helper.new{ key = sb.key, api = sb.api, simple = sb.grpc,
+                                 ca_file = "/nonexistent/ca.pem" }
             if c then c, err = c:events() end
             assert.is_nil(c)
             assert.equal("invalid", keep(err).kind)

@@ -64,11 +64,12 @@ enum stream_state {
     S_OPEN,   /* the call is running */
     S_DONE,   /* ended with status OK */
     S_FAILED, /* ended with an error, kept in err_* */
-    S_CLOSED  /* closed by the caller, or by closing the channel */
+    S_CLOSED  /* cancelled: closed before its end, or by closing the channel */
 };
 
 struct stream {
     enum stream_state state;
+    int closed; /* by the caller: calls report "closed", error() still answers */
     struct channel *channel; /* NULL once detached */
     struct stream *prev, *next;
     const ProtobufCMessageDescriptor *output;
@@ -261,8 +262,9 @@ static void stream_close(struct stream *s)
     if (s->state == S_OPEN) {
         stream_drain(s, 1);
         stream_release(s);
+        s->state = S_CLOSED;
     }
-    s->state = S_CLOSED;
+    s->closed = 1;
 }
 
 static void add_metadata(struct stream *s, const char *key, const char *value)
@@ -392,6 +394,8 @@ static int stream_next(lua_State *L)
         grpc_slice_unref(s->payload);
         s->have_payload = 0;
     }
+    if (s->closed)
+        return tc_fail(L, TC_EINVALID, -1, "closed");
     switch (s->state) {
     case S_CLOSED:
         return tc_fail(L, TC_EINVALID, -1, "closed");
@@ -457,10 +461,7 @@ static int stream_gc(lua_State *L)
         grpc_slice_unref(s->payload);
         s->have_payload = 0;
     }
-    if (s->state == S_OPEN)
-        stream_close(s);
-    else if (s->state == S_DONE)
-        s->state = S_CLOSED;
+    stream_close(s);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -658,6 +659,7 @@ static int channel_stream(lua_State *L)
     if (!m)
         return luaL_argerror(L, 2, lua_pushfstring(L, "no method '%s' in tc-simple", method));
     luaL_checktype(L, 3, LUA_TTABLE);
+    lua_settop(L, 3);
     if (!c->ch)
         return tc_fail(L, TC_EINVALID, -1, "closed");
     if (!tc_codec_encode(L, 3, m->input, err, sizeof err)) /* channel, method, request */
