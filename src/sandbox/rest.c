@@ -14,6 +14,7 @@
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,7 @@
 #include "util.h"
 
 #define BODY_LIMIT (1024 * 1024)
+#define DROP_LIMIT (16 * 1024 * 1024)
 #define MAX_DELAY_MS 10000
 #define ORDERS "/v2/resources/orders"
 #define EXPORT "/v2/resources/orders/export"
@@ -41,6 +43,7 @@ struct request {
     char *body;
     size_t len, cap;
     bool too_large;
+    size_t dropped; /* bytes of an oversized body read and thrown away */
 };
 
 /* ---- responses --------------------------------------------------------- */
@@ -396,10 +399,12 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         if (!rq) return MHD_NO;
         rq->start_ms = now_ms();
         *con_cls = rq;
-        /* Refuse an announced oversized body before reading it. */
+        /* Refuse a huge announced body before reading it (the client may
+         * see the connection close while it still sends); a body a little
+         * over the limit is read and dropped, so the client sees the 413. */
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl && strtoull(cl, NULL, 10) > BODY_LIMIT) {
+        if (cl && strtoull(cl, NULL, 10) > DROP_LIMIT) {
             rq->too_large = true;
             return send_error(c, rq, method, url, 413, "request body is larger than 1 MiB",
                               NULL);
@@ -410,7 +415,16 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         size_t n = *upload_size;
         *upload_size = 0;
         if (rq->too_large || rq->len + n > BODY_LIMIT) {
+            /* libmicrohttpd cannot answer in the middle of an upload: read
+             * and drop the rest, answer 413 at its end; an upload that goes
+             * on and on is cut off by closing the connection. */
             rq->too_large = true;
+            rq->dropped += n;
+            if (rq->dropped > DROP_LIMIT) {
+                fprintf(stderr, "tc-sandbox: %s %s 413 (body over %d MiB, connection closed)\n",
+                        method, url, DROP_LIMIT >> 20);
+                return MHD_NO;
+            }
             return MHD_YES;
         }
         if (rq->len + n + 1 > rq->cap) {
@@ -441,6 +455,17 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
         free(rq);
         *con_cls = NULL;
     }
+}
+
+/* libmicrohttpd's own messages, marked as such in our log. */
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char msg[512];
+    (void)cls;
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n > 0 && msg[n - 1] == '\n') msg[--n] = '\0';
+    fprintf(stderr, "tc-sandbox: http: %s\n", msg);
 }
 
 /* Binds the listening socket ourselves, for a precise error message. */
@@ -499,7 +524,7 @@ struct rest *rest_start(struct sandbox *sb, const char *addr, int *port, char *e
             MHD_USE_ERROR_LOG,
         0, NULL, NULL, handle, r, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_NOTIFY_COMPLETED,
         completed, r, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)512, MHD_OPTION_END);
+        (unsigned)512, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
     if (!r->daemon) {
         snprintf(err, errlen, "cannot start the HTTP server");
         close(fd);
