@@ -360,8 +360,10 @@ static int stream_receive(struct stream *s)
     memset(&op, 0, sizeof op);
     op.op = GRPC_OP_RECV_MESSAGE;
     op.data.recv_message.recv_message = &s->response;
-    if (grpc_call_start_batch(s->call, &op, 1, &s->response, NULL) != GRPC_CALL_OK)
+    if (grpc_call_start_batch(s->call, &op, 1, &s->response, NULL) != GRPC_CALL_OK) {
+        grpc_call_cancel(s->call, NULL); /* so that the status comes at once */
         return 0;
+    }
     if (!wait_for(s, &s->response) || !s->response)
         return 0;
     if (!grpc_byte_buffer_reader_init(&reader, s->response)) {
