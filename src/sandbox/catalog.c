@@ -277,7 +277,7 @@ static bool load_stock(struct loader *ld, const json_t *set_json, const char *pa
     for (int64_t k = 0; k < count; k++) {
         struct cat_ticket *t = ticket_new(ld);
         if (!t) return oom(ld);
-        snprintf(t->id, sizeof t->id, "%016" PRIx64 "%08" PRIx64, h, (uint64_t)k);
+        snprintf(t->id, sizeof t->id, "%016" PRIx64 "%08" PRIx32, h, (uint32_t)k);
         t->serial = serial;
         t->number = first + k;
         t->set = set_index;

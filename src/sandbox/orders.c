@@ -10,6 +10,7 @@
  * was held throughout. So a 400 never leaves a half-applied change.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -256,8 +257,7 @@ static struct order *order_new(struct sandbox *sb, uint32_t ev, int64_t now)
     }
     do {
         uint64_t a = store_random(sb), b = store_random(sb);
-        snprintf(o->id, sizeof o->id, "%016llx%08llx", (unsigned long long)a,
-                 (unsigned long long)(b & 0xffffffffULL));
+        snprintf(o->id, sizeof o->id, "%016" PRIx64 "%08" PRIx32, a, (uint32_t)b);
     } while (json_object_get(sb->order_ix, o->id));
     if (json_object_set_new(sb->order_ix, o->id, json_integer((json_int_t)sb->norders)) != 0) {
         json_decref(o->vendor_data);
@@ -304,7 +304,7 @@ static void set_held(struct sandbox *sb, struct order *o, const uint32_t *list, 
         sb->mark[list[i]] = 0;
         if (sb->holder[list[i]] != oi + 1) store_hold(sb, oi, list[i]);
     }
-    memmove(o->tickets, list, n * sizeof *list);
+    if (n) memmove(o->tickets, list, n * sizeof *list);
     o->ntickets = n;
 }
 
@@ -506,7 +506,7 @@ static int apply_change(struct sandbox *sb, struct order *o, const struct change
     uint32_t *old_promos = NULL;
     size_t nold_promos = o->npromos;
     if (!old) return 500;
-    memcpy(old, o->tickets, nold * sizeof *old);
+    if (nold) memcpy(old, o->tickets, nold * sizeof *old);
     if (ch->tickets) {
         nwant = json_array_size(ch->tickets);
         want = malloc((nwant + 1) * sizeof *want);
