@@ -39,6 +39,8 @@ local pairs = pairs
 local type = type
 local tostring = tostring
 local core_error = core.error
+local check_id = core.check_id     -- 24 letters and digits
+local check_text = core.check_text -- UTF-8 without control characters
 
 local _M = { _VERSION = core._VERSION }
 
@@ -66,19 +68,16 @@ local function invalid(message)
     return nil, core_error{ kind = "invalid", messages = { message } }
 end
 
-local function is_id(v)
-    return type(v) == "string" and #v == 24 and not v:find("[^%w]")
-end
-
--- Every string in the request, at any depth, free of control characters.
-local function check_text(v, path, depth)
+-- Every string in the request, at any depth, is text without control characters.
+local function check_strings(v, path, depth)
     local t = type(v)
     if t == "string" then
-        if v:find("%c") then return invalid(path .. ": control characters are not allowed") end
+        local ok, err = check_text(v, path)
+        if not ok then return nil, err end
     elseif t == "table" then
         if depth > MAX_DEPTH then return invalid(path .. ": nested too deeply") end
         for k, item in pairs(v) do
-            local ok, err = check_text(item, path .. "." .. tostring(k), depth + 1)
+            local ok, err = check_strings(item, path .. "." .. tostring(k), depth + 1)
             if not ok then return nil, err end
         end
     end
@@ -93,20 +92,17 @@ local function check_request(name, spec, request)
         local v = request[field]
         if v ~= nil then
             if kind == "id" then
-                if not is_id(v) then
-                    return invalid(name .. "." .. field .. ": not an id (24 letters and digits)")
-                end
+                local ok, err = check_id(v, name .. "." .. field)
+                if not ok then return nil, err end
             elseif type(v) == "table" then
                 for i = 1, #v do
-                    if not is_id(v[i]) then
-                        return invalid(("%s.%s[%d]: not an id (24 letters and digits)")
-                                       :format(name, field, i))
-                    end
+                    local ok, err = check_id(v[i], ("%s.%s[%d]"):format(name, field, i))
+                    if not ok then return nil, err end
                 end
             end
         end
     end
-    return check_text(request, name, 1)
+    return check_strings(request, name, 1)
 end
 
 local function is_loopback(host)
