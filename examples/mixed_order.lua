@@ -16,18 +16,19 @@ local getenv = os.getenv
 
 -- The order example's fixtures (see the sandbox's examples/catalog.json).
 local EVENT = getenv("TC_EVENT") or "5d7134962110d30a34e95b96"
+local SEAT = "5d7134962110d30a34e95cfe" -- row 2 seat 14, taken when still vacant
 
 local sandbox
 local opts = { key = getenv("TC_KEY"), api = getenv("TC_API"), simple = getenv("TC_SIMPLE") }
 if not opts.key then
-    sandbox = assert(require("ticketscloud.sandbox").start())
+    -- The sandbox logs every request; TC_SANDBOX_LOG=/dev/stderr shows them.
+    sandbox = assert(require("ticketscloud.sandbox").start{ log = getenv("TC_SANDBOX_LOG") or "/dev/null" })
     opts = { key = sandbox.key, api = sandbox.api, simple = sandbox.simple }
 end
 
--- Print every request body the helpers send: the desired state, in full.
-opts.on_request = function(method, path, body)
-    print(("  %s %s"):format(method, path))
-    if body then print("  " .. cjson.encode(body)) end
+-- Print every request the helpers send: each body is the desired state, in full.
+opts.trace = function(method, path, body, status)
+    print(("  > %s %s %s -> %s"):format(method, path, body or "", status or "no answer"))
 end
 
 local client = assert(tc.new(opts))
@@ -50,15 +51,29 @@ end
 if not unseated then die("the event has no unseated set with free tickets") end
 print(("event %s %q: unseated set %s %q"):format(event.id, event.name, unseated.id, unseated.name))
 
--- Step 1: a vacant seat (tc-simple Seats).
-local function vacant_seat()
-    local seats = assert(client:seats{ event = EVENT, status = "VACANT" })
+-- Step 1: a vacant seat (tc-simple Seats): the order example's own seat
+-- while it is free, else the first vacant one.
+local function first_seat(request)
+    local seats = assert(client:seats(request))
     local seat = seats()
     seats:close()
-    if not seat then die(seats:error() or "no vacant seat") end
+    if not seat and seats:error() then die(seats:error()) end
+    return seat
+end
+
+local function vacant_seat()
+    local seat = first_seat{ event = EVENT, tickets = { SEAT }, status = "VACANT" }
+        or first_seat{ event = EVENT, status = "VACANT" }
+    if not seat then die("no vacant seat") end
     print(("seat: ticket %s, sector %s row %s seat %s"):format(seat.ticket, seat.sector, seat.row,
                                                               seat.number))
     return seat
+end
+
+-- Pads to a width in characters, not bytes ("Фан зона" is 15 bytes).
+local function pad(s, width)
+    local len = select(2, tostring(s):gsub("[^\128-\191]", ""))
+    return s .. (" "):rep(width - len)
 end
 
 local function show(order)
@@ -70,8 +85,8 @@ local function show(order)
     for _, t in ipairs(order.tickets) do
         local seat = t.seat and ("row %s seat %s"):format(t.seat.row, t.seat.number) or "-"
         local barcode = t.barcode ~= cjson.null and t.barcode or "-"
-        print(("  %-24s %-10s %-14s %10s %10s %10s  %s"):format(t.id, names[t.set] or t.set, seat,
-                                                             t.price, t.extra, t.full, barcode))
+        print(("  %-24s %s %-14s %10s %10s %10s  %s"):format(t.id, pad(names[t.set] or t.set, 10), seat,
+                                                          t.price, t.extra, t.full, barcode))
     end
     local v = order.values
     print(("  %-24s %-10s %-14s %10s %10s %10s"):format("total", "", "", v.price, v.extra, v.full))
