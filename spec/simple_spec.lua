@@ -501,6 +501,19 @@ describe("tc-simple catalogue", function()
             assert.is_true(stream:close())
         end)
 
+        it("keep their client alive while they run", function()
+            local stream = assert(assert(helper.new{ key = sb.key, api = sb.api, simple = sb.simple })
+                :seats{ event = SLIPKNOT })
+            -- nothing but the stream refers to the client now
+            local n = 0
+            for _ in stream do
+                n = n + 1
+                if n % 10 == 0 then collectgarbage() end
+            end
+            assert.is_nil(stream:error())
+            assert.equal(100, n)
+        end)
+
         it("are collected without being closed", function()
             local c = assert(helper.new{ key = sb.key, api = sb.api, simple = sb.simple })
             for _ = 1, 20 do

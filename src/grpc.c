@@ -70,6 +70,7 @@ enum stream_state {
 struct stream {
     enum stream_state state;
     int closed; /* by the caller: calls report "closed", error() still answers */
+    int anchor; /* registry reference to the owner (the client), or LUA_NOREF */
     struct channel *channel; /* NULL once detached */
     struct stream *prev, *next;
     const ProtobufCMessageDescriptor *output;
@@ -387,6 +388,17 @@ static struct stream *check_stream(lua_State *L, int arg)
     return luaL_checkudata(L, arg, STREAM_MT);
 }
 
+/* While its call runs, a stream keeps its owner alive: in
+ * `for seat in tc.new(opts):seats(req) do` nothing else refers to the
+ * client, whose collection would close the channel under the loop. */
+static void stream_unanchor(lua_State *L, struct stream *s)
+{
+    if (s->anchor != LUA_NOREF) {
+        luaL_unref(L, LUA_REGISTRYINDEX, s->anchor);
+        s->anchor = LUA_NOREF;
+    }
+}
+
 /* stream() / stream:next() -> message | nil (the end) | nil, err */
 static int stream_next(lua_State *L)
 {
@@ -396,6 +408,8 @@ static int stream_next(lua_State *L)
         grpc_slice_unref(s->payload);
         s->have_payload = 0;
     }
+    if (s->closed || s->state != S_OPEN)
+        stream_unanchor(L, s);
     if (s->closed)
         return tc_fail(L, TC_EINVALID, -1, "closed");
     switch (s->state) {
@@ -411,6 +425,7 @@ static int stream_next(lua_State *L)
     }
     if (!stream_receive(s)) {
         stream_finish(s);
+        stream_unanchor(L, s);
         if (s->state == S_DONE) {
             lua_pushnil(L);
             return 1;
@@ -423,6 +438,7 @@ static int stream_next(lua_State *L)
         s->have_payload = 0;
         stream_drain(s, 1);
         stream_release(s);
+        stream_unanchor(L, s);
         char message[128];
         snprintf(message, sizeof message, "malformed %s message from the server",
                  s->output->name);
@@ -464,6 +480,7 @@ static int stream_gc(lua_State *L)
         s->have_payload = 0;
     }
     stream_close(s);
+    stream_unanchor(L, s);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -648,7 +665,8 @@ static int channel_new(lua_State *L)
     return 1;
 }
 
-/* channel:stream(method, request) -> stream | nil, err */
+/* channel:stream(method, request [, owner]) -> stream | nil, err
+ * owner (the client; default the channel) is kept alive while the call runs. */
 static int channel_stream(lua_State *L)
 {
     struct channel *c = check_channel(L, 1);
@@ -661,15 +679,20 @@ static int channel_stream(lua_State *L)
     if (!m)
         return luaL_argerror(L, 2, lua_pushfstring(L, "no method '%s' in tc-simple", method));
     luaL_checktype(L, 3, LUA_TTABLE);
-    lua_settop(L, 3);
+    lua_settop(L, 4); /* channel, method, request, owner */
+    if (lua_isnil(L, 4)) {
+        lua_pushvalue(L, 1);
+        lua_replace(L, 4);
+    }
     if (!c->ch)
         return tc_fail(L, TC_EINVALID, -1, "closed");
-    if (!tc_codec_encode(L, 3, m->input, err, sizeof err)) /* channel, method, request */
+    if (!tc_codec_encode(L, 3, m->input, err, sizeof err)) /* ..., owner, bytes */
         return tc_fail(L, TC_EINVALID, -1, "%s", err);
-    const char *bytes = lua_tolstring(L, 4, &len); /* channel, method, request, bytes */
+    const char *bytes = lua_tolstring(L, 5, &len);
 
-    struct stream *s = lua_newuserdata(L, sizeof *s); /* ..., bytes, stream */
+    struct stream *s = lua_newuserdata(L, sizeof *s); /* ..., owner, bytes, stream */
     memset(s, 0, sizeof *s);
+    s->anchor = LUA_NOREF;
     s->state = S_OPEN;
     s->output = m->output;
     luaL_getmetatable(L, STREAM_MT);
@@ -683,6 +706,8 @@ static int channel_stream(lua_State *L)
     c->streams = s;
     if (!stream_start(s, c, m->name, bytes, len))
         return push_stream_error(L, s);
+    lua_pushvalue(L, 4);
+    s->anchor = luaL_ref(L, LUA_REGISTRYINDEX); /* ..., owner, bytes, stream */
     return 1;
 }
 

@@ -187,7 +187,7 @@ for name, spec in pairs(METHODS) do
         local ch
         ch, err = channel(self)
         if not ch then return nil, err end
-        return ch:stream(rpc, request)
+        return ch:stream(rpc, request, self) -- the stream keeps the client alive
     end
 end
 
