@@ -41,6 +41,11 @@
 /* Nesting limit for tables being encoded and types being searched. */
 #define MAX_DEPTH 32
 
+/* 2^62, 2^63 and 2^64 as doubles, the bounds of the integer conversions. */
+#define TWO_62 4611686018427387904.0
+#define TWO_63 9223372036854775808.0
+#define TWO_64 18446744073709551616.0
+
 /* ------------------------------------------------------------------------ */
 /* The box: owner of one protobuf-c message tree (malloc'd).                  */
 
@@ -395,7 +400,7 @@ static int get_int64(lua_State *L, int idx, int64_t *out)
     if (lua_type(L, idx) != LUA_TNUMBER)
         return 0;
     lua_Number n = lua_tonumber(L, idx);
-    if (!(n >= -0x1p63 && n < 0x1p63) || n != floor(n))
+    if (!(n >= -TWO_63 && n < TWO_63) || n != floor(n))
         return 0;
     /* In range, so both checks below are exact (Lua 5.4 integer or LuaJIT double). */
     *out = lua_isinteger(L, idx) ? (int64_t)lua_tointeger(L, idx) : (int64_t)n;
@@ -415,7 +420,7 @@ static int get_uint64(lua_State *L, int idx, uint64_t *out)
     if (lua_type(L, idx) != LUA_TNUMBER)
         return 0;
     lua_Number n = lua_tonumber(L, idx);
-    if (!(n >= 0x1p63 && n < 0x1p64) || n != floor(n))
+    if (!(n >= TWO_63 && n < TWO_64) || n != floor(n))
         return 0;
     *out = (uint64_t)n;
     return 1;
@@ -433,7 +438,7 @@ static int set_timestamp(struct enc *e, const ProtobufCFieldDescriptor *f,
         return 1;
     }
     lua_Number n = lua_tonumber(L, idx);
-    if (!(n > -0x1p62 && n < 0x1p62)) /* also NaN */
+    if (!(n > -TWO_62 && n < TWO_62)) /* also NaN */
         return fail(e, owner, f->name, "timestamp out of range");
     lua_Number whole = floor(n);
     int32_t nanos = (int32_t)llround((n - whole) * 1e9);
