@@ -1015,6 +1015,19 @@ describe("tc-sandbox command line", function()
         assert.is_nil(text:find("secret-key-123", 1, true))
         assert.is_nil(text:find("wrong-key-456", 1, true))
 
+        -- a delayed change does not hold up shutdown
+        local sb3 = start()
+        local _, o = post(sb3, { event = SPLIN })
+        local slow = assert(io.popen("curl -s -o /dev/null -w '%{http_code}' -X PATCH "
+            .. "-H " .. shell_quote("Authorization: key " .. KEY) .. " -H 'X-Sandbox-Delay: 10000' "
+            .. "-d '{}' " .. shell_quote(sb3.api .. "/v2/resources/orders/" .. o.data.id), "r"))
+        socket.sleep(0.3)
+        local t0 = socket.gettime()
+        assert.is_true(sb3:stop())
+        assert.is_true(socket.gettime() - t0 < 5)
+        slow:read("a")
+        slow:close()
+
         local sb2 = start()
         os.execute("kill -INT " .. sb2.pid)
         sb2.proc:read("a")
