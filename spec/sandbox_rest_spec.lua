@@ -331,7 +331,8 @@ describe("tc-sandbox REST", function()
         end)
 
         it("ignores unknown sets in random and duplicate ids in tickets", function()
-            local _, body = post(sb, { event = EVENT, random = { [FAN] = 1, ["000000000000000000000000"] = 3 } })
+            local _, body = post(sb, { event = EVENT,
+                                       random = { [FAN] = 1, ["000000000000000000000000"] = 3 } })
             assert.are.equal(1, #body.data.tickets)
             local _, b2 = post(sb, { tickets = { SEAT2, SEAT2 } })
             assert.are.same({ SEAT2 }, ticket_ids(b2.data))
@@ -471,11 +472,12 @@ describe("tc-sandbox REST", function()
         end)
 
         it("a refused done leaves the order as it was (tickets put back)", function()
-            local s, b = patch(sb, id, { tickets = { SEAT2 }, status = "done", settings = { customer = { name = "X" } } })
+            local s, b = patch(sb, id, { tickets = { SEAT2 }, status = "done",
+                                         settings = { customer = { name = "X" } } })
             assert.are.equal(200, s)
             assert.are.equal("done", b.data.status)
             local _, o2 = post(sb, { event = EVENT })
-            s, b = patch(sb, o2.data.id, { tickets = { "ffffffffffffffffffffffff" }, status = "done" })
+            s = patch(sb, o2.data.id, { tickets = { "ffffffffffffffffffffffff" }, status = "done" })
             assert.are.equal(400, s)
             local _, again = get(sb, o2.data.id)
             assert.are.equal("executed", again.data.status)
@@ -505,15 +507,17 @@ describe("tc-sandbox REST", function()
             assert.are.same(c, b.data.settings.customer)
             assert.is_true(b.data.settings.send_tickets)
             s, b = patch(sb, id, { settings = { customer = { email = "new@example.com" } } })
+            assert.are.equal(200, s)
             assert.are.same({ email = "new@example.com" }, b.data.settings.customer)
-            s, b = patch(sb, id, { settings = { customer = { lang = "de" } } })
+            s = patch(sb, id, { settings = { customer = { lang = "de" } } })
             assert.are.equal(400, s)
-            s, b = patch(sb, id, { settings = { customer = { email = 5 } } })
+            s = patch(sb, id, { settings = { customer = { email = 5 } } })
             assert.are.equal(400, s)
         end)
 
         it("stores vendor_data with bool and number values (spec §3.4.3)", function()
-            local vd = { order_id = "shop-42", raw = { enable_call_to_customer = true, call_counter = 3, note = "x" } }
+            local vd = { order_id = "shop-42",
+                         raw = { enable_call_to_customer = true, call_counter = 3, note = "x" } }
             local s, b = patch(sb, id, { vendor_data = vd })
             assert.are.equal(200, s)
             assert.are.same(vd, b.data.vendor_data)
@@ -536,8 +540,8 @@ describe("tc-sandbox REST", function()
             refused({ raw = "text" })
             refused({ other = 1 })
             -- the limits count characters, not bytes
-            local s = patch(sb, id, { vendor_data = { order_id = string.rep("ж", 64),
-                                                      raw = { [string.rep("ж", 40)] = string.rep("ж", 128) } } })
+            local long = { [string.rep("ж", 40)] = string.rep("ж", 128) }
+            local s = patch(sb, id, { vendor_data = { order_id = string.rep("ж", 64), raw = long } })
             assert.are.equal(200, s)
             local _, b = get(sb, id)
             assert.are.equal(string.rep("ж", 64), b.data.vendor_data.order_id)
@@ -583,7 +587,7 @@ describe("tc-sandbox REST", function()
             assert.are.same({ { code = "promocode_limit_min_tickets",
                                 msg = "Need more tickets in order for promocode activation" } }, b.errors)
             assert.are.same({}, b.data.promocodes)
-            s, b = patch(sb, o.data.id, { random = { [BIG] = 2, [DANCE] = 1 }, promocodes = { "promo25" } })
+            _, b = patch(sb, o.data.id, { random = { [BIG] = 2, [DANCE] = 1 }, promocodes = { "promo25" } })
             assert.is_nil(b.errors)
             local t = b.data.tickets[1]
             -- 25 % of 1099.00 = 274.75; 4 % of 824.25 = 32.97
@@ -610,23 +614,25 @@ describe("tc-sandbox REST", function()
         end)
 
         it("POST /v2/services/promocodes/check", function()
-            local s, b = request(sb, "POST", "/v2/services/promocodes/check", { event = STANDUP, code = "fix100" })
+            local CHECK = "/v2/services/promocodes/check"
+            local s, b = request(sb, "POST", CHECK, { event = STANDUP, code = "fix100" })
             assert.are.equal(200, s)
             assert.are.same({ discount = { fix = "100.00" }, sets = {}, tickets_count = {} }, b.data)
             assert.are.same({ sets = {} }, b.refs)
-            s, b = request(sb, "POST", "/v2/services/promocodes/check", { event = KISH, code = "all" })
+            s, b = request(sb, "POST", CHECK, { event = KISH, code = "all" })
             assert.are.equal(200, s)
             assert.are.same({ percentage = "25%" }, b.data.discount)
-            assert.are.same({ start = "2019-10-30 21:00:00", finish = "2019-11-30 20:59:00" }, b.data.lifetime)
+            assert.are.same({ start = "2019-10-30 21:00:00", finish = "2019-11-30 20:59:00" },
+                            b.data.lifetime)
             assert.are.same({ BIG }, b.data.sets)
             assert.are.same({ min = 2 }, b.data.tickets_count)
             assert.are.same({ id = BIG, name = "Билетище", price = "1099.00" }, b.refs.sets[BIG])
-            s, b = request(sb, "POST", "/v2/services/promocodes/check", { event = KISH, code = "not_exists" })
+            s, b = request(sb, "POST", CHECK, { event = KISH, code = "not_exists" })
             assert.are.equal(400, s)
             assert.are.same({ error = "HTTPBadRequest", reason = "Promocode not found" }, b)
-            s, b = request(sb, "POST", "/v2/services/promocodes/check", { event = "000000000000000000000000", code = "x" })
+            s, b = request(sb, "POST", CHECK, { event = "000000000000000000000000", code = "x" })
             assert_error(s, b, 400, "Event 000000000000000000000000 not found")
-            s, b = request(sb, "POST", "/v2/services/promocodes/check", { code = "x" })
+            s, b = request(sb, "POST", CHECK, { code = "x" })
             assert_error(s, b, 400)
         end)
     end)
@@ -969,23 +975,24 @@ describe("tc-sandbox command line", function()
             return "--http 127.0.0.1:0 --grpc 127.0.0.1:0 --catalog " .. shell_quote(dir)
         end
         for _, args in ipairs{ "--bogus", "--expire 0", "--expire x", "--seed -1", "--balance 1.234",
-                               "--http nowhere", "--grpc 127.0.0.1:99999", "--catalog /nonexistent/catalog.json",
+                               "--http nowhere", "--grpc 127.0.0.1:99999",
+                               "--catalog /nonexistent/catalog.json",
                                "extra", "--key" } do
             local out, rc = run(args)
             assert.are.equal("2", rc, args)
             assert.matches("^tc%-sandbox: [^\n]+\n$", out, nil, args)
         end
+        local head = '{"partners": [{"id": "p", "name": "P"}], "distributor": "p", "events": '
+        local set = '{"id": "e", "name": "E", "org": "p", "sets": [{"id": "s", "name": "S", '
         local bad = {
             "{",
             "[]",
             '{"partners": [], "distributor": "x"}',
-            '{"partners": [{"id": "p", "name": "P"}], "distributor": "p", "events": [{"id": "e", "name": "E", "org": "p", '
-                .. '"sets": [{"id": "s", "name": "S", "rules": [{"simple": {"price": 100}}], '
+            head .. "[" .. set .. '"rules": [{"simple": {"price": 100}}], '
                 .. '"tickets": [{"id": "aaaaaaaaaaaaaaaaaaaaaaaa", "serial": "A", "number": 1}, '
                 .. '{"id": "aaaaaaaaaaaaaaaaaaaaaaaa", "serial": "A", "number": 2}]}]}]}',
-            '{"partners": [{"id": "p", "name": "P"}], "distributor": "p", "events": [{"id": "e", "name": "E", "org": "p", '
-                .. '"sets": [{"id": "s", "name": "S", "rules": [{"simple": {"price": -1}}]}]}]}',
-            '{"partners": [{"id": "p", "name": "P"}], "distributor": "p", "events": [{"id": "e", "name": "E", "org": "q"}]}',
+            head .. "[" .. set .. '"rules": [{"simple": {"price": -1}}]}]}]}',
+            head .. '[{"id": "e", "name": "E", "org": "q"}]}',
         }
         for _, text in ipairs(bad) do
             local out, rc = run(catalog(text))

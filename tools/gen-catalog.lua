@@ -74,7 +74,8 @@ local function rule(price) return { id = id(K_RULE), simple = { price = price } 
 local catalog = {
     distributor = DISTRIBUTOR,
     partners = { { id = ORG, name = "Big Arena Promo" }, { id = DISTRIBUTOR, name = "Benchmark Agent" } },
-    countries = { { id = "RU", name = "Россия", currency = "RUB", iso = "RU", iso3 = "RUS", iso_numeric = 643 } },
+    countries = { { id = "RU", name = "Россия", currency = "RUB", iso = "RU", iso3 = "RUS",
+                    iso_numeric = 643 } },
     cities = { { id = 524901, name = "Москва", country = "RU", timezone = "Europe/Moscow",
                  coordinates = { longitude = 37.6156, latitude = 55.7522 }, population = 12506468 } },
     venues = { { id = VENUE, name = "Big Arena", city = 524901, address = "Арена, 1" } },
@@ -101,7 +102,8 @@ for n = 0, opts.seats - 1 do
     tickets[#tickets + 1] = { id = id(K_TICKET), serial = "ARN", number = n + 1,
                               seat = { sector = sector, row = tostring(row), number = tostring(seat) } }
     map_seats[#map_seats + 1] = { sector = sector, row = tostring(row), number = tostring(seat),
-                                  point = { x = (s % 10) * 1000 + seat * 18, y = (s // 10) * 1000 + row * 22, r = 8 } }
+                                  point = { x = (s % 10) * 1000 + seat * 18,
+                                            y = (s // 10) * 1000 + row * 22, r = 8 } }
 end
 local FLOOR = id(K_SECTOR)
 sectors[#sectors + 1] = { id = FLOOR, name = "Танцпол", with_seats = false }
