@@ -9,9 +9,16 @@
  *   accepted ──> RECV_MESSAGE ──> (answer built) ──> SEND_MESSAGE ... ──>
  *   SEND_STATUS_FROM_SERVER, with RECV_CLOSE_ON_SERVER pending throughout.
  *
- * At most one SEND_MESSAGE batch is in flight per call. A call is freed when
- * none of its batches is pending any more. What a call answers comes from
- * grpc_methods.c; this file owns the transport, the metadata and the status.
+ * At most one SEND_MESSAGE batch is in flight per call. A call whose last
+ * send completed waits on the listener's ready list; the next sends go out
+ * in rounds, one message per ready call, each round after a poll that finds
+ * the queue empty. Sends to a fast reader complete at once, so without the
+ * rounds the queue would never run dry, the thread would never poll, and a
+ * new connection would wait for the whole stream to end.
+ *
+ * A call is freed when none of its batches is pending and it is not on the
+ * ready list. What a call answers comes from grpc_methods.c; this file owns
+ * the transport, the metadata and the status.
  */
 #include <grpc/byte_buffer.h>
 #include <grpc/byte_buffer_reader.h>
@@ -48,6 +55,7 @@ struct grpc_listener {
     pthread_t thread;
     atomic_bool stopping;
     struct tag shutdown;
+    struct call *ready, *ready_tail; /* calls waiting to send their next message */
 };
 
 struct call {
@@ -63,6 +71,8 @@ struct call {
     bool dead;             /* failed or cancelled: start no more batches */
     int pending;           /* batches started and not completed yet */
     int cancelled;         /* from RECV_CLOSE_ON_SERVER */
+    bool queued;           /* on the listener's ready list */
+    struct call *next_ready;
     grpc_slice status_details;
     struct tag accept, read, write, status, close;
 };
@@ -159,6 +169,39 @@ static void send_next(struct call *c)
     start_batch(c, ops, n, &c->status);
 }
 
+/* Puts the call at the end of the ready list: it sends in the next round. */
+static void enqueue(struct call *c)
+{
+    struct grpc_listener *l = c->l;
+    c->queued = true;
+    c->next_ready = NULL;
+    if (l->ready_tail) l->ready_tail->next_ready = c;
+    else l->ready = c;
+    l->ready_tail = c;
+}
+
+static void release_if_done(struct call *c)
+{
+    if (c->pending == 0 && !c->queued) call_free(c);
+}
+
+/* One message (or the status) for every call that was ready when the round
+ * began; calls that become ready meanwhile wait for the next round. */
+static void send_round(struct grpc_listener *l)
+{
+    struct call *c = l->ready;
+    l->ready = l->ready_tail = NULL;
+    while (c) {
+        struct call *next = c->next_ready;
+        c->queued = false;
+        c->next_ready = NULL;
+        if (atomic_load(&l->stopping)) call_fail(c);
+        send_next(c);
+        release_if_done(c);
+        c = next;
+    }
+}
+
 /* The value of a request metadata entry, or NULL. */
 static const grpc_slice *metadata_value(const grpc_metadata_array *md, const char *key)
 {
@@ -211,7 +254,7 @@ static void answer(struct call *c)
             grpc_slice_unref(bytes);
         }
     }
-    send_next(c);
+    enqueue(c);
 }
 
 static void on_accept(struct call *c, bool ok)
@@ -250,7 +293,7 @@ static void on_event(struct tag *tag, bool ok)
         grpc_byte_buffer_destroy(c->sending);
         c->sending = NULL;
         if (!ok) call_fail(c);
-        else send_next(c);
+        else enqueue(c);
         break;
     case TAG_STATUS:
         if (!ok) call_fail(c);
@@ -261,17 +304,24 @@ static void on_event(struct tag *tag, bool ok)
     case TAG_SHUTDOWN:
         break;
     }
-    if (c->pending == 0) call_free(c);
+    release_if_done(c);
 }
 
 static void *serve(void *arg)
 {
     struct grpc_listener *l = arg;
     for (;;) {
-        grpc_event ev =
-            grpc_completion_queue_next(l->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+        /* With calls ready to send, only poll (deadline now): a timeout means
+         * the queue is empty and the sockets were polled, so it is their
+         * round. Otherwise wait for the next completion. */
+        gpr_timespec deadline = l->ready ? gpr_time_0(GPR_CLOCK_MONOTONIC)
+                                         : gpr_inf_future(GPR_CLOCK_MONOTONIC);
+        grpc_event ev = grpc_completion_queue_next(l->cq, deadline, NULL);
         if (ev.type == GRPC_QUEUE_SHUTDOWN) break;
-        if (ev.type != GRPC_OP_COMPLETE) continue;
+        if (ev.type == GRPC_QUEUE_TIMEOUT) {
+            send_round(l);
+            continue;
+        }
         struct tag *tag = ev.tag;
         if (tag->kind == TAG_SHUTDOWN) {
             /* Every call is gone: nothing will be queued any more. */
