@@ -317,14 +317,23 @@ static void *serve(void *arg)
         gpr_timespec deadline = l->ready ? gpr_time_0(GPR_CLOCK_MONOTONIC)
                                          : gpr_inf_future(GPR_CLOCK_MONOTONIC);
         grpc_event ev = grpc_completion_queue_next(l->cq, deadline, NULL);
-        if (ev.type == GRPC_QUEUE_SHUTDOWN) break;
+        if (ev.type == GRPC_QUEUE_SHUTDOWN) {
+            /* Calls still on the ready list have no batch pending any more;
+             * stopping, a round only releases them. */
+            send_round(l);
+            break;
+        }
         if (ev.type == GRPC_QUEUE_TIMEOUT) {
             send_round(l);
             continue;
         }
         struct tag *tag = ev.tag;
         if (tag->kind == TAG_SHUTDOWN) {
-            /* Every call is gone: nothing will be queued any more. */
+            /* The server is done with its calls, but we may still hold some
+             * (their grpc_call keeps the server alive): release the ready
+             * ones now; the rest go when their last batch completes, before
+             * the queue reports its own shutdown. */
+            send_round(l);
             grpc_completion_queue_shutdown(l->cq);
             continue;
         }
