@@ -766,18 +766,161 @@ describe("tc-sandbox gRPC with a 100,000-seat event", function()
     end)
 end)
 
-describe("tc-sandbox gRPC with a catalog entity that does not fit its message", function()
-    it("refuses to start and names the field", function()
-        local path = os.tmpname()
-        local text = read_file(CATALOG):gsub('"iso_numeric"%s*:%s*643', '"iso_numeric": "many"', 1)
-        write_file(path, text)
+-- examples/catalog.json with extra entities put first in their lists.
+local function catalog_with(extra)
+    local text = read_file(CATALOG)
+    for key, json in pairs(extra) do
+        local n
+        text, n = text:gsub('("' .. key .. '"%s*:%s*%[)', function(open)
+            return open .. json .. ","
+        end, 1)
+        assert(n == 1, "no list " .. key .. " in " .. CATALOG)
+    end
+    local path = os.tmpname()
+    write_file(path, text)
+    return path
+end
+
+describe("tc-sandbox gRPC reads the catalog's proto3 JSON", function()
+    local MAP = "6a00000000000000000000a1"
+    local META = "6a00000000000000000000b1"
+    local EVENT = "6a00000000000000000000c1"
+    local sb, path
+
+    lazy_setup(function()
+        path = catalog_with {
+            countries = '{"id": "XA", "name": "Тестовия", "isoNumeric": 999, ' ..
+                        '"a_future_field": {"x": [1, 2]}}',
+            cities = '{"id": 777, "name": "Ёлкино", "country": "XA", ' ..
+                     '"population": "9007199254740993", ' ..
+                     '"coordinates": {"longitude": "1.5", "latitude": -2}}',
+            maps = '{"id": "' .. MAP .. '", "name": "Схема", "venue": "' .. CAT.venues[1].id ..
+                   '", "svg": {"main": "<svg/>", "small": "<svg width=\\"1\\"/>"}, ' ..
+                   '"sectors": [{"id": "s1", "name": "Партер", "with_seats": true}], ' ..
+                   '"seats": [{"sector": "s1", "row": "1", "number": "1", ' ..
+                   '"point": {"x": -5, "y": 7, "r": 3}}]}',
+            meta_events = '{"id": "' .. META .. '", "name": "Группа", ' ..
+                          '"first_start": "2030-12-30T19:00:00.25+03:00", ' ..
+                          '"last_finish": "2030-12-31T23:59:59.123456789Z", ' ..
+                          '"additional": {"@type": "type.googleapis.com/x.Y"}}',
+            events = '{"id": "' .. EVENT .. '", "name": "Без сделки", "status": "PUBLIC", ' ..
+                     '"org": "' .. CAT.events[1].org .. '", "venue": "' .. CAT.events[1].venue ..
+                     '", "timezone": "Europe/Moscow", ' ..
+                     '"lifetime": {"start": "2031-02-01T20:00:00+03:00", ' ..
+                     '"finish": "2031-02-01T23:00:00+03:00"}, ' ..
+                     '"org_extra": {"units": 4, "nanos": 500000000}, ' ..
+                     '"legal_ru": {"type": "IP", "ogrnip": "304500116000157", ' ..
+                     '"ip": "IP_NPD", "vat_rate": 0}, ' ..
+                     '"smart_tickets": 2, "sets": []}',
+        }
+        sb = assert(sandbox.start { catalog = path })
+    end)
+
+    lazy_teardown(function()
+        if sb then assert.is_true(sb:stop()) end
+        os.remove(path)
+    end)
+
+    it("lowerCamelCase names, unknown keys ignored", function()
+        local c = stream(sb, "Countries", { ids = { "XA" } })[1]
+        assert.are.same({ id = "XA", name = "Тестовия", iso_numeric = 999 }, c)
+    end)
+
+    it("64-bit integers and doubles given as strings, exactly", function()
+        local c = stream(sb, "Cities", { ids = { 777 } })[1]
+        assert.are.equal(777, c.id)
+        assert.are.equal("9007199254740993", c.population)
+        assert.are.same({ longitude = 1.5, latitude = -2 }, c.coordinates)
+    end)
+
+    it("Cities suggest folds Ё and ё", function()
+        assert.are.same({ 777 }, ids_of(stream(sb, "Cities", { suggest = "ЁЛК" })))
+        assert.are.same({ 777 }, ids_of(stream(sb, "Cities", { name = "ёлкино" })))
+    end)
+
+    it("map<string,string>, nested messages, negative int32", function()
+        local m = stream(sb, "Maps", { ids = { MAP } })[1]
+        assert.are.same({ main = "<svg/>", small = '<svg width="1"/>' }, m.svg)
+        assert.are.same({ { id = "s1", name = "Партер", with_seats = true } }, m.sectors)
+        assert.are.same({ x = -5, y = 7, r = 3 }, m.seats[1].point)
+    end)
+
+    it("Timestamps with offsets and fractions; Any left unset", function()
+        local e = stream(sb, "MetaEvents", { ids = { META } })[1]
+        assert.are.equal("2030-12-30T16:00:00.250Z", e.first_start)
+        assert.are.equal("2030-12-31T23:59:59.123456789Z", e.last_finish)
+        assert.is_nil(e.additional)
+    end)
+
+    it("enums by number and by name, oneofs, optional fields sent when zero", function()
+        -- smart_tickets and vat_rate are given as numbers, legal_ru.type by name
+        local e = stream(sb, "Events", { ids = { EVENT } })[1]
+        assert.are.equal("PUBLIC", e.status)
+        assert.are.equal("ANY", e.smart_tickets)
+        assert.are.equal("2031-02-01T17:00:00Z", e.lifetime.start)
+        assert.is_nil(e.deal)
+        assert.are.same({ units = 4, nanos = 500000000 }, e.org_extra)
+        assert.are.same({ type = "IP", ogrnip = "304500116000157", ip = "IP_NPD",
+                          vat_rate = "VAT_0" }, e.legal_ru)
+        assert.is_nil(e.sets)
+        assert.is_nil(e.tickets_amount)
+    end)
+
+    it("the lifetime filter compares instants, whatever the offset was", function()
+        local got = stream(sb, "Events", { lifetime = { start = {
+            gte = "2031-02-01T17:00:00Z", lte = "2031-02-01T20:00:00+03:00" } } })
+        assert.are.same({ EVENT }, ids_of(got))
+    end)
+end)
+
+describe("tc-sandbox gRPC refuses a catalog entity that does not fit its message", function()
+    local function refused(extra, pattern)
+        local path = catalog_with(extra)
         local log = os.tmpname()
         local sb = sandbox.start { catalog = path, log = log }
         if sb then sb:stop() end
         local err = read_file(log)
         os.remove(path)
         os.remove(log)
-        assert.is_nil(sb)
-        assert.matches("countries%[0%].*iso_numeric", err)
+        assert.is_nil(sb, "started with " .. next(extra))
+        assert.matches(pattern, err)
+    end
+
+    it("a string where an integer belongs", function()
+        refused({ countries = '{"id": "XB", "iso_numeric": "many"}' },
+                'countries%[0%]: iso_numeric: "many" is not an unsigned integer')
+    end)
+
+    it("an integer out of range", function()
+        refused({ cities = '{"id": 4294967296, "name": "x"}' },
+                "cities%[0%]: id: 4294967296 is out of range")
+    end)
+
+    it("a date-time that is not RFC 3339", function()
+        refused({ meta_events = '{"id": "x", "first_start": "2030-02-30T00:00:00Z"}' },
+                "meta_events%[0%]: first_start: expected an RFC 3339 date%-time")
+    end)
+
+    it("a string where a bool belongs, deep down", function()
+        refused({ maps = '{"id": "x", "sectors": [{"id": "s", "with_seats": "yes"}]}' },
+                "maps%[0%]: sectors%[0%]%.with_seats: expected true or false")
+    end)
+
+    local function event(fields)
+        return '{"id": "6a00000000000000000000d1", "name": "x", "org": "' .. CAT.events[1].org ..
+            '", "venue": "' .. CAT.events[1].venue .. '", "timezone": "Europe/Moscow", ' ..
+            '"lifetime": {"start": "2031-02-01T20:00:00Z", "finish": "2031-02-01T23:00:00Z"}, ' ..
+            '"sets": [], ' .. fields .. '}'
+    end
+
+    it("an unknown enum name", function()
+        refused({ events = event('"smart_tickets": "SOMETIMES"') },
+                'events%[0%]: smart_tickets: "SOMETIMES" is not a value of ' ..
+                'v3%.Event%.SmartTicketSetting')
+    end)
+
+    it("two members of one oneof", function()
+        refused({ events = event('"deal": {"id": "d"}, "org_extra": {"units": 1}') },
+                "events%[0%]: .*: more than one member of a oneof")
     end)
 end)
