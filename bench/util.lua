@@ -1,0 +1,202 @@
+-- bench/util.lua: what every benchmark script shares: a monotonic clock,
+-- memory and CPU readings, percentiles, catalogs, sandboxes, and the result
+-- lines that tools/bench gathers into its final table.
+--
+-- Benchmarks measure and print; they never compare a number with a
+-- threshold. The only way a benchmark fails is an operation that errors
+-- (util.check, util.die), so a broken build cannot pass for a slow one.
+--
+-- Environment (tools/bench sets it): BENCH_DIR, where catalogs and results
+-- go; TC_SANDBOX, the sandbox binary; LUA_PATH/LUA_CPATH find the module.
+
+local cjson = require "cjson"
+
+local _M = {}
+
+local getenv = os.getenv
+
+_M.DIR = getenv("BENCH_DIR") or "build/bench-run"
+_M.LUA = getenv("BENCH_LUA") or "lua5.4"
+
+-- now() -> seconds from a monotonic clock (CLOCK_MONOTONIC via lua-system).
+-- os.clock() is CPU time, not wall time, and socket.gettime() follows the
+-- wall clock, which can step.
+local system = require "system"
+_M.now = system.monotime
+
+-- Integer environment knobs (BENCH_ORDERS=100 and so on), for quick runs.
+function _M.knob(name, default)
+    local v = tonumber(getenv(name) or "")
+    if v and v >= 1 then return math.floor(v) end
+    return default
+end
+
+-- Stops the run: a benchmark whose operation failed has no numbers to give.
+function _M.die(fmt, ...)
+    io.stderr:write("bench: ", fmt:format(...), "\n")
+    os.exit(1)
+end
+
+-- check(value, err, what): value, or the run stops naming what failed.
+function _M.check(value, err, what)
+    if value == nil or value == false then _M.die("%s: %s", what, tostring(err)) end
+    return value
+end
+
+-- ---- memory and CPU ------------------------------------------------------
+
+-- The Lua heap in kB (live objects plus the collector's not yet swept garbage).
+function _M.heap_kb()
+    return collectgarbage("count")
+end
+
+-- { rss = kB, hwm = kB } of this process (VmRSS, and VmHWM, its peak so far).
+function _M.rss()
+    local out = {}
+    for line in io.lines("/proc/self/status") do
+        local key, kb = line:match("^Vm(%u+):%s+(%d+) kB")
+        if key == "RSS" then out.rss = tonumber(kb) end
+        if key == "HWM" then out.hwm = tonumber(kb) end
+    end
+    return out
+end
+
+local clock_ticks
+-- CPU seconds (user + system, all threads) a process has used so far;
+-- pid is a number or "self".
+function _M.cpu_seconds(pid)
+    if not clock_ticks then
+        local p = io.popen("getconf CLK_TCK")
+        clock_ticks = tonumber(p:read("*l")) or 100
+        p:close()
+    end
+    local f = io.open("/proc/" .. tostring(pid) .. "/stat")
+    if not f then return 0 end
+    local stat = f:read("*a")
+    f:close()
+    -- Fields after the command name "(...)": state is field 3, utime 14, stime 15.
+    local after = stat:match("%) (.*)$")
+    local fields = {}
+    for v in after:gmatch("%S+") do fields[#fields + 1] = v end
+    return (tonumber(fields[12]) + tonumber(fields[13])) / clock_ticks
+end
+
+-- ---- statistics ----------------------------------------------------------
+
+-- Nearest-rank percentile q (0..1) of a list of numbers; sorts a copy.
+function _M.percentiles(list, qs)
+    local sorted = {}
+    for i, v in ipairs(list) do sorted[i] = v end
+    table.sort(sorted)
+    local out = {}
+    for _, q in ipairs(qs) do
+        local rank = math.max(1, math.ceil(q * #sorted))
+        out[#out + 1] = sorted[rank]
+    end
+    return out
+end
+
+function _M.median(list)
+    return _M.percentiles(list, { 0.5 })[1]
+end
+
+-- ---- results -------------------------------------------------------------
+
+-- A readable number: thousands grouped, decimals only where they matter.
+function _M.fmt(v)
+    if type(v) ~= "number" then return tostring(v) end
+    local s
+    if v == math.floor(v) or math.abs(v) >= 100 then
+        s = ("%.0f"):format(v)
+    elseif math.abs(v) >= 10 then
+        s = ("%.1f"):format(v)
+    else
+        s = ("%.2f"):format(v)
+    end
+    local int, frac = s:match("^(-?%d+)(.*)$")
+    int = int:reverse():gsub("(%d%d%d)", "%1,"):reverse():gsub("^(-?),", "%1")
+    return int .. frac
+end
+
+local results
+-- result(section, name, value, unit): prints one measurement and appends it
+-- to BENCH_DIR/results.tsv for the final table.
+function _M.result(section, name, value, unit)
+    unit = unit or ""
+    print(("  %-48s %14s %s"):format(name, _M.fmt(value), unit))
+    if not results then
+        results = assert(io.open(_M.DIR .. "/results.tsv", "a"))
+    end
+    results:write(section, "\t", name, "\t", tostring(value), "\t", unit, "\n")
+    results:flush()
+end
+
+-- Prints a section heading.
+function _M.section(title)
+    print()
+    print("== " .. title)
+end
+
+-- ---- catalogs and sandboxes ----------------------------------------------
+
+-- Writes BENCH_DIR/<name>.json with tools/gen-catalog.lua and the given
+-- options ({ seats = 100000, events = 20, ... }); returns its path.
+function _M.catalog(name, opts)
+    local path = _M.DIR .. "/" .. name .. ".json"
+    local argv = { "lua5.4", "tools/gen-catalog.lua", "--out", path }
+    for _, key in ipairs{ "seats", "per-row", "rows", "stock", "events" } do
+        if opts[key] then
+            argv[#argv + 1] = "--" .. key
+            argv[#argv + 1] = tostring(opts[key])
+        end
+    end
+    local ok = os.execute(table.concat(argv, " "))
+    if ok ~= true and ok ~= 0 then _M.die("tools/gen-catalog.lua failed for %s", path) end
+    return path
+end
+
+-- Reads and writes a JSON file (to add sandbox-only keys to a catalog).
+function _M.read_json(path)
+    local f = _M.check(io.open(path), "cannot open", path)
+    local doc = cjson.decode(f:read("*a"))
+    f:close()
+    return doc
+end
+
+function _M.write_json(path, doc)
+    local f = _M.check(io.open(path, "w"), "cannot write", path)
+    f:write(cjson.encode(doc), "\n")
+    f:close()
+end
+
+-- Starts a sandbox serving a catalog; its request log goes to
+-- BENCH_DIR/sandbox.log (the sandbox writes one line per request).
+function _M.sandbox(catalog, opts)
+    opts = opts or {}
+    local sb, err = require("ticketscloud.sandbox").start{
+        catalog = catalog, log = _M.DIR .. "/sandbox.log", expire = opts.expire or 900, seed = 1 }
+    return _M.check(sb, err, "starting tc-sandbox with " .. catalog)
+end
+
+-- A client of a sandbox. timeout is generous: a 100,000-seat stream is one call.
+function _M.client(sb, opts)
+    local tc = require "ticketscloud"
+    local client, err = tc.new{ key = sb.key, api = sb.api, simple = sb.simple,
+                                timeout = (opts and opts.timeout) or 120 }
+    return _M.check(client, err, "tc.new")
+end
+
+-- Walks a catalogue stream to its end; returns the number of messages.
+-- on_message(msg, n) is called for each one.
+function _M.walk(stream, on_message)
+    local n = 0
+    for msg in stream do
+        n = n + 1
+        if on_message then on_message(msg, n) end
+    end
+    local err = stream:error()
+    if err then _M.die("the stream ended with an error after %d messages: %s", n, tostring(err)) end
+    return n
+end
+
+return _M
