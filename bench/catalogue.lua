@@ -87,7 +87,7 @@ result(SECTION, "seats: RSS after the last walk", last.mem1.rss, "kB")
 result(SECTION, "seats: VmHWM (peak RSS) after the walks", last.mem1.hwm, "kB")
 
 -- For scale: the same seats kept in a list, as a non-streaming API would.
-local function heap_holding_every_seat(client, event)
+local function heap_holding_every_seat(event)
     collectgarbage("collect")
     local heap0 = util.heap_kb()
     local kept = {}
@@ -96,7 +96,7 @@ local function heap_holding_every_seat(client, event)
     if #kept ~= SEATS then util.die("kept %d seats, not %d", #kept, SEATS) end
     return util.heap_kb() - heap0
 end
-result(SECTION, "seats: for scale, Lua heap holding every seat", heap_holding_every_seat(client, arena), "kB")
+result(SECTION, "seats: for scale, Lua heap holding every seat", heap_holding_every_seat(arena), "kB")
 collectgarbage("collect")
 
 client:close()

@@ -123,12 +123,22 @@ local results
 -- to BENCH_DIR/results.tsv for the final table.
 function _M.result(section, name, value, unit)
     unit = unit or ""
-    print(("  %-48s %14s %s"):format(name, _M.fmt(value), unit))
+    print(("  %-52s %14s %s"):format(name, _M.fmt(value), unit))
     if not results then
         results = assert(io.open(_M.DIR .. "/results.tsv", "a"))
     end
     results:write(section, "\t", name, "\t", tostring(value), "\t", unit, "\n")
     results:flush()
+end
+
+-- latencies(section, name, list): one result row of a list of durations in
+-- seconds: "p50 / p90 / p99 / max" in milliseconds, and the count.
+function _M.latencies(section, name, list)
+    if #list == 0 then _M.die("%s: no samples", name) end
+    local p = _M.percentiles(list, { 0.5, 0.9, 0.99, 1 })
+    local value = ("%.2f / %.2f / %.2f / %.2f"):format(p[1] * 1000, p[2] * 1000, p[3] * 1000,
+                                                       p[4] * 1000)
+    _M.result(section, ("%s (n=%d)"):format(name, #list), value, "ms p50/p90/p99/max")
 end
 
 -- Prints a section heading.
