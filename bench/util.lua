@@ -179,12 +179,14 @@ function _M.write_json(path, doc)
     f:close()
 end
 
--- Starts a sandbox serving a catalog; its request log goes to
--- BENCH_DIR/sandbox.log (the sandbox writes one line per request).
+-- Starts a sandbox serving a catalog. Its log (one line per request) goes
+-- to opts.log, by default BENCH_DIR/sandbox.log, emptied first.
 function _M.sandbox(catalog, opts)
     opts = opts or {}
+    local log = opts.log or (_M.DIR .. "/sandbox.log")
+    if not opts.log then io.open(log, "w"):close() end
     local sb, err = require("ticketscloud.sandbox").start{
-        catalog = catalog, log = _M.DIR .. "/sandbox.log", expire = opts.expire or 900, seed = 1 }
+        catalog = catalog, log = log, expire = opts.expire or 900, seed = 1 }
     return _M.check(sb, err, "starting tc-sandbox with " .. catalog)
 end
 
