@@ -91,8 +91,16 @@ local function wrk(name, path, script, env)
     local errors = out:match("Socket errors: ([^\n]+)")
     if errors then die("wrk %s: socket errors: %s", path, errors) end
     local total = out:match("(%d+) requests in")
-    local p50, p90, p99 = out:match("50%%%s+(%S+)"), out:match("90%%%s+(%S+)"), out:match("99%%%s+(%S+)")
-    local max = out:match("Latency%s+%S+%s+%S+%s+(%S+)")
+    -- The latency distribution ("    50%  1.07ms") and the thread stats'
+    -- maximum ("    Latency  1.20ms  0.80ms  17.07ms  90.00%").
+    local pct, max = {}, nil
+    for line in out:gmatch("[^\n]+") do
+        local q, v = line:match("^%s+(%d+)%%%s+(%S+)$")
+        if q then pct[q] = v end
+        max = max or line:match("^%s+Latency%s+%S+%s+%S+%s+(%S+)")
+    end
+    local p50, p90, p99 = pct["50"], pct["90"], pct["99"]
+    if not (p50 and p90 and p99 and max) then die("wrk %s: no latency distribution in:\n%s", path, out) end
     result(SECTION, name .. ": requests/s", tonumber(rate), "req/s")
     result(SECTION, name .. ": latency", ("%.2f / %.2f / %.2f / %.2f"):format(
         ms(p50), ms(p90), ms(p99), ms(max)), "ms p50/p90/p99/max")

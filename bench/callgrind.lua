@@ -1,0 +1,38 @@
+-- bench/callgrind.lua: instructions per operation, counted by valgrind's
+-- callgrind. Unlike seconds they repeat from run to run and machine to
+-- machine, so they show what a change to the code did.
+--
+-- Each operation of bench/ops.lua runs twice under callgrind, LOW and HIGH
+-- times; (instructions(HIGH) - instructions(LOW)) / (HIGH - LOW) is the cost
+-- of one operation, without Lua's start-up and the loading of the module.
+-- The cost includes the operation's share of garbage collection.
+
+local util = require "bench.util"
+
+local LOW, HIGH = 1000, 6000
+local SECTION = "instructions"
+local OPS = {
+    { "decode-seat", "decode one v3.Seat (core.decode)" },
+    { "create-body", "build a create-order request (random)" },
+    { "add-tickets-body", "build an add-tickets PATCH (2 held + 1)" },
+    { "read-answer", "read one order answer (decode, wrap, verify)" },
+}
+
+-- Instructions of one run of bench/ops.lua under callgrind.
+local function instructions(op, count)
+    local cmd = ("valgrind --tool=callgrind --callgrind-out-file=/dev/null %s bench/ops.lua %s %d 2>&1")
+        :format(util.LUA, op, count)
+    local p = util.check(io.popen(cmd), "cannot run", "valgrind")
+    local out = p:read("*a")
+    local ok = p:close()
+    local collected = out:match("Collected : (%d+)")
+    if not ok or not collected then util.die("valgrind %s %d failed:\n%s", op, count, out) end
+    return tonumber(collected)
+end
+
+util.section(("instructions per operation (callgrind, %d vs %d repetitions)"):format(HIGH, LOW))
+for _, entry in ipairs(OPS) do
+    local op, name = entry[1], entry[2]
+    local per_op = (instructions(op, HIGH) - instructions(op, LOW)) / (HIGH - LOW)
+    util.result(SECTION, name, per_op, "instructions")
+end
