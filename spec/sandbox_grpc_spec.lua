@@ -546,6 +546,17 @@ describe("tc-sandbox gRPC", function()
             assert.are.equal("UNIMPLEMENTED", status)
         end)
 
+        it("a gRPC port in use is an error at start, not a shared port", function()
+            local log = os.tmpname()
+            local other = sandbox.start { args = { "--grpc", sb.grpc }, log = log }
+            if other then other:stop() end
+            local err = read_file(log)
+            os.remove(log)
+            assert.is_nil(other)
+            assert.matches("cannot listen on " .. sb.grpc:gsub("%p", "%%%0"), err)
+            assert.are.equal(#CAT.tags, #stream(sb, "Tags"))
+        end)
+
         it("preferred-language is accepted", function()
             local plain = stream(sb, "Countries")
             local ru = stream(sb, "Countries", {}, { metadata = { "preferred-language=ru" } })

@@ -381,7 +381,13 @@ struct grpc_listener *grpc_listener_start(struct sandbox *sb, const char *addr, 
         return NULL;
     }
     l->cq = grpc_completion_queue_create_for_next(NULL);
-    l->server = grpc_server_create(NULL, NULL);
+    /* gRPC binds with SO_REUSEPORT by default: a second sandbox on the same
+     * port would share it silently instead of failing. */
+    grpc_arg no_reuseport = {.type = GRPC_ARG_INTEGER,
+                             .key = GRPC_ARG_ALLOW_REUSEPORT,
+                             .value.integer = 0};
+    grpc_channel_args args = {.num_args = 1, .args = &no_reuseport};
+    l->server = grpc_server_create(&args, NULL);
     if (!l->cq || !l->server) {
         snprintf(err, errlen, "cannot create the gRPC server");
         if (l->cq) grpc_completion_queue_shutdown(l->cq);
