@@ -64,6 +64,7 @@ local function client_argv(sb, method, request, opts)
         argv[#argv + 1] = "--metadata"
         argv[#argv + 1] = md
     end
+    if opts.gzip then argv[#argv + 1] = "--gzip" end
     if opts.parallel then
         argv[#argv + 1] = "--parallel"
         argv[#argv + 1] = tostring(opts.parallel)
@@ -555,6 +556,11 @@ describe("tc-sandbox gRPC", function()
             assert.is_nil(other)
             assert.matches("cannot listen on " .. sb.grpc:gsub("%p", "%%%0"), err)
             assert.are.equal(#CAT.tags, #stream(sb, "Tags"))
+        end)
+
+        it("a compressed request is understood", function()
+            local got = stream(sb, "Events", { ids = { SLIPKNOT } }, { gzip = true })
+            assert.are.same({ SLIPKNOT }, ids_of(got))
         end)
 
         it("preferred-language is accepted", function()

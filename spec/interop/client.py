@@ -14,7 +14,8 @@ message is printed as one line of JSON (original proto field names), then a
 last line "status <CODE> <details>". --method also takes a raw path
 ("/v3.Simple/Nope"), sent with an empty request, to probe unknown methods.
 --parallel N runs the same call N times at once and prints only the counts
-and statuses, one line per call, in the order the calls finished.
+and statuses, one line per call, in the order the calls finished. --gzip
+sends the request compressed.
 """
 
 import argparse
@@ -50,6 +51,7 @@ def parse_args():
     p.add_argument("--metadata", action="append", default=[], help="key=value, repeatable")
     p.add_argument("--timeout", type=float, default=30.0, help="deadline in seconds")
     p.add_argument("--parallel", type=int, default=0, help="run N calls at once")
+    p.add_argument("--gzip", action="store_true", help="send the request compressed")
     return p.parse_args()
 
 
@@ -89,7 +91,9 @@ def main():
 
     def run(emit):
         try:
-            for message in call(request, metadata=metadata, timeout=args.timeout):
+            compression = grpc.Compression.Gzip if args.gzip else None
+            for message in call(request, metadata=metadata, timeout=args.timeout,
+                                compression=compression):
                 emit(message)
             return "status OK"
         except grpc.RpcError as e:
