@@ -185,9 +185,7 @@ static int order_random_body(lua_State *L)
         /* ..., counts, set, n */
         if (!tc_check_id(L, -2, "random: the set id"))
             return 2;
-        size_t len;
-        const char *set = lua_tolstring(L, -2, &len);
-        snprintf(what, sizeof what, "random[%s]", set);
+        snprintf(what, sizeof what, "random[%s]", lua_tostring(L, -2)); /* an id: a string */
         lua_Integer n, held;
         if (!tc_to_count(L, -1, &n) || (!set_mode && n == 0))
             return tc_fail(L, TC_EINVALID, -1, "%s: not a %s integer", what,
