@@ -41,8 +41,9 @@ end
 
 print()
 print("== lua-ticketscloud benchmarks")
+local lua_version = rawget(_G, "jit") and _G.jit.version or _VERSION
 print(("   %s, %s CPUs (%s), %s, commit %s"):format(os.date("%Y-%m-%d %H:%M"), first_line("nproc"),
-      cpu_model(), _VERSION, first_line("git rev-parse --short HEAD")))
+      cpu_model(), lua_version, first_line("git rev-parse --short HEAD")))
 local section
 for _, r in ipairs(rows) do
     if r.section ~= section then
