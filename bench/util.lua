@@ -37,9 +37,13 @@ function _M.die(fmt, ...)
     os.exit(1)
 end
 
--- check(value, err, what): value, or the run stops naming what failed.
+-- check(value, err, what): value, or the run stops with err (and what
+-- failed, when given). check(client:seats{...}) reads like assert.
 function _M.check(value, err, what)
-    if value == nil or value == false then _M.die("%s: %s", what, tostring(err)) end
+    if value == nil or value == false then
+        if what then _M.die("%s: %s", what, tostring(err)) end
+        _M.die("%s", tostring(err))
+    end
     return value
 end
 
