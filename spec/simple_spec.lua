@@ -638,8 +638,10 @@ describe("a 100,000-seat event", function()
         end
         assert.is_nil(stream:error())
         assert.equal(BIG_SEATS, n)
-        -- 100,000 seat tables would hold well over 20 MB; the stream holds one at a time
-        assert.is_true(retained < 512, ("retained %.0f KB"):format(retained))
+        -- 100,000 seat tables would hold well over 20 MB; the stream holds one at
+        -- a time. The bound leaves room for the VM's own tables (the string
+        -- table grows with 100,000 distinct ticket ids) after the other specs.
+        assert.is_true(retained < 2048, ("retained %.0f KB"):format(retained))
     end)
 
     it("a deadline shorter than the listing ends it with kind timeout, not a short listing", function()
