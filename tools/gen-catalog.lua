@@ -107,7 +107,9 @@ for n = 0, opts.seats - 1 do
 end
 local FLOOR = id(K_SECTOR)
 sectors[#sectors + 1] = { id = FLOOR, name = "Танцпол", with_seats = false }
-catalog.maps[1] = { id = MAP, name = "Big Arena", venue = VENUE, sectors = sectors, seats = map_seats,
+-- (lua-cjson writes an empty table as {}, so an empty list is left out.)
+catalog.maps[1] = { id = MAP, name = "Big Arena", venue = VENUE, sectors = sectors,
+                    seats = #map_seats > 0 and map_seats or nil,
                     svg = { default = "<svg xmlns=\"http://www.w3.org/2000/svg\"/>" } }
 
 local arena_sets = {}

@@ -312,7 +312,10 @@ static bool sort_tickets(struct loader *ld, struct cat_set *set)
         tmp[i].index = set->first + i;
     }
     qsort(tmp, set->count, sizeof *tmp, cmp_number);
-    for (uint32_t i = 0; i < set->count; i++) set->by_number[i] = tmp[i].index;
+    for (uint32_t i = 0; i < set->count; i++) {
+        set->by_number[i] = tmp[i].index;
+        ld->cat->tickets[tmp[i].index].rank = i;
+    }
     free(tmp);
     return true;
 }

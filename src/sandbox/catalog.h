@@ -30,6 +30,7 @@ struct cat_ticket {
     int64_t number;
     const char *sector, *row, *seat; /* NULL for unseated tickets */
     uint32_t set;                    /* index into catalog.sets */
+    uint32_t rank;                   /* its position in the set's by_number */
 };
 
 struct cat_set {

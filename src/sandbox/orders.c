@@ -370,7 +370,11 @@ static size_t plan_random(struct sandbox *sb, const struct order *o, const json_
         if (s < 0 || cat->sets[s].event != o->event) continue;
         const struct cat_set *set = &cat->sets[s];
         uint32_t rel = (uint32_t)s - ev->first_set;
-        for (uint32_t i = 0; i < set->count && have[rel] < want[rel] && k < cap; i++) {
+        /* Skip the held tickets at the start of the set once for all. */
+        uint32_t i = sb->first_free[s];
+        while (i < set->count && sb->holder[set->by_number[i]] != 0) i++;
+        sb->first_free[s] = i;
+        for (; i < set->count && have[rel] < want[rel] && k < cap; i++) {
             uint32_t t = set->by_number[i];
             if (sb->holder[t] == 0) {
                 plan[k++] = t;

@@ -42,7 +42,9 @@ struct sandbox *sandbox_new(struct catalog *cat, const struct sandbox_options *o
     sb->mark = calloc(cat->ntickets + 1, 1);
     sb->reserved = calloc(cat->nsets + 1, sizeof *sb->reserved);
     sb->sold = calloc(cat->nsets + 1, sizeof *sb->sold);
-    if (!sb->keys || !sb->order_ix || !sb->holder || !sb->mark || !sb->reserved || !sb->sold) {
+    sb->first_free = calloc(cat->nsets + 1, sizeof *sb->first_free);
+    if (!sb->keys || !sb->order_ix || !sb->holder || !sb->mark || !sb->reserved || !sb->sold ||
+        !sb->first_free) {
         sandbox_free(sb);
         return NULL;
     }
@@ -80,6 +82,7 @@ void sandbox_free(struct sandbox *sb)
     free(sb->mark);
     free(sb->reserved);
     free(sb->sold);
+    free(sb->first_free);
     pthread_cond_destroy(&sb->wake);
     pthread_mutex_destroy(&sb->lock);
     catalog_free(sb->cat);
@@ -112,8 +115,10 @@ void store_hold(struct sandbox *sb, uint32_t oi, uint32_t t)
 /* Returns a ticket held by a live (executed) order to sale. */
 void store_release(struct sandbox *sb, uint32_t t)
 {
+    const struct cat_ticket *tk = &sb->cat->tickets[t];
     sb->holder[t] = 0;
-    sb->reserved[sb->cat->tickets[t].set]--;
+    sb->reserved[tk->set]--;
+    if (tk->rank < sb->first_free[tk->set]) sb->first_free[tk->set] = tk->rank;
 }
 
 /* Ends an executed order: its tickets go back on sale; the list is kept so

@@ -69,6 +69,7 @@ struct sandbox {
     json_t *order_ix;      /* id -> index into orders */
     uint32_t *holder;      /* per ticket: 1 + index of the order holding it, 0 = none */
     uint32_t *reserved, *sold; /* per set */
+    uint32_t *first_free;  /* per set: every ticket ranked below it is held */
     uint8_t *mark;         /* per ticket scratch space, all zero between operations */
 };
 
