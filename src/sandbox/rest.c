@@ -64,8 +64,15 @@ static enum MHD_Result send_raw(struct MHD_Connection *c, const struct request *
     if (allow) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
     enum MHD_Result ret = MHD_queue_response(c, status, resp);
     MHD_destroy_response(resp);
+    /* The path is printed with control characters masked, so a request
+     * cannot forge log lines. */
+    char path[256];
+    size_t n = 0;
+    for (; url[n] && n < sizeof path - 1; n++)
+        path[n] = ((unsigned char)url[n] < 0x20 || url[n] == 0x7f) ? '?' : url[n];
+    path[n] = '\0';
     double ms = (double)(now_ms() - (rq ? rq->start_ms : now_ms()));
-    fprintf(stderr, "tc-sandbox: %s %s %u %.0f ms\n", method, url, status, ms);
+    fprintf(stderr, "tc-sandbox: %s %s %u %.0f ms\n", method, path, status, ms);
     return ret;
 }
 
@@ -362,6 +369,7 @@ static enum MHD_Result dispatch(struct rest *r, struct MHD_Connection *c, struct
     if (route == R_ORDER && !is_object_id(id)) {
         status = 404;
         out = error_body("Order %s not found", id);
+        if (!out) out = error_body("Order not found"); /* id was not UTF-8 */
     } else if (route == R_ORDER && get) {
         status = store_get_order(r->sb, id, &out);
     } else {
