@@ -32,9 +32,10 @@ function _M.knob(name, default)
 end
 
 -- Stops the run: a benchmark whose operation failed has no numbers to give.
+-- Closing the Lua state runs the finalizers, which stop any sandbox started.
 function _M.die(fmt, ...)
     io.stderr:write("bench: ", fmt:format(...), "\n")
-    os.exit(1)
+    os.exit(1, true)
 end
 
 -- check(value, err, what): value, or the run stops with err (and what
