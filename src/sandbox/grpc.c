@@ -386,8 +386,10 @@ struct grpc_listener *grpc_listener_start(struct sandbox *sb, const char *addr, 
     grpc_arg no_reuseport = {.type = GRPC_ARG_INTEGER,
                              .key = GRPC_ARG_ALLOW_REUSEPORT,
                              .value.integer = 0};
-    grpc_channel_args args = {.num_args = 1, .args = &no_reuseport};
-    l->server = grpc_server_create(&args, NULL);
+    /* Not named `args`: cppcheck reads `args = {.args = ...}` as a
+     * variable initialised from itself. */
+    grpc_channel_args server_args = {.num_args = 1, .args = &no_reuseport};
+    l->server = grpc_server_create(&server_args, NULL);
     if (!l->cq || !l->server) {
         snprintf(err, errlen, "cannot create the gRPC server");
         if (l->cq) grpc_completion_queue_shutdown(l->cq);

@@ -68,7 +68,7 @@ static enum MHD_Result send_raw(struct MHD_Connection *c, const struct request *
      * cannot forge log lines. */
     char path[256];
     size_t n = 0;
-    for (; url[n] && n < sizeof path - 1; n++)
+    for (; n < sizeof path - 1 && url[n]; n++)
         path[n] = ((unsigned char)url[n] < 0x20 || url[n] == 0x7f) ? '?' : url[n];
     path[n] = '\0';
     double ms = (double)(now_ms() - (rq ? rq->start_ms : now_ms()));
