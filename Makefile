@@ -47,7 +47,7 @@ SANDBOX      = $(BUILD)/tc-sandbox
 SANDBOX_SRCS = $(sort $(wildcard src/sandbox/*.c))
 SANDBOX_OBJS = $(patsubst src/%.c,$(BUILD)/obj/%.o,$(SANDBOX_SRCS))
 
-.PHONY: all module sandbox deps demo test bench install clean
+.PHONY: all module sandbox host deps demo test bench install clean
 
 # Where `make install` (and luarocks) put things.
 PREFIX     ?= /usr/local
@@ -91,6 +91,15 @@ $(BUILD)/obj/sandbox/%.o: src/sandbox/%.c $(wildcard src/sandbox/*.h) $(GEN)/.st
 
 $(SANDBOX): $(SANDBOX_OBJS) $(GEN_OBJS)
 	$(CC) $(CFLAGS) $(SANFLAGS) -o $@ $^ $(shell $(PKG_CONFIG) --libs $(SANDBOX_PKGS)) -lpthread
+
+# A Lua 5.4 interpreter carrying the sanitizer runtime, for `make test`'s
+# sanitizer step (see tools/lua_host.c).
+LUA_HOST = $(BUILD)/lua-host
+host: $(LUA_HOST)
+$(LUA_HOST): tools/lua_host.c
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(CFLAGS) $(SANFLAGS) $(shell $(PKG_CONFIG) --cflags lua5.4) $< -o $@ \
+		$(shell $(PKG_CONFIG) --libs lua5.4)
 
 deps:
 	@tools/deps

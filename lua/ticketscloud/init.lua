@@ -104,7 +104,9 @@ function _M.new(opts)
     local trace = opt_field(opts, "trace", "function")
 
     if key == nil or key == "" then return invalid("key: the API key is required") end
-    if options.timeout ~= options.timeout or options.timeout <= 0 then return invalid("timeout: a positive number of seconds") end
+    if options.timeout ~= options.timeout or options.timeout <= 0 then
+        return invalid("timeout: a positive number of seconds")
+    end
     local r = {}
     for k, default in pairs(DEFAULT_RETRY) do
         local v = retry[k]
