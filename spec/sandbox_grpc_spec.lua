@@ -760,6 +760,79 @@ describe("tc-sandbox gRPC with a 100,000-seat event", function()
         assert.are.equal(8, done, out)
     end)
 
+    -- A background process holds the first and the last seat of the set in one
+    -- order and cancels it, over and over: both change together, under one
+    -- store lock. A listing is a snapshot of one moment, so it never shows
+    -- them apart, although its filtering and packing run unlocked.
+    local TOGGLER = [[
+        local http, ltn12, cjson = require "socket.http", require "ltn12", require "cjson"
+        local api, key, first, last, stop, count = ...
+        local function call(method, path, body)
+            local out = {}
+            local _, code = http.request{ url = api .. path, method = method,
+                headers = { authorization = "key " .. key, ["content-length"] = #body },
+                source = ltn12.source.string(body), sink = ltn12.sink.table(out) }
+            return code == 200 and cjson.decode(table.concat(out)) or nil
+        end
+        local n = 0
+        while not io.open(stop) do
+            local o = call("POST", "/v2/resources/orders", cjson.encode{ tickets = { first, last } })
+            if not (o and call("PATCH", "/v2/resources/orders/" .. o.data.id,
+                               '{"status": "cancelled"}')) then
+                n = -1 -- the orders failed: the test fails
+                break
+            end
+            n = n + 1
+        end
+        local f = assert(io.open(count, "w"))
+        f:write(n)
+        f:close()
+    ]]
+
+    it("lists the seats of one moment while orders change them", function()
+        local tc = require "ticketscloud"
+        local first = string.format("%024x", 0x6b0000000000)
+        local last = string.format("%024x", 0x6b0000000000 + SEATS - 1)
+        local stop, count, script = os.tmpname(), os.tmpname(), os.tmpname()
+        os.remove(stop)
+        write_file(script, TOGGLER)
+        finally(function()
+            write_file(stop, "") -- ends the background process, also when the test failed
+            for _ = 1, 100 do
+                if #read_file(count) > 0 then break end
+                sleep(0.1)
+            end
+            os.remove(stop)
+            os.remove(count)
+            os.remove(script)
+        end)
+        os.execute(PLAIN_ENV .. "lua5.4 " .. table.concat({ quote(script), quote(sb.api),
+            quote(sb.key), first, last, quote(stop), quote(count) }, " ") .. " &")
+        local client = assert(tc.new { key = sb.key, api = sb.api, simple = sb.simple })
+        local seen, listings = {}, 0
+        repeat -- at least 40 listings, and both states seen (at most 2,000)
+            listings = listings + 1
+            local got = {}
+            for seat in assert(client:seats { event = BIG_EVENT, tickets = { first, last } }) do
+                got[#got + 1] = seat
+            end
+            assert.are.equal(2, #got)
+            assert.are.equal(got[1].status, got[2].status)
+            assert.are.equal(got[1].ticket_reserved_till, got[2].ticket_reserved_till)
+            seen[got[1].status] = true
+        until listings >= 2000 or (listings >= 40 and seen.VACANT and seen.RESERVED)
+        client:close()
+        write_file(stop, "")
+        local n
+        for _ = 1, 100 do
+            n = tonumber(read_file(count))
+            if n then break end
+            sleep(0.1)
+        end
+        assert.is_true(n and n > 0, "the orders did not change")
+        assert.is_true(seen.VACANT and seen.RESERVED, "the listings never saw both states")
+    end)
+
     it("stops cleanly with a stream in flight", function()
         local out = os.tmpname()
         os.execute(client_argv(sb, "Seats", { event = BIG_EVENT }) .. " > " .. quote(out) ..

@@ -6,7 +6,8 @@
  * tags, meta events) never change, so they are packed once and a call only
  * picks the packed bytes that pass its filters. Events and seats carry live
  * inventory: an event's counters are refreshed from the store and the event
- * packed per call, and seats are packed straight from the store's walk.
+ * packed per call, and seats are packed from a snapshot of the store's
+ * statuses (sandbox_each_seat), after the store lock is released.
  *
  * Request semantics (spec §2.12, §8 row 22): an empty filter does not
  * filter; unknown ids are simply not streamed; `Seats` needs `event`.
@@ -383,7 +384,7 @@ static bool seat_status_passes(enum sandbox_ticket_status st, V3__SeatsRequest__
     }
 }
 
-/* Runs with the store locked: filter, pack, nothing else. */
+/* Filters and packs one seat of the snapshot (the store is not locked). */
 static void seat_visit(void *ud, const struct sandbox_seat *s)
 {
     struct seats_walk *w = ud;
@@ -426,7 +427,9 @@ static void seats(struct methods *m, const ProtobufCMessage *req, struct reply *
         return;
     }
     struct seats_walk w = {r, out};
-    sandbox_each_seat(m->sb, r->event, seat_visit, &w); /* unknown event: no seats */
+    /* An unknown event has no seats: the stream is empty. */
+    if (sandbox_each_seat(m->sb, r->event, seat_visit, &w) == SB_WALK_NO_MEMORY)
+        reply_error(out, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
 }
 
 /* ---- the table ----------------------------------------------------------- */

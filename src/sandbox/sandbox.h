@@ -37,10 +37,17 @@ struct sandbox_seat {
 
 typedef void (*sandbox_seat_fn)(void *ud, const struct sandbox_seat *seat);
 
-/* Calls fn for every seated ticket of the event, in catalog order, with the
- * store locked: fn must not call back into the sandbox. Due expiries are
- * applied first. Returns false when the event is unknown. */
-bool sandbox_each_seat(struct sandbox *sb, const char *event, sandbox_seat_fn fn, void *ud);
+/* What sandbox_each_seat() did. */
+enum sandbox_walk { SB_WALK_OK, SB_WALK_NO_EVENT, SB_WALK_NO_MEMORY };
+
+/* Calls fn for every seated ticket of the event, in catalog order. The
+ * statuses are one snapshot: due expiries are applied and every status and
+ * reserved_till copied in one hold of the store lock; fn runs afterwards,
+ * unlocked, so it may take its time (REST is not held up) and may call back
+ * into the sandbox. The strings of a seat are catalog data and stay valid.
+ * Returns SB_WALK_NO_EVENT (fn never called) when the event is unknown. */
+enum sandbox_walk sandbox_each_seat(struct sandbox *sb, const char *event, sandbox_seat_fn fn,
+                                    void *ud);
 
 struct sandbox_counts {
     uint32_t amount; /* tickets in the set */

@@ -169,29 +169,64 @@ static enum sandbox_ticket_status ticket_status(const struct sandbox *sb, uint32
     return SB_RESERVED;
 }
 
-bool sandbox_each_seat(struct sandbox *sb, const char *event, sandbox_seat_fn fn, void *ud)
+/* A seat's state at the moment of a snapshot. */
+struct seat_state {
+    int64_t reserved_till;
+    enum sandbox_ticket_status status;
+};
+
+/* Both passes of sandbox_each_seat() visit the same tickets in this order. */
+static bool is_seat(const struct catalog *cat, const struct cat_set *set, uint32_t t)
+{
+    return set->with_seats && cat->tickets[t].sector != NULL;
+}
+
+enum sandbox_walk sandbox_each_seat(struct sandbox *sb, const char *event, sandbox_seat_fn fn,
+                                    void *ud)
 {
     const struct catalog *cat = sb->cat;
     long ev = catalog_event(cat, event);
-    if (ev < 0) return false;
+    if (ev < 0) return SB_WALK_NO_EVENT;
+    const struct cat_event *e = &cat->events[ev];
+    const struct cat_set *first = &cat->sets[e->first_set], *end = first + e->nsets;
+
+    size_t n = 0;
+    for (const struct cat_set *set = first; set < end; set++)
+        if (set->with_seats) n += set->count;
+    if (n == 0) return SB_WALK_OK;
+    struct seat_state *snap = malloc(n * sizeof *snap);
+    if (!snap) return SB_WALK_NO_MEMORY;
+
+    /* Under the lock only the copy: a few bytes per seat. */
+    size_t i = 0;
     pthread_mutex_lock(&sb->lock);
     store_expire_due(sb, now_ms());
-    const struct cat_event *e = &cat->events[ev];
-    for (uint32_t s = e->first_set; s < e->first_set + e->nsets; s++) {
-        const struct cat_set *set = &cat->sets[s];
+    for (const struct cat_set *set = first; set < end; set++) {
         for (uint32_t t = set->first; t < set->first + set->count; t++) {
-            const struct cat_ticket *tk = &cat->tickets[t];
-            if (!tk->sector) continue;
-            struct sandbox_seat seat = {
-                .ticket = tk->id, .set = set->id, .sector = tk->sector,
-                .row = tk->row, .number = tk->seat, .reserved_till = 0,
-            };
-            seat.status = ticket_status(sb, t, &seat.reserved_till);
-            fn(ud, &seat);
+            if (!is_seat(cat, set, t)) continue;
+            snap[i].reserved_till = 0;
+            snap[i].status = ticket_status(sb, t, &snap[i].reserved_till);
+            i++;
         }
     }
     pthread_mutex_unlock(&sb->lock);
-    return true;
+
+    i = 0;
+    for (const struct cat_set *set = first; set < end; set++) {
+        for (uint32_t t = set->first; t < set->first + set->count; t++) {
+            if (!is_seat(cat, set, t)) continue;
+            const struct cat_ticket *tk = &cat->tickets[t];
+            struct sandbox_seat seat = {
+                .ticket = tk->id, .set = set->id, .sector = tk->sector, .row = tk->row,
+                .number = tk->seat, .status = snap[i].status,
+                .reserved_till = snap[i].reserved_till,
+            };
+            i++;
+            fn(ud, &seat);
+        }
+    }
+    free(snap);
+    return SB_WALK_OK;
 }
 
 bool sandbox_set_counts(struct sandbox *sb, const char *set, struct sandbox_counts *out)
