@@ -362,24 +362,22 @@ static void begin_shutdown(struct grpc_listener *l)
     grpc_server_cancel_all_calls(l->server);
 }
 
-struct grpc_listener *grpc_listener_start(struct sandbox *sb, const char *addr, int *port,
-                                          char *err, size_t errlen)
+struct grpc_listener *grpc_listener_start(struct sandbox *sb, struct methods *methods,
+                                          const char *addr, int *port, char *err,
+                                          size_t errlen)
 {
     struct grpc_listener *l = calloc(1, sizeof *l);
     if (!l) {
         snprintf(err, errlen, "out of memory");
+        methods_free(methods);
         return NULL;
     }
     l->sb = sb;
+    l->methods = methods;
     atomic_init(&l->stopping, false);
     l->shutdown = (struct tag){TAG_SHUTDOWN, NULL};
     grpc_init();
 
-    l->methods = methods_load(sb, err, errlen);
-    if (!l->methods) {
-        teardown(l);
-        return NULL;
-    }
     l->cq = grpc_completion_queue_create_for_next(NULL);
     /* gRPC binds with SO_REUSEPORT by default: a second sandbox on the same
      * port would share it silently instead of failing. */

@@ -490,7 +490,7 @@ static bool entities_load(struct entities *list, const json_t *catalog, const ch
     const json_t *array = json_object_get(catalog, key);
     if (!array) return true;
     if (!json_is_array(array)) {
-        snprintf(err, errlen, "catalog: \"%s\" is not an array", key);
+        snprintf(err, errlen, "\"%s\" is not an array", key);
         return false;
     }
     size_t n = json_array_size(array);
@@ -504,7 +504,7 @@ static bool entities_load(struct entities *list, const json_t *catalog, const ch
         char why[200];
         ProtobufCMessage *msg = pbjson_decode(desc, json_array_get(array, i), why, sizeof why);
         if (!msg) {
-            snprintf(err, errlen, "catalog: %s[%zu]: %s", key, i, why);
+            snprintf(err, errlen, "%s[%zu]: %s", key, i, why);
             return false;
         }
         list->items[i].msg = msg;
@@ -527,6 +527,7 @@ void methods_free(struct methods *m)
     entities_free(&m->tags);
     entities_free(&m->venues);
     free(m);
+    grpc_shutdown();
 }
 
 struct methods *methods_load(struct sandbox *sb, char *err, size_t errlen)
@@ -537,9 +538,10 @@ struct methods *methods_load(struct sandbox *sb, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    grpc_init(); /* for the packed slices; methods_free() gives it back */
     m->sb = sb;
     if (!json_is_object(cat)) {
-        snprintf(err, errlen, "catalog: not a JSON object");
+        snprintf(err, errlen, "not a JSON object");
         methods_free(m);
         return NULL;
     }

@@ -25,8 +25,10 @@ struct reply {
 };
 
 /* Converts the catalog's entities to messages once, packs the reference
- * entities and indexes what the filters need. NULL with err on failure,
- * e.g. an entity that does not fit its message. */
+ * entities and indexes what the filters need. NULL with err on failure:
+ * an entity that does not fit its message ("events[0]: smart_tickets: ...",
+ * a catalog error), or "out of memory". Holds a reference to the gRPC
+ * library (grpc_init) until methods_free(). */
 struct methods *methods_load(struct sandbox *sb, char *err, size_t errlen);
 void methods_free(struct methods *m);
 

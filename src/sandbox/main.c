@@ -21,6 +21,7 @@
 
 #include "catalog.h"
 #include "grpc.h"
+#include "grpc_methods.h"
 #include "rest.h"
 #include "store.h"
 #include "util.h"
@@ -216,6 +217,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "tc-sandbox: out of memory\n");
         return 1;
     }
+    /* The gRPC answers are built from the catalog before anything listens:
+     * an entity that does not fit its v3 message is a catalog error. */
+    struct methods *methods = methods_load(sb, err, sizeof err);
+    if (!methods) {
+        fprintf(stderr, "tc-sandbox: catalog %s: %s\n", catalog_path, err);
+        sandbox_free(sb);
+        return 2;
+    }
 
     /* Block the stop signals before any thread starts, so every thread
      * inherits the mask and only sigwait() below receives them. */
@@ -230,10 +239,12 @@ int main(int argc, char **argv)
     struct rest *rest = rest_start(sb, opt.http, &http_port, err, sizeof err);
     if (!rest) {
         fprintf(stderr, "tc-sandbox: --http %s: %s\n", opt.http, err);
+        methods_free(methods);
         sandbox_free(sb);
         return 2;
     }
-    struct grpc_listener *grpc = grpc_listener_start(sb, opt.grpc, &grpc_port, err, sizeof err);
+    struct grpc_listener *grpc =
+        grpc_listener_start(sb, methods, opt.grpc, &grpc_port, err, sizeof err);
     if (!grpc) {
         fprintf(stderr, "tc-sandbox: --grpc %s: %s\n", opt.grpc, err);
         sandbox_stop(sb);
