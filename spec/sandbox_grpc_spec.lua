@@ -1023,3 +1023,29 @@ describe("tc-sandbox gRPC refuses a catalog entity that does not fit its message
                 "events%[0%]: .*: more than one member of a oneof")
     end)
 end)
+
+describe("tc-sandbox serves the catalogs of tools/gen-catalog.lua", function()
+    it("--seats 0: an arena without seats, its map without a seat list", function()
+        local path = os.tmpname()
+        assert(os.execute(PLAIN_ENV .. "lua5.4 tools/gen-catalog.lua --seats 0 --stock 5 " ..
+                          "--events 1 --out " .. quote(path)))
+        local doc = cjson.decode(read_file(path))
+        local sb = sandbox.start { catalog = path }
+        finally(function()
+            if sb then sb:stop() end
+            os.remove(path)
+        end)
+        assert.is_truthy(sb, "the sandbox refused the catalog")
+        local maps = stream(sb, "Maps", {})
+        assert.are.equal(1, #maps)
+        assert.is_nil(maps[1].seats)
+        assert.are.same({ "Танцпол" }, ids_of(maps[1].sectors, "name"))
+        local events = stream(sb, "Events", {})
+        assert.are.same(ids_of(doc.events), ids_of(events))
+        local arena = events[1]
+        assert.are.equal(1, #arena.sets)
+        assert.is_false(arena.sets[1].with_seats or false)
+        assert.are.equal(5, arena.sets[1].amount)
+        assert.are.same({}, stream(sb, "Seats", { event = arena.id }))
+    end)
+end)
