@@ -189,6 +189,16 @@ int main(int argc, char **argv)
     int rc = parse_options(argc, argv, &opt);
     if (rc) return rc == 1 ? 0 : 2;
 
+    /* Block the stop signals before any thread starts (gRPC starts its own
+     * in grpc_init(), called by methods_load()), so every thread inherits
+     * the mask and only sigwait() below receives them. */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
     char http_host[64], grpc_host[64];
     int port;
     if (!split_addr(opt.http, http_host, sizeof http_host, &port))
@@ -225,15 +235,6 @@ int main(int argc, char **argv)
         sandbox_free(sb);
         return 2;
     }
-
-    /* Block the stop signals before any thread starts, so every thread
-     * inherits the mask and only sigwait() below receives them. */
-    sigset_t stop;
-    sigemptyset(&stop);
-    sigaddset(&stop, SIGINT);
-    sigaddset(&stop, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &stop, NULL);
-    signal(SIGPIPE, SIG_IGN);
 
     int http_port = 0, grpc_port = 0;
     struct rest *rest = rest_start(sb, opt.http, &http_port, err, sizeof err);
