@@ -762,18 +762,41 @@ describe("tc-sandbox REST", function()
             local s, b = patch(sb, id, big)
             assert.are.equal(413, s)
             assert.is_table(b.errors)
-            -- chunked, without a Content-Length: read to its end, then 413
-            local function chunked(source)
-                local f = popen(source .. " | curl -s -o /dev/null -w '%{http_code}' -X PATCH -T - "
+            -- Sends `bytes` zero bytes through curl: chunked (no Content-Length)
+            -- unless announced. Returns the status it got (000: none), the
+            -- bytes it sent and its exit status. Every upload is finite and
+            -- curl has a deadline.
+            local function upload(bytes, announced)
+                local how = announced and "-H 'Expect:' --data-binary @-" or "-T -"
+                local f = popen("head -c " .. bytes .. " /dev/zero | curl -s -o /dev/null "
+                    .. "--max-time 30 -w '%{http_code} %{size_upload}' -X PATCH " .. how .. " "
                     .. "-H " .. shell_quote("Authorization: key " .. KEY) .. " "
-                    .. shell_quote(sb.api .. "/v2/resources/orders/" .. id) .. " 2>/dev/null")
-                local code = f:read("a")
+                    .. shell_quote(sb.api .. "/v2/resources/orders/" .. id)
+                    .. " 2>/dev/null; echo \" $?\"")
+                local out = f:read("a")
                 f:close()
-                return code
+                local code, sent, rc = out:match("^(%d+) (%d+) (%d+)")
+                assert(code, "unexpected curl output: " .. out)
+                return code, tonumber(sent), tonumber(rc)
             end
-            assert.are.equal("413", chunked("head -c 3000000 /dev/zero"))
-            -- an endless upload is cut off
-            assert.are_not.equal("200", chunked("cat /dev/zero"))
+            -- a little over the limit: read to its end, then 413
+            local code, sent, rc = upload(3000000)
+            assert.are.same({ "413", 0 }, { code, rc })
+            assert.is_true(sent >= 3000000) -- with the chunks' framing
+            -- far over: the sandbox closes the connection once it dropped
+            -- 16 MiB, long before the 50 MB are sent (socket buffers hold a
+            -- few MB more), and promptly
+            local t0 = socket.gettime()
+            code, sent, rc = upload(50000000)
+            local took = socket.gettime() - t0
+            assert.are_not.equal("200", code)
+            assert.is_true(sent < 50000000, "the whole upload was read: " .. sent)
+            assert.are_not.equal(0, rc)
+            assert.is_true(took < 10, ("the upload was cut off after %.1f s"):format(took))
+            -- announced far over the limit: 413 at once, the body is not read
+            code, sent = upload(50000000, true)
+            assert.are.equal("413", code)
+            assert.is_true(sent < 50000000, "the whole upload was read: " .. sent)
             -- still alive and the order unchanged
             local s2, o = get(sb, id)
             assert.are.equal(200, s2)
