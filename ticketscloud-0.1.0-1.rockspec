@@ -18,11 +18,9 @@ dependencies = {
    "lua >= 5.1",
    "lua-cjson",
 }
-external_dependencies = {
-   CURL = { header = "curl/curl.h" },
-   GRPC = { header = "grpc/grpc.h" },
-   PROTOBUF_C = { header = "protobuf-c/protobuf-c.h" },
-}
+-- C dependencies are found by the Makefile with pkg-config (libcurl, grpc,
+-- libprotobuf-c, protoc-c; the sandbox adds libmicrohttpd and jansson):
+-- on Debian, the packages of tools/debian-packages.
 build = {
    type = "make",
    build_target = "all",
