@@ -1,0 +1,259 @@
+-- nginx_shop: the Lua side of examples/nginx.conf, a shop's endpoints on
+-- lua-ticketscloud inside nginx (docs/openresty.md).
+--
+--   GET  /tc/catalogue?event=ID[&seat=TICKET...][&set=SET...][&status=VACANT][&limit=N]
+--        the event (tc-simple Events) and its seats (Seats), streamed over gRPC
+--   POST /tc/order   {"event": ID, "seats": [TICKET...], "random": {SET: n},
+--                     "first": "seats" | "random", "customer": {...}, "finish": true}
+--        flows.mixed_order over REST; answers the order
+--   GET  /tc/key-check  (header X-Ticketscloud-Key, else the configured key)
+--        whether the REST and the gRPC API accept the key
+--   GET  /tc/promocode?event=ID&code=CODE
+--        the promocode check over REST without blocking: the request of
+--        ticketscloud.rest is sent by nginx itself (a subrequest)
+--
+-- Every answer is JSON and carries "pid", the worker that served it. A
+-- failure answers { error = { kind, status, code, messages, message } }.
+--
+-- One client per worker, made on first use in that worker: never in the
+-- master (init_by_lua), whose memory the workers inherit when it forks. Its
+-- calls block the worker while they run, so these are low-traffic endpoints.
+
+-- luacheck: globals ngx
+
+local tc = require "ticketscloud"
+local flows = require "ticketscloud.flows"
+local rest = require "ticketscloud.rest"
+local cjson = require "cjson.safe"
+
+local ipairs = ipairs
+local os_getenv = os.getenv
+local tonumber = tonumber
+local tostring = tostring
+local type = type
+
+local _M = { _VERSION = "0.1.0" }
+
+local TIMEOUT = 5         -- seconds per REST request, and per whole gRPC stream
+local DEFAULT_LIMIT = 100 -- seats per catalogue answer
+local KEY_HEADER = "X-Ticketscloud-Key"
+local DEFAULT_API = "https://ticketscloud.com"
+
+-- Per worker: the settings read at worker start and the client.
+local settings
+local client
+
+-- init_worker_by_lua: the settings. No client yet: a wrong setting then
+-- shows in the answers, not only in the error log.
+function _M.init_worker()
+    -- Each worker seeds its own generator, so that two workers do not retry
+    -- a conflicting order change in lockstep.
+    math.randomseed(ngx.now() * 1000 + ngx.worker.pid())
+    settings = {
+        key = os_getenv("TICKETSCLOUD_KEY"),
+        api = os_getenv("TICKETSCLOUD_API"),       -- nil: the real service
+        simple = os_getenv("TICKETSCLOUD_SIMPLE"), -- nil: the real service
+        timeout = TIMEOUT,
+        -- Pauses between retries of a conflicting order change: ngx.sleep
+        -- lets the worker serve other requests meanwhile.
+        sleep = ngx.sleep,
+    }
+end
+
+-- exit_worker_by_lua: closes the connections of this worker's client.
+function _M.exit_worker()
+    if client then
+        client:close()
+        client = nil
+        ngx.log(ngx.NOTICE, "ticketscloud: worker ", ngx.worker.pid(), " closed its client")
+    end
+end
+
+local function new_client(key)
+    return tc.new{ key = key, api = settings.api, simple = settings.simple,
+                   timeout = settings.timeout, sleep = settings.sleep }
+end
+
+-- This worker's client, made on first use.
+local function get_client()
+    if not client then
+        local c, err = new_client(settings.key)
+        if not c then return nil, err end
+        client = c
+    end
+    return client
+end
+
+local HTTP_STATUS = { invalid = 400, not_found = 404, conflict = 409, expired = 410,
+                      timeout = 504 }
+
+local function send(status, doc)
+    doc.pid = ngx.worker.pid()
+    local body = cjson.encode(doc)
+    ngx.status = status
+    ngx.header["Content-Type"] = "application/json"
+    ngx.say(body)
+    return ngx.exit(ngx.HTTP_OK)
+end
+
+-- The fields of an error, for a JSON answer (tostring(err) reads well and
+-- never contains the key).
+local function error_fields(err)
+    if type(err) ~= "table" then return { kind = "internal", message = tostring(err) } end
+    return { kind = err.kind, status = err.status, code = err.code,
+             messages = err.messages, message = tostring(err) }
+end
+
+local function fail(err)
+    local fields = error_fields(err)
+    ngx.log(ngx.ERR, fields.message)
+    if type(err) == "table" and type(err.order) == "table" then
+        fields.order = { id = err.order.id, status = err.order.status }
+    end
+    local status = HTTP_STATUS[fields.kind] or 502
+    if fields.kind == "api" and fields.status == 400 then status = 422 end -- refused data
+    return send(status, { error = fields })
+end
+
+local function bad_request(message)
+    return send(400, { error = { kind = "invalid", messages = { message }, message = message } })
+end
+
+-- A query argument as a list (absent: nil; given once: one item).
+local function list(v)
+    if v == nil or v == true then return nil end
+    if type(v) == "table" then return v end
+    return { v }
+end
+
+-- GET /tc/catalogue
+function _M.catalogue()
+    local args = ngx.req.get_uri_args()
+    local event = args.event
+    if type(event) ~= "string" then return bad_request("event: one event id expected") end
+    local limit = tonumber(args.limit) or DEFAULT_LIMIT
+    local c, err = get_client()
+    if not c then return fail(err) end
+
+    local out = { events = {}, seats = {} }
+    local events
+    events, err = c:events{ ids = { event } }
+    if not events then return fail(err) end
+    for e in events do
+        local sets = {}
+        for _, set in ipairs(e.sets) do
+            sets[#sets + 1] = { id = set.id, name = set.name, with_seats = set.with_seats,
+                                amount = set.amount, amount_vacant = set.amount_vacant }
+        end
+        out.events[#out.events + 1] = { id = e.id, name = e.name, status = e.status,
+                                        amount_vacant = e.amount_vacant, sets = sets }
+    end
+    if events:error() then return fail(events:error()) end
+
+    local seats
+    seats, err = c:seats{ event = event, tickets = list(args.seat), sets = list(args.set),
+                          status = args.status }
+    if not seats then return fail(err) end
+    for seat in seats do
+        if #out.seats >= limit then
+            seats:close() -- cancels the rest of the listing
+            break
+        end
+        out.seats[#out.seats + 1] = { ticket = seat.ticket, set = seat.set, sector = seat.sector,
+                                      row = seat.row, number = seat.number, status = seat.status }
+    end
+    if seats:error() then return fail(seats:error()) end
+    return send(200, out)
+end
+
+-- What a shop shows of an order.
+local function order_fields(order)
+    local tickets = {}
+    for _, t in ipairs(order.tickets or {}) do
+        tickets[#tickets + 1] = { id = t.id, set = t.set, seat = t.seat, serial = t.serial,
+                                  number = t.number, full = t.full, barcode = t.barcode }
+    end
+    return { id = order.id, event = order.event, status = order.status, number = order.number,
+             expired_after = order.expired_after, values = order.values, tickets = tickets }
+end
+
+-- POST /tc/order
+function _M.order()
+    if ngx.req.get_method() ~= "POST" then
+        ngx.header["Allow"] = "POST"
+        return send(405, { error = { kind = "invalid", message = "POST a JSON order" } })
+    end
+    ngx.req.read_body()
+    local args = cjson.decode(ngx.req.get_body_data() or "")
+    if type(args) ~= "table" then return bad_request("the body must be a JSON object") end
+    local c, err = get_client()
+    if not c then return fail(err) end
+
+    local order
+    order, err = flows.mixed_order(c, {
+        event = args.event,
+        seats = args.seats,
+        random = args.random,
+        first = args.first,
+        customer = args.customer,
+        finish = args.finish == true,
+    })
+    if not order then return fail(err) end
+    return send(200, { order = order_fields(order) })
+end
+
+-- Whether one API accepts the key: ok = true, or the error's fields.
+local function verdict(stream, err)
+    if stream then
+        local _
+        _, err = stream()
+        if stream.close then stream:close() end
+    end
+    if err then return { ok = false, error = error_fields(err) } end
+    return { ok = true }
+end
+
+-- GET /tc/key-check: a throwaway client with the key under test.
+function _M.key_check()
+    local key = ngx.req.get_headers()[KEY_HEADER] or settings.key
+    if type(key) ~= "string" then return bad_request(KEY_HEADER .. ": one key expected") end
+    local c, err = new_client(key)
+    if not c then return fail(err) end
+    local result = {
+        rest = verdict(c:orders{ page_size = 1 }),
+        grpc = verdict(c:events{}),
+    }
+    c:close()
+    return send(200, result)
+end
+
+
+-- Sends a request of ticketscloud.rest through the internal location
+-- /_tc_api of examples/nginx.conf, which proxies it to the API. The worker
+-- serves other requests while nginx waits for the answer. Returns the
+-- decoded document, or nil, err as the client would.
+local function subrequest(req)
+    local res = ngx.location.capture("/_tc_api", {
+        method = ngx["HTTP_" .. req.method],
+        body = req.body,
+        vars = { tc_url = (settings.api or DEFAULT_API) .. req.path,
+                 tc_auth = "key " .. (settings.key or "") },
+    })
+    if res.truncated then
+        return nil, tc.error{ kind = "transport", messages = { req.path .. ": the answer was cut short" } }
+    end
+    return rest.decode(res.status, res.body)
+end
+
+-- GET /tc/promocode
+function _M.promocode()
+    local args = ngx.req.get_uri_args()
+    local req, err = rest.check_promocode{ event = args.event, code = args.code }
+    if not req then return fail(err) end
+    local doc
+    doc, err = subrequest(req)
+    if not doc then return fail(err) end
+    return send(200, { promocode = doc.data })
+end
+
+return _M

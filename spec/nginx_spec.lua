@@ -1,0 +1,578 @@
+-- nginx spec: lua-ticketscloud inside a real nginx (Debian's nginx with
+-- libnginx-mod-http-lua, on LuaJIT), as a shop would embed it.
+--
+-- It runs examples/nginx.conf (the configuration docs/openresty.md shows)
+-- with examples/nginx_shop.lua: a master that requires the module before it
+-- forks two workers, each of which makes its own client on first use. The
+-- tests call the shop's locations over HTTP and look at the processes in
+-- /proc: the master must hold no thread and no connection of the module,
+-- and both workers must stream over gRPC and order over REST.
+--
+-- Needs nginx and its Lua module (else the spec is pending), the LuaJIT
+-- build of the module in TC_LUAJIT_CPATH (tools/test sets it to
+-- build/luajit/?.so) and the sandbox in TC_SANDBOX.
+local sandbox = require "ticketscloud.sandbox"
+local cjson = require "cjson"
+local http = require "socket.http"
+local ltn12 = require "ltn12"
+local socket = require "socket"
+
+local EVENT = "5d7134962110d30a34e95b96"  -- Slipknot
+local FAN = "5d7135112110d30a34e97e2d"    -- unseated, 5600.00 + 10 %
+local A2 = "5d71353b2110d30a34e97e31"     -- seated, 990.00 + 10 %
+local SEAT = "5d7134962110d30a34e95cfe"   -- A2, row 2, seat 14
+local BAD_KEY = "wrong-key-4b1d0c9e7a2f"
+local NGINX = os.getenv("TC_NGINX") or "/usr/sbin/nginx"
+local MODULE_DIRS = { "/usr/lib/nginx/modules", "/usr/share/nginx/modules" }
+local WORKERS = 2
+
+local function exists(path)
+    local f = io.open(path, "r")
+    if f then f:close() end
+    return f ~= nil
+end
+
+local function read_file(path)
+    local f = assert(io.open(path, "r"))
+    local s = f:read("a")
+    f:close()
+    return s
+end
+
+local function write_file(path, text)
+    local f = assert(io.open(path, "w"))
+    assert(f:write(text))
+    f:close()
+end
+
+local function shell_quote(s)
+    return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+local function run(cmd)
+    local p = assert(io.popen(cmd, "r"))
+    local out = p:read("a")
+    p:close()
+    return (out:gsub("%s+$", ""))
+end
+
+-- The directory of the Debian modules (the NDK one and the Lua one), or nil.
+local function module_dir()
+    for _, dir in ipairs(MODULE_DIRS) do
+        if exists(dir .. "/ngx_http_lua_module.so") and exists(dir .. "/ndk_http_module.so") then
+            return dir
+        end
+    end
+end
+
+-- Why the spec cannot run here, or nil.
+local function missing()
+    if not exists(NGINX) then return "nginx is not installed (Debian package nginx)" end
+    if not module_dir() then
+        return "the nginx Lua module is not installed (Debian package libnginx-mod-http-lua)"
+    end
+    if not os.getenv("TC_LUAJIT_CPATH") then
+        return "TC_LUAJIT_CPATH is not set: the LuaJIT build of the module, " ..
+               "e.g. build/luajit/?.so after make LUA=luajit module"
+    end
+end
+
+local why = missing()
+if why then
+    describe("lua-ticketscloud in nginx", function()
+        pending(why)
+    end)
+    return
+end
+
+local ROOT = run("pwd -P")
+
+-- A path list with its relative entries made absolute (nginx runs elsewhere).
+local function absolute(list)
+    local out = {}
+    for entry in list:gmatch("[^;]+") do
+        if entry:sub(1, 1) ~= "/" then entry = ROOT .. "/" .. entry end
+        out[#out + 1] = entry
+    end
+    return table.concat(out, ";")
+end
+
+local LUAJIT_CPATH = absolute(os.getenv("TC_LUAJIT_CPATH"))
+local LUA_PATH = absolute("lua/?.lua;lua/?/init.lua;examples/?.lua")
+
+---------------------------------------------------------------------------
+-- /proc
+
+local function proc_alive(pid)
+    local f = io.open("/proc/" .. pid .. "/stat", "r")
+    if not f then return false end
+    local stat = f:read("a") or ""
+    f:close()
+    local state = stat:match("^%d+ %b() (%a)")
+    return state ~= nil and state ~= "Z" -- an unreaped zombie has exited
+end
+
+local function tasks(pid)
+    local n = 0
+    for _ in io.popen("ls /proc/" .. pid .. "/task"):lines() do n = n + 1 end
+    return n
+end
+
+local function children(pid)
+    local f = io.open(("/proc/%d/task/%d/children"):format(pid, pid), "r")
+    if not f then return {} end
+    local list = {}
+    for child in f:read("a"):gmatch("%d+") do list[#list + 1] = tonumber(child) end
+    f:close()
+    table.sort(list)
+    return list
+end
+
+local TCP_STATES = { ["01"] = "ESTABLISHED", ["0A"] = "LISTEN" }
+
+-- The TCP sockets a process holds: { state =, port = local port, peer = remote port }.
+local function tcp_sockets(pid)
+    local inodes = {}
+    for line in io.popen("readlink /proc/" .. pid .. "/fd/* 2>/dev/null"):lines() do
+        local inode = line:match("^socket:%[(%d+)%]$")
+        if inode then inodes[inode] = true end
+    end
+    local found = {}
+    for _, file in ipairs{ "tcp", "tcp6" } do
+        local f = io.open(("/proc/%d/net/%s"):format(pid, file), "r")
+        if f then
+            for line in f:lines() do
+                local lport, rport, st, inode = line:match(
+                    "^%s*%d+: %x+:(%x+) %x+:(%x+) (%x%x) %S+ %S+ %S+ +%d+ +%d+ (%d+)")
+                if inode and inodes[inode] then
+                    found[#found + 1] = { state = TCP_STATES[st] or st, port = tonumber(lport, 16),
+                                          peer = tonumber(rport, 16) }
+                end
+            end
+            f:close()
+        end
+    end
+    return found
+end
+
+local function port_of(url)
+    return tonumber(url:match(":(%d+)/?$"))
+end
+
+---------------------------------------------------------------------------
+-- nginx
+
+local function free_port()
+    local s = assert(socket.bind("127.0.0.1", 0))
+    local _, port = s:getsockname()
+    s:close()
+    return tonumber(port)
+end
+
+local function is_root()
+    return run("id -u") == "0"
+end
+
+-- examples/nginx.conf with its placeholders written in.
+local function render_conf(port)
+    local values = { MODULES = module_dir(), PORT = tostring(port), LUA_PATH = LUA_PATH,
+                     LUA_CPATH = LUAJIT_CPATH }
+    local conf = read_file("examples/nginx.conf"):gsub("@([%u_]+)@", function(name)
+        return assert(values[name], "unknown placeholder @" .. name .. "@")
+    end)
+    return conf
+end
+
+local Nginx = {}
+Nginx.__index = Nginx
+
+-- Starts nginx in the foreground (daemon off) in a fresh prefix, and waits
+-- until the master listens and both workers are up. Returns the object, or
+-- nil and what went wrong (with the error log).
+local function start_nginx(sb, port)
+    local conf = render_conf(port)
+    local prefix = run("mktemp -d /tmp/tc-nginx.XXXXXX")
+    assert(prefix:find("^/tmp/tc%-nginx%."), "mktemp failed")
+    assert(os.execute("mkdir -p " .. prefix .. "/logs " .. prefix .. "/temp"))
+    write_file(prefix .. "/nginx.conf", conf)
+    local globals = "daemon off; master_process on;" .. (is_root() and " user root;" or "")
+    -- The shell prints its pid and becomes nginx: that pid is the master's.
+    -- The environment is the one a worker reads (env directives); the
+    -- sanitizer runtime of the ASan run is not for nginx.
+    local cmd = table.concat({
+        "echo $$;",
+        "export TICKETSCLOUD_KEY=" .. shell_quote(sb.key),
+        "TICKETSCLOUD_API=" .. shell_quote(sb.api),
+        "TICKETSCLOUD_SIMPLE=" .. shell_quote(sb.simple) .. ";",
+        "exec env -u LD_PRELOAD -u ASAN_OPTIONS -u LSAN_OPTIONS -u UBSAN_OPTIONS",
+        shell_quote(NGINX), "-p", shell_quote(prefix .. "/"), "-c", shell_quote(prefix .. "/nginx.conf"),
+        "-e", shell_quote(prefix .. "/logs/error.log"), "-g", shell_quote(globals),
+        ">>" .. shell_quote(prefix .. "/logs/stdout.log"), "2>&1",
+    }, " ")
+    local proc = assert(io.popen(cmd, "r"))
+    local pid = tonumber(proc:read("l"))
+    local self = setmetatable({ proc = proc, pid = pid, prefix = prefix, port = port,
+                                base = "http://127.0.0.1:" .. port }, Nginx)
+    local deadline = socket.gettime() + 15
+    while socket.gettime() < deadline do
+        if not proc_alive(pid) then break end
+        local c = socket.tcp()
+        c:settimeout(0.5)
+        local connected = c:connect("127.0.0.1", port)
+        c:close()
+        if connected and #children(pid) == WORKERS and exists(prefix .. "/logs/nginx.pid") then
+            return self
+        end
+        socket.sleep(0.05)
+    end
+    local log = self:log()
+    self:stop()
+    self:remove()
+    return nil, "nginx did not start:\n" .. log
+end
+
+function Nginx:log()
+    local f = io.open(self.prefix .. "/logs/error.log", "r")
+    if not f then return "" end
+    local s = f:read("a")
+    f:close()
+    return s
+end
+
+function Nginx:running()
+    return self.proc ~= nil and proc_alive(self.pid)
+end
+
+-- Sends the signal and waits for the master to exit; after the grace time
+-- kills it and its workers. Returns true when it exited by itself.
+function Nginx:stop(signal, grace)
+    if not self.proc then return true end
+    local workers = children(self.pid)
+    os.execute(("kill -%s %d 2>/dev/null"):format(signal or "QUIT", self.pid))
+    local deadline = socket.gettime() + (grace or 10)
+    while proc_alive(self.pid) and socket.gettime() < deadline do socket.sleep(0.05) end
+    local by_itself = not proc_alive(self.pid)
+    if not by_itself then
+        for _, w in ipairs(workers) do os.execute("kill -KILL " .. w .. " 2>/dev/null") end
+        os.execute("kill -KILL " .. self.pid .. " 2>/dev/null")
+    end
+    local proc = self.proc
+    self.proc = nil
+    local ok = proc:close() -- reaps the master
+    return by_itself and ok == true
+end
+
+function Nginx:remove()
+    if self.prefix then os.execute("rm -rf " .. shell_quote(self.prefix)) end
+    self.prefix = nil
+end
+
+-- One HTTP request: status, decoded JSON body, raw body.
+function Nginx:call(method, path, body, headers)
+    local chunks = {}
+    local h = { ["content-type"] = "application/json" }
+    for k, v in pairs(headers or {}) do h[k] = v end
+    if body then h["content-length"] = tostring(#body) end
+    local ok, code = http.request{
+        url = self.base .. path, method = method, headers = h,
+        source = body and ltn12.source.string(body) or nil,
+        sink = ltn12.sink.table(chunks),
+    }
+    assert(ok, ("%s %s: %s"):format(method, path, tostring(code)))
+    local text = table.concat(chunks)
+    local doc = cjson.decode(text)
+    return code, doc, text
+end
+
+function Nginx:get(path, headers)
+    return self:call("GET", path, nil, headers)
+end
+
+function Nginx:order(args)
+    return self:call("POST", "/tc/order", cjson.encode(args))
+end
+
+---------------------------------------------------------------------------
+
+http.TIMEOUT = 20
+
+describe("lua-ticketscloud in nginx (" .. WORKERS .. " workers, LuaJIT)", function()
+    local sb, nginx
+    local served = {} -- pid -> true: every worker that answered
+
+    local function pid_of(doc)
+        assert.is_number(doc.pid)
+        served[doc.pid] = true
+        return doc.pid
+    end
+
+    -- The master: the module's code is mapped, but it runs one thread and
+    -- holds no TCP socket but nginx's listening ones.
+    local function assert_master_idle()
+        local maps = read_file("/proc/" .. nginx.pid .. "/maps")
+        assert.truthy(maps:find("/ticketscloud/core.so", 1, true), "the master did not load core.so")
+        assert.equal(1, tasks(nginx.pid))
+        local sockets = tcp_sockets(nginx.pid)
+        assert.is_true(#sockets >= 1)
+        for _, s in ipairs(sockets) do
+            assert.same({ state = "LISTEN", port = nginx.port, peer = 0 }, s)
+        end
+    end
+
+    lazy_setup(function()
+        sb = assert(sandbox.start{ log = "/dev/null" })
+        local err
+        for _ = 1, 3 do -- another process may take the free port first
+            nginx, err = start_nginx(sb, free_port())
+            if nginx or not err:find("Address already in use", 1, true) then break end
+        end
+        if not nginx then
+            sb:stop()
+            error(err)
+        end
+    end)
+
+    lazy_teardown(function()
+        if nginx then
+            nginx:stop("TERM", 5)
+            nginx:remove()
+        end
+        if sb then sb:stop() end
+    end)
+
+    it("is configured by the file docs/openresty.md shows", function()
+        local doc = read_file("docs/openresty.md")
+        local block = doc:match("\n```nginx\n(.-\n)```\n")
+        assert.is_string(block, "docs/openresty.md has no nginx block")
+        assert.equal(read_file("examples/nginx.conf"), block)
+    end)
+
+    it("loads the module in the master with no thread and no connection", function()
+        assert_master_idle()
+        assert.equal(WORKERS, #children(nginx.pid))
+        for _, w in ipairs(children(nginx.pid)) do
+            assert.equal(1, tasks(w)) -- no worker has made a client yet
+        end
+    end)
+
+    it("streams the event and a seat over gRPC in each worker", function()
+        local pids = {}
+        for _ = 1, 40 do
+            local status, doc = nginx:get("/tc/catalogue?event=" .. EVENT .. "&seat=" .. SEAT)
+            assert.equal(200, status)
+            pids[pid_of(doc)] = true
+            assert.equal(1, #doc.events)
+            local event = doc.events[1]
+            assert.same({ EVENT, "Slipknot", "PUBLIC" }, { event.id, event.name, event.status })
+            assert.equal(3, #event.sets)
+            assert.same({ { ticket = SEAT, set = A2, sector = "5a8dd58e6e55b2064c67c144",
+                            row = "2", number = "14", status = "VACANT" } }, doc.seats)
+            if pids[children(nginx.pid)[1]] and pids[children(nginx.pid)[2]] then break end
+        end
+        -- Both workers answered, and each now runs gRPC's threads and holds
+        -- its own connection to the sandbox: gRPC was started in the worker.
+        local workers = children(nginx.pid)
+        assert.equal(WORKERS, #workers)
+        for _, w in ipairs(workers) do
+            assert.is_true(pids[w], "worker " .. w .. " served no catalogue request")
+            assert.is_true(tasks(w) > 1, "worker " .. w .. " runs no gRPC thread")
+            local to_sandbox = false
+            for _, s in ipairs(tcp_sockets(w)) do
+                if s.state == "ESTABLISHED" and s.peer == port_of(sb.simple) then to_sandbox = true end
+            end
+            assert.is_true(to_sandbox, "worker " .. w .. " has no gRPC connection to the sandbox")
+        end
+        assert_master_idle()
+    end)
+
+    it("stops a listing at the limit and goes on serving", function()
+        local status, doc = nginx:get("/tc/catalogue?event=" .. EVENT .. "&set=" .. A2 ..
+                                      "&status=VACANT&limit=3")
+        assert.equal(200, status)
+        pid_of(doc)
+        assert.equal(3, #doc.seats)
+        for _, seat in ipairs(doc.seats) do
+            assert.equal(A2, seat.set)
+            assert.equal("VACANT", seat.status)
+        end
+        for _ = 1, 4 do -- whichever worker it was, it still answers
+            status, doc = nginx:get("/tc/catalogue?event=" .. EVENT .. "&seat=" .. SEAT)
+            assert.equal(200, status)
+            assert.equal(1, #doc.seats)
+        end
+    end)
+
+    local function vacant_seats(n)
+        local status, doc = nginx:get("/tc/catalogue?event=" .. EVENT .. "&set=" .. A2 ..
+                                      "&status=VACANT&limit=" .. n)
+        assert.equal(200, status)
+        local ids = {}
+        for _, seat in ipairs(doc.seats) do
+            if seat.ticket ~= SEAT then ids[#ids + 1] = seat.ticket end
+        end
+        return ids
+    end
+
+    local function seat_status(ticket)
+        local status, doc = nginx:get("/tc/catalogue?event=" .. EVENT .. "&seat=" .. ticket)
+        assert.equal(200, status)
+        assert.equal(1, #doc.seats)
+        return doc.seats[1].status
+    end
+
+    -- A done mixed order of one seat and one fan-zone ticket.
+    local function assert_done(doc, seat)
+        local order = doc.order
+        assert.is_table(order, doc.error and doc.error.message)
+        assert.equal("done", order.status)
+        assert.equal(EVENT, order.event)
+        assert.equal("7249.00", order.values.full)
+        assert.equal(2, #order.tickets)
+        local by_set = {}
+        for _, t in ipairs(order.tickets) do
+            by_set[t.set] = t
+            assert.matches("^%d+$", t.barcode)
+        end
+        assert.equal(seat, by_set[A2].id)
+        assert.equal("1089.00", by_set[A2].full)
+        assert.is_table(by_set[A2].seat)
+        assert.equal("6160.00", by_set[FAN].full)
+    end
+
+    it("runs flows.mixed_order seats first, and the seat is sold", function()
+        assert.equal("VACANT", seat_status(SEAT))
+        local status, doc = nginx:order{ event = EVENT, seats = { SEAT }, random = { [FAN] = 1 },
+                                         first = "seats", finish = true }
+        assert.equal(200, status)
+        pid_of(doc)
+        assert_done(doc, SEAT)
+        assert.same({ row = "2", number = "14", sector = "5a8dd58e6e55b2064c67c144" },
+                    doc.order.tickets[1].seat or doc.order.tickets[2].seat)
+        assert.equal("SOLD", seat_status(SEAT))
+    end)
+
+    it("runs flows.mixed_order random first, and the seat is sold", function()
+        local seat = vacant_seats(2)[1]
+        assert.equal("VACANT", seat_status(seat))
+        local status, doc = nginx:order{ event = EVENT, seats = { seat }, random = { [FAN] = 1 },
+                                         first = "random", finish = true }
+        assert.equal(200, status)
+        pid_of(doc)
+        assert_done(doc, seat)
+        assert.equal("SOLD", seat_status(seat))
+    end)
+
+    it("orders over REST in each worker", function()
+        local seats = vacant_seats(30)
+        local pids = {}
+        for i = 1, #seats do
+            local status, doc = nginx:order{ event = EVENT, seats = { seats[i] },
+                                             random = { [FAN] = 1 },
+                                             first = i % 2 == 0 and "seats" or "random",
+                                             finish = true }
+            assert.equal(200, status)
+            assert_done(doc, seats[i])
+            pids[pid_of(doc)] = true
+            local workers = children(nginx.pid)
+            if pids[workers[1]] and pids[workers[2]] then break end
+        end
+        for _, w in ipairs(children(nginx.pid)) do
+            assert.is_true(pids[w], "worker " .. w .. " made no order")
+        end
+        assert_master_idle()
+    end)
+
+    it("answers a bad key with auth errors that do not show the key", function()
+        local status, doc, text = nginx:get("/tc/key-check", { ["X-Ticketscloud-Key"] = BAD_KEY })
+        assert.equal(200, status)
+        pid_of(doc)
+        assert.is_false(doc.rest.ok)
+        assert.equal("auth", doc.rest.error.kind)
+        assert.equal(401, doc.rest.error.status)
+        assert.is_false(doc.grpc.ok)
+        assert.equal("auth", doc.grpc.error.kind)
+        assert.equal("UNAUTHENTICATED", doc.grpc.error.code)
+        assert.is_nil(text:find(BAD_KEY, 1, true))
+        assert.is_nil(text:find("4b1d0c9e7a2f", 1, true))
+
+        -- The configured key passes both.
+        status, doc = nginx:get("/tc/key-check")
+        assert.equal(200, status)
+        assert.same({ ok = true }, doc.rest)
+        assert.same({ ok = true }, doc.grpc)
+    end)
+
+    it("answers a refused order with the error's fields", function()
+        local status, doc = nginx:order{ event = "not-an-id", random = { [FAN] = 1 } }
+        assert.equal(400, status)
+        pid_of(doc)
+        assert.equal("invalid", doc.error.kind)
+        assert.matches("event", doc.error.message)
+
+        status, doc = nginx:call("GET", "/tc/order")
+        assert.equal(405, status)
+        assert.equal("invalid", doc.error.kind)
+    end)
+
+    it("checks a promocode through a subrequest, without the client", function()
+        local status, doc = nginx:get("/tc/promocode?event=" .. EVENT .. "&code=PROMO10")
+        assert.equal(200, status)
+        pid_of(doc)
+        assert.same({ percentage = "10%" }, doc.promocode.discount)
+
+        status, doc = nginx:get("/tc/promocode?event=" .. EVENT .. "&code=nope")
+        assert.equal(422, status)
+        assert.equal("api", doc.error.kind)
+        assert.equal(400, doc.error.status)
+        assert.same({ "Promocode not found" }, doc.error.messages)
+
+        status, doc = nginx:get("/tc/promocode?event=" .. EVENT)
+        assert.equal(400, status)
+        assert.equal("invalid", doc.error.kind)
+    end)
+
+    it("reloads: new workers serve, the master stays idle", function()
+        local old = children(nginx.pid)
+        assert.is_true(os.execute("kill -HUP " .. nginx.pid))
+        local deadline = socket.gettime() + 15
+        local new
+        repeat
+            socket.sleep(0.05)
+            new = children(nginx.pid)
+            local fresh = #new == WORKERS
+            for _, w in ipairs(new) do
+                for _, o in ipairs(old) do if w == o then fresh = false end end
+            end
+            if fresh then break end
+        until socket.gettime() > deadline
+        for _, o in ipairs(old) do assert.is_false(proc_alive(o), "old worker " .. o .. " still runs") end
+        local pids = {}
+        for _ = 1, 20 do
+            local status, doc = nginx:get("/tc/catalogue?event=" .. EVENT .. "&seat=" .. SEAT)
+            assert.equal(200, status)
+            assert.equal("SOLD", doc.seats[1].status)
+            pids[pid_of(doc)] = true
+        end
+        for pid in pairs(pids) do
+            assert.truthy(pid == new[1] or pid == new[2], "answered by " .. pid .. ", not a new worker")
+        end
+        assert_master_idle()
+    end)
+
+    it("stops gracefully: each worker closes its client and exits with code 0", function()
+        assert.is_true(nginx:running())
+        assert.is_true(nginx:stop("QUIT", 15))
+        local log = nginx:log()
+        for pid in pairs(served) do
+            assert.truthy(log:find("ticketscloud: worker " .. pid .. " closed its client", 1, true),
+                          "worker " .. pid .. " did not close its client")
+            assert.truthy(log:find("worker process " .. pid .. " exited with code 0", 1, true),
+                          "worker " .. pid .. " did not exit with code 0")
+        end
+        assert.is_nil(log:find("exited on signal", 1, true))
+        assert.is_nil(log:find("%[alert%]"))
+        assert.is_nil(log:find("%[crit%]"))
+        assert.is_nil(log:find("%[emerg%]"))
+        assert.is_nil(log:find(BAD_KEY, 1, true))
+    end)
+end)
