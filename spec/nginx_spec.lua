@@ -25,6 +25,7 @@ local BAD_KEY = "wrong-key-4b1d0c9e7a2f"
 local NGINX = os.getenv("TC_NGINX") or "/usr/sbin/nginx"
 local MODULE_DIRS = { "/usr/lib/nginx/modules", "/usr/share/nginx/modules" }
 local WORKERS = 2
+local HTTP_TIMEOUT = 20 -- seconds for one request to nginx
 
 local function exists(path)
     local f = io.open(path, "r")
@@ -277,6 +278,11 @@ function Nginx:call(method, path, body, headers)
         url = self.base .. path, method = method, headers = h,
         source = body and ltn12.source.string(body) or nil,
         sink = ltn12.sink.table(chunks),
+        create = function()
+            local c = socket.tcp()
+            c:settimeout(HTTP_TIMEOUT)
+            return c
+        end,
     }
     assert(ok, ("%s %s: %s"):format(method, path, tostring(code)))
     local text = table.concat(chunks)
@@ -293,8 +299,6 @@ function Nginx:order(args)
 end
 
 ---------------------------------------------------------------------------
-
-http.TIMEOUT = 20
 
 describe("lua-ticketscloud in nginx (" .. WORKERS .. " workers, LuaJIT)", function()
     local sb, nginx
