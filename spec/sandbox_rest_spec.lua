@@ -990,8 +990,8 @@ describe("tc-sandbox command line", function()
     it("--help documents every option and exits 0", function()
         local out, rc = run("--help")
         assert.are.equal("0", rc)
-        for _, o in ipairs{ "--catalog", "--http", "--grpc", "--key", "--expire", "--seed",
-                            "--balance", "--help", "X-Sandbox-Delay" } do
+        for _, o in ipairs{ "--catalog", "--http", "--grpc", "--tls-cert", "--tls-key", "--key",
+                            "--expire", "--seed", "--balance", "--help", "X-Sandbox-Delay" } do
             assert.is_truthy(out:find(o, 1, true), o)
         end
     end)

@@ -35,6 +35,7 @@
 #include "grpc.h"
 #include "grpc_methods.h"
 #include "sandbox.h"
+#include "tls.h"
 
 /* What a completion on the queue stands for. */
 enum tag_kind { TAG_ACCEPT, TAG_READ, TAG_WRITE, TAG_STATUS, TAG_CLOSE, TAG_SHUTDOWN };
@@ -363,8 +364,8 @@ static void begin_shutdown(struct grpc_listener *l)
 }
 
 struct grpc_listener *grpc_listener_start(struct sandbox *sb, struct methods *methods,
-                                          const char *addr, int *port, char *err,
-                                          size_t errlen)
+                                          const char *addr, const struct sandbox_tls *tls,
+                                          int *port, char *err, size_t errlen)
 {
     struct grpc_listener *l = calloc(1, sizeof *l);
     if (!l) {
@@ -396,11 +397,21 @@ struct grpc_listener *grpc_listener_start(struct sandbox *sb, struct methods *me
     }
     grpc_server_register_completion_queue(l->server, l->cq, NULL);
 
-    grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
-    *port = grpc_server_add_http2_port(l->server, addr, creds);
-    grpc_server_credentials_release(creds);
+    /* With TLS, no client certificate is asked for: the API key is the
+     * client's credential. The PEM text is copied. */
+    grpc_server_credentials *creds;
+    if (tls) {
+        grpc_ssl_pem_key_cert_pair pair = {.private_key = tls->key, .cert_chain = tls->cert};
+        creds = grpc_ssl_server_credentials_create_ex(
+            NULL, &pair, 1, GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE, NULL);
+    } else {
+        creds = grpc_insecure_server_credentials_create();
+    }
+    *port = creds ? grpc_server_add_http2_port(l->server, addr, creds) : 0;
+    if (creds) grpc_server_credentials_release(creds);
     if (*port <= 0) {
-        snprintf(err, errlen, "gRPC: cannot listen on %s", addr);
+        snprintf(err, errlen, "gRPC: cannot listen on %s%s", addr,
+                 tls ? " with TLS (is --tls-key the key of --tls-cert?)" : "");
         grpc_completion_queue_shutdown(l->cq);
         teardown(l);
         return NULL;

@@ -10,16 +10,18 @@
 #include <stddef.h>
 
 struct sandbox;
+struct sandbox_tls;
 struct methods;
 struct grpc_listener;
 
 /* Binds addr ("127.0.0.1:0" picks a free port), stores the bound port in
  * *port and starts serving the answers of methods (from methods_load(),
- * which the caller checked the catalog with). Takes ownership of methods,
- * also on failure. On failure returns NULL with a message in err. */
+ * which the caller checked the catalog with): over TLS with tls (copied),
+ * plaintext when tls is NULL. Takes ownership of methods, also on failure.
+ * On failure returns NULL with a message in err. */
 struct grpc_listener *grpc_listener_start(struct sandbox *sb, struct methods *methods,
-                                          const char *addr, int *port, char *err,
-                                          size_t errlen);
+                                          const char *addr, const struct sandbox_tls *tls,
+                                          int *port, char *err, size_t errlen);
 
 /* Stops accepting calls, cancels the ones in flight, joins the thread and
  * frees everything. NULL is allowed. */

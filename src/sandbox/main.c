@@ -2,9 +2,10 @@
  * main.c: the tc-sandbox program: options, start-up and clean shutdown.
  *
  * It loads the catalog, starts the REST listener (rest.c) and the gRPC
- * listener (grpc.c), prints one ready line on stdout and waits for SIGINT or
- * SIGTERM, which stop everything and free it before exiting 0. Bad options
- * or a bad catalog give one message on stderr and exit status 2.
+ * listener (grpc.c), both over TLS with --tls-cert / --tls-key (tls.c),
+ * prints one ready line on stdout and waits for SIGINT or SIGTERM, which
+ * stop everything and free it before exiting 0. Bad options or a bad
+ * catalog give one message on stderr and exit status 2.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -24,6 +25,7 @@
 #include "grpc_methods.h"
 #include "rest.h"
 #include "store.h"
+#include "tls.h"
 #include "util.h"
 
 #define DEFAULT_HTTP "127.0.0.1:8080"
@@ -41,8 +43,12 @@ static const char usage[] =
     "  --catalog FILE     the catalog to serve (default: examples/catalog.json from\n"
     "                     the current directory or next to the build directory)\n"
     "  --http ADDR:PORT   REST listener (default " DEFAULT_HTTP "); port 0 picks a free port\n"
-    "  --grpc ADDR:PORT   gRPC listener, plaintext (default " DEFAULT_GRPC "); port 0 picks\n"
-    "                     a free port\n"
+    "  --grpc ADDR:PORT   gRPC listener (default " DEFAULT_GRPC "); port 0 picks a free\n"
+    "                     port\n"
+    "  --tls-cert FILE    with --tls-key: both listeners speak TLS (HTTPS and gRPC over\n"
+    "                     TLS) with this PEM certificate, the server's own first, then\n"
+    "                     any intermediates. Default: plaintext\n"
+    "  --tls-key FILE     the certificate's private key (PEM, not encrypted)\n"
     "  --key KEY          an API key to accept; repeat for several. Default: the\n"
     "                     documentation's sample key " DEFAULT_KEY "\n"
     "  --expire SECONDS   lifetime of an executed order before it expires and its\n"
@@ -56,6 +62,8 @@ static const char usage[] =
     "\n"
     "When both listeners are up it prints one line on stdout:\n"
     "  tc-sandbox ready http=http://127.0.0.1:PORT grpc=127.0.0.1:PORT\n"
+    "or, with TLS:\n"
+    "  tc-sandbox ready http=https://127.0.0.1:PORT grpc=127.0.0.1:PORT tls\n"
     "and logs one line per REST request on stderr. SIGINT or SIGTERM stop it\n"
     "(exit status 0). Bad options or catalog: exit status 2.\n"
     "\n"
@@ -68,6 +76,7 @@ static const char usage[] =
 
 struct options {
     const char *catalog, *http, *grpc;
+    const char *tls_cert, *tls_key;
     const char *keys[MAX_KEYS];
     size_t nkeys;
     int64_t expire;
@@ -97,11 +106,16 @@ static bool parse_u64(const char *s, uint64_t *out)
 /* Returns 0 to run, 1 for --help/--version (exit 0), 2 for a usage error. */
 static int parse_options(int argc, char **argv, struct options *o)
 {
-    enum { O_CATALOG = 1, O_HTTP, O_GRPC, O_KEY, O_EXPIRE, O_SEED, O_BALANCE, O_HELP, O_VERSION };
+    enum {
+        O_CATALOG = 1, O_HTTP, O_GRPC, O_TLS_CERT, O_TLS_KEY, O_KEY, O_EXPIRE, O_SEED, O_BALANCE,
+        O_HELP, O_VERSION
+    };
     static const struct option longopts[] = {
         { "catalog", required_argument, NULL, O_CATALOG },
         { "http", required_argument, NULL, O_HTTP },
         { "grpc", required_argument, NULL, O_GRPC },
+        { "tls-cert", required_argument, NULL, O_TLS_CERT },
+        { "tls-key", required_argument, NULL, O_TLS_KEY },
         { "key", required_argument, NULL, O_KEY },
         { "expire", required_argument, NULL, O_EXPIRE },
         { "seed", required_argument, NULL, O_SEED },
@@ -123,6 +137,8 @@ static int parse_options(int argc, char **argv, struct options *o)
         case O_CATALOG: o->catalog = optarg; break;
         case O_HTTP: o->http = optarg; break;
         case O_GRPC: o->grpc = optarg; break;
+        case O_TLS_CERT: o->tls_cert = optarg; break;
+        case O_TLS_KEY: o->tls_key = optarg; break;
         case O_KEY:
             if (!*optarg) return usage_error("--key must not be empty%s", "");
             if (o->nkeys == MAX_KEYS) return usage_error("too many --key options%s", "");
@@ -149,6 +165,8 @@ static int parse_options(int argc, char **argv, struct options *o)
         }
     }
     if (optind < argc) return usage_error("unexpected argument '%s'", argv[optind]);
+    if (!o->tls_cert != !o->tls_key)
+        return usage_error("--tls-cert and --tls-key go together%s", "");
     if (o->nkeys == 0) o->keys[o->nkeys++] = DEFAULT_KEY;
     return 0;
 }
@@ -235,27 +253,40 @@ int main(int argc, char **argv)
         sandbox_free(sb);
         return 2;
     }
+    /* Kept until exit: libmicrohttpd refers to it. */
+    struct sandbox_tls tls_files = { NULL, NULL }, *tls = NULL;
+    if (opt.tls_cert) {
+        if (!tls_load(&tls_files, opt.tls_cert, opt.tls_key, err, sizeof err)) {
+            fprintf(stderr, "tc-sandbox: %s\n", err);
+            methods_free(methods);
+            sandbox_free(sb);
+            return 2;
+        }
+        tls = &tls_files;
+    }
 
     int http_port = 0, grpc_port = 0;
-    struct rest *rest = rest_start(sb, opt.http, &http_port, err, sizeof err);
+    struct rest *rest = rest_start(sb, opt.http, tls, &http_port, err, sizeof err);
     if (!rest) {
         fprintf(stderr, "tc-sandbox: --http %s: %s\n", opt.http, err);
         methods_free(methods);
         sandbox_free(sb);
+        tls_free(&tls_files);
         return 2;
     }
     struct grpc_listener *grpc =
-        grpc_listener_start(sb, methods, opt.grpc, &grpc_port, err, sizeof err);
+        grpc_listener_start(sb, methods, opt.grpc, tls, &grpc_port, err, sizeof err);
     if (!grpc) {
         fprintf(stderr, "tc-sandbox: --grpc %s: %s\n", opt.grpc, err);
         sandbox_stop(sb);
         rest_stop(rest);
         sandbox_free(sb);
+        tls_free(&tls_files);
         return 2;
     }
 
-    printf("tc-sandbox ready http=http://%s:%d grpc=%s:%d\n", http_host, http_port, grpc_host,
-           grpc_port);
+    printf("tc-sandbox ready http=%s://%s:%d grpc=%s:%d%s\n", tls ? "https" : "http", http_host,
+           http_port, grpc_host, grpc_port, tls ? " tls" : "");
     fflush(stdout);
     fprintf(stderr, "tc-sandbox: catalog %s: %zu events, %zu sets, %zu tickets\n", catalog_path,
             cat->nevents, cat->nsets, cat->ntickets);
@@ -266,5 +297,6 @@ int main(int argc, char **argv)
     grpc_listener_stop(grpc);
     rest_stop(rest);
     sandbox_free(sb);
+    tls_free(&tls_files);
     return 0;
 }

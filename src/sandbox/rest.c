@@ -2,7 +2,8 @@
  * rest.c: the REST listener of tc-sandbox.
  *
  * libmicrohttpd with one thread per connection (a delayed PATCH sleeps in
- * its own thread without holding up anyone). This file is the HTTP edge:
+ * its own thread without holding up anyone), HTTPS (GnuTLS) with
+ * --tls-cert / --tls-key. This file is the HTTP edge:
  * routing, the API key, the body limit, JSON decoding of bodies and query
  * strings, the response encoding and one log line per request. What a
  * request does is the store's business (store.h).
@@ -23,6 +24,7 @@
 #include <unistd.h>
 
 #include "store.h"
+#include "tls.h"
 #include "util.h"
 
 #define BODY_LIMIT (1024 * 1024)
@@ -513,8 +515,8 @@ static int listen_on(const char *addr, int *port, char *err, size_t errlen)
     return fd;
 }
 
-struct rest *rest_start(struct sandbox *sb, const char *addr, int *port, char *err,
-                        size_t errlen)
+struct rest *rest_start(struct sandbox *sb, const char *addr, const struct sandbox_tls *tls,
+                        int *port, char *err, size_t errlen)
 {
     struct rest *r = calloc(1, sizeof *r);
     if (!r) {
@@ -527,15 +529,34 @@ struct rest *rest_start(struct sandbox *sb, const char *addr, int *port, char *e
         free(r);
         return NULL;
     }
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+                     MHD_USE_POLL | MHD_USE_ERROR_LOG;
+    /* With TLS, the certificate and key (libmicrohttpd parses them at start). */
+    struct MHD_OptionItem tls_options[] = {
+        { MHD_OPTION_END, 0, NULL },
+        { MHD_OPTION_END, 0, NULL },
+        { MHD_OPTION_END, 0, NULL },
+    };
+    if (tls) {
+        if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+            snprintf(err, errlen, "this libmicrohttpd has no TLS support");
+            close(fd);
+            free(r);
+            return NULL;
+        }
+        flags |= MHD_USE_TLS;
+        tls_options[0] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_CERT, 0, tls->cert };
+        tls_options[1] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_KEY, 0, tls->key };
+    }
     r->daemon = MHD_start_daemon(
-        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
-            MHD_USE_ERROR_LOG,
-        0, NULL, NULL, handle, r, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+        flags, 0, NULL, NULL, handle, r, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
         MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_NOTIFY_COMPLETED, completed, r,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_CONNECTION_LIMIT, (unsigned)512,
-        MHD_OPTION_END);
+        MHD_OPTION_ARRAY, tls_options, MHD_OPTION_END);
     if (!r->daemon) {
-        snprintf(err, errlen, "cannot start the HTTP server");
+        snprintf(err, errlen, tls ? "cannot start the HTTPS server (is --tls-key the key of "
+                                    "--tls-cert?)"
+                                  : "cannot start the HTTP server");
         close(fd);
         free(r);
         return NULL;
