@@ -9,6 +9,11 @@
 -- The binary is opts.bin, else $TC_SANDBOX, else `tc-sandbox` from PATH. It
 -- listens on free loopback ports; start() returns once it printed its ready
 -- line. The sandbox's own log goes to opts.log (a file name) or to stderr.
+--
+-- With opts.tls = { cert = PEM_FILE, key = PEM_FILE } both listeners speak
+-- TLS: sb.api is "https://127.0.0.1:P", sb.simple "127.0.0.1:P" (gRPC over
+-- TLS) and sb.tls is true; a client then needs ca_file = the CA that signed
+-- the certificate.
 
 local io_popen = io.popen
 local os_execute = os.execute
@@ -29,7 +34,7 @@ local function quote(s)
     return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
 end
 
--- opts: bin, catalog, key, expire, seed, log, args (a list of extra arguments)
+-- opts: bin, catalog, key, expire, seed, tls, log, args (a list of extra arguments)
 function _M.start(opts)
     opts = opts or {}
     local bin = opts.bin or os_getenv("TC_SANDBOX") or "tc-sandbox"
@@ -39,6 +44,13 @@ function _M.start(opts)
     if opts.catalog then argv[#argv + 1] = "--catalog " .. quote(opts.catalog) end
     if opts.expire then argv[#argv + 1] = "--expire " .. quote(opts.expire) end
     if opts.seed then argv[#argv + 1] = "--seed " .. quote(opts.seed) end
+    if opts.tls then
+        if type(opts.tls) ~= "table" or not opts.tls.cert or not opts.tls.key then
+            return nil, "tls: { cert = FILE, key = FILE } expected"
+        end
+        argv[#argv + 1] = "--tls-cert " .. quote(opts.tls.cert)
+        argv[#argv + 1] = "--tls-key " .. quote(opts.tls.key)
+    end
     if type(opts.args) == "table" then
         for _, a in ipairs(opts.args) do argv[#argv + 1] = quote(a) end
     end
@@ -55,8 +67,9 @@ function _M.start(opts)
     for line in proc:lines() do
         local http, grpc = line:match("^tc%-sandbox ready http=(%S+) grpc=(%S+)")
         if http then
-            return setmetatable({ pid = pid, proc = proc, key = key, api = http,
-                                  simple = "http://" .. grpc, grpc = grpc }, mt)
+            local tls = http:find("^https://") ~= nil
+            return setmetatable({ pid = pid, proc = proc, key = key, api = http, tls = tls,
+                                  simple = tls and grpc or "http://" .. grpc, grpc = grpc }, mt)
         end
         seen[#seen + 1] = line
     end
