@@ -49,6 +49,19 @@ describe("smoke (" .. (jit and jit.version or _VERSION) .. ")", function()
         assert.equal("7249.00", order.values.full)
     end)
 
+    it("stops a sandbox its script forgot to stop, when the script ends", function()
+        local lua = arg and arg[-1] or (jit and "luajit" or "lua5.4")
+        local script = 'local sb = assert(require("ticketscloud.sandbox").start()) print(sb.pid)'
+        local p = assert(io.popen(("timeout 20 %s -e '%s'; echo status=$?"):format(lua, script)))
+        local out = p:read("*a")
+        p:close()
+        local pid = tonumber(out:match("^(%d+)"))
+        assert.is_number(pid, out)
+        assert.matches("status=0", out)
+        local alive = os.execute("kill -0 " .. pid .. " 2>/dev/null") -- true (5.4) or 0 (LuaJIT)
+        assert.is_false(alive == true or alive == 0, "the sandbox is still running")
+    end)
+
     it("returns readable errors without the key", function()
         local bad = assert(tc.new{ key = "not-the-key", api = sb.api, simple = sb.simple })
         local order, err = bad:create_order{ event = EVENT }

@@ -15,7 +15,9 @@
 -- TLS) and sb.tls is true; a client then needs ca_file = the CA that signed
 -- the certificate.
 
+local getmetatable = getmetatable
 local io_popen = io.popen
+local newproxy = rawget(_G, "newproxy") -- Lua 5.1 and LuaJIT only
 local os_execute = os.execute
 local os_getenv = os.getenv
 local concat = table.concat
@@ -68,8 +70,16 @@ function _M.start(opts)
         local http, grpc = line:match("^tc%-sandbox ready http=(%S+) grpc=(%S+)")
         if http then
             local tls = http:find("^https://") ~= nil
-            return setmetatable({ pid = pid, proc = proc, key = key, api = http, tls = tls,
-                                  simple = tls and grpc or "http://" .. grpc, grpc = grpc }, mt)
+            local sb = setmetatable({ pid = pid, proc = proc, key = key, api = http, tls = tls,
+                                      simple = tls and grpc or "http://" .. grpc, grpc = grpc }, mt)
+            if newproxy then
+                -- Lua 5.1 and LuaJIT run __gc only for userdata: a proxy stops
+                -- the sandbox when the handle is collected or the state closes
+                -- (before the pipe's own finalizer, which would wait for it).
+                sb.gc = newproxy(true)
+                getmetatable(sb.gc).__gc = function() _M.stop(sb) end
+            end
+            return sb
         end
         seen[#seen + 1] = line
     end
