@@ -729,13 +729,26 @@ int tc_codec_encode(lua_State *L, int idx, const ProtobufCMessageDescriptor *d, 
 /* ------------------------------------------------------------------------ */
 /* core.encode / core.decode                                                  */
 
+/* The message type named by argument arg. Names already seen are looked up
+ * in the cache table of upvalue 1 (name -> descriptor) instead of walking
+ * every type of the service again. */
 static const ProtobufCMessageDescriptor *check_type(lua_State *L, int arg)
 {
     const char *name = luaL_checkstring(L, arg);
-    const ProtobufCMessageDescriptor *d = tc_codec_find(name);
+    const ProtobufCMessageDescriptor *d;
 
+    lua_pushvalue(L, arg);
+    lua_rawget(L, lua_upvalueindex(1)); /* descriptor or nil */
+    d = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    if (d)
+        return d;
+    d = tc_codec_find(name);
     if (!d)
         luaL_argerror(L, arg, lua_pushfstring(L, "unknown message type '%s'", name));
+    lua_pushvalue(L, arg);
+    lua_pushlightuserdata(L, (void *)d);
+    lua_rawset(L, lua_upvalueindex(1));
     return d;
 }
 
@@ -773,8 +786,11 @@ void tc_codec_register(lua_State *L)
         lua_setfield(L, -2, "__name");
     }
     lua_pop(L, 1);
-    lua_pushcfunction(L, codec_encode);
-    lua_setfield(L, -2, "encode");
-    lua_pushcfunction(L, codec_decode);
+    /* module */
+    lua_newtable(L); /* module, cache: shared by encode and decode */
+    lua_pushvalue(L, -1);
+    lua_pushcclosure(L, codec_encode, 1);
+    lua_setfield(L, -3, "encode");
+    lua_pushcclosure(L, codec_decode, 1);
     lua_setfield(L, -2, "decode");
 }
