@@ -24,6 +24,12 @@
  * time: nginx forks its workers after loading modules) and shut down when
  * each channel is closed. Closing a channel cancels its open streams, which
  * then report "closed".
+ *
+ * Fork: channels and streams belong to the process that made them. gRPC's
+ * threads do not survive fork(), so in a child a call on an inherited
+ * channel or stream would wait forever: it is refused (kind "invalid"), and
+ * closing or collecting the object there frees its memory without a gRPC
+ * call (the parent's gRPC objects are left alone).
  */
 #include "private.h"
 
@@ -39,6 +45,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
+#include <unistd.h>
 
 #include "service.pb-c.h"
 
@@ -49,6 +57,8 @@
 #define MAX_MESSAGE (64 * 1024 * 1024)
 /* Largest ca_file read. */
 #define MAX_CA_FILE (4 * 1024 * 1024)
+/* The error of a channel or stream used in a child after fork. */
+#define FOREIGN "made in process %d, before a fork: make a client in the process that uses it"
 
 struct stream;
 
@@ -58,6 +68,7 @@ struct channel {
     char *language;   /* preferred-language, or NULL */
     long timeout_ms;  /* deadline of every stream */
     struct stream *streams; /* open streams, cancelled by close() */
+    pid_t pid;        /* the process that made it: see "Fork" above */
 };
 
 enum stream_state {
@@ -69,6 +80,7 @@ enum stream_state {
 
 struct stream {
     enum stream_state state;
+    pid_t pid;  /* the process that made it */
     int closed; /* by the caller: calls report "closed", error() still answers */
     int anchor; /* registry reference to the owner (the client), or LUA_NOREF */
     struct channel *channel; /* NULL once detached */
@@ -257,10 +269,28 @@ static void stream_finish(struct stream *s)
     stream_release(s);
 }
 
+/* In a child after fork: lets go of the call without a gRPC call (its
+ * queue, buffers and gRPC's threads are the parent's; the memory is left). */
+static void stream_forget(struct stream *s)
+{
+    s->have_payload = 0;
+    s->response = NULL;
+    s->request = NULL;
+    s->n_metadata = 0;
+    s->call = NULL;
+    s->cq = NULL;
+    s->start_pending = s->status_pending = 0;
+    unlink_stream(s);
+    if (s->state == S_OPEN)
+        s->state = S_CLOSED;
+}
+
 /* Ends the stream at the caller's request (close, __gc, channel close). */
 static void stream_close(struct stream *s)
 {
-    if (s->state == S_OPEN) {
+    if (s->pid != getpid()) {
+        stream_forget(s);
+    } else if (s->state == S_OPEN) {
         stream_drain(s, 1);
         stream_release(s);
         s->state = S_CLOSED;
@@ -404,6 +434,8 @@ static int stream_next(lua_State *L)
 {
     struct stream *s = check_stream(L, 1);
 
+    if (s->pid != getpid())
+        return tc_fail(L, TC_EINVALID, -1, FOREIGN, (int)s->pid);
     if (s->have_payload) { /* left over by a decoding that raised */
         grpc_slice_unref(s->payload);
         s->have_payload = 0;
@@ -475,6 +507,8 @@ static int stream_gc(lua_State *L)
 {
     struct stream *s = check_stream(L, 1);
 
+    if (s->pid != getpid())
+        stream_forget(s);
     if (s->have_payload) {
         grpc_slice_unref(s->payload);
         s->have_payload = 0;
@@ -559,17 +593,21 @@ static char *read_file(const char *path)
 
 static int channel_close_(struct channel *c)
 {
+    int own = c->pid == getpid(); /* else a child after fork: no gRPC call */
+
     if (!c->ch)
         return 0;
     while (c->streams)
         stream_close(c->streams);
-    grpc_channel_destroy(c->ch);
+    if (own)
+        grpc_channel_destroy(c->ch);
     c->ch = NULL;
     wipe_free(c->key);
     c->key = NULL;
     free(c->language);
     c->language = NULL;
-    grpc_shutdown();
+    if (own)
+        grpc_shutdown();
     return 1;
 }
 
@@ -616,6 +654,7 @@ static int channel_new(lua_State *L)
     /* Everything that can raise comes before the C resources. */
     struct channel *c = lua_newuserdata(L, sizeof *c); /* opts, channel */
     memset(c, 0, sizeof *c);
+    c->pid = getpid();
     luaL_getmetatable(L, CHANNEL_MT);
     lua_setmetatable(L, -2);
     char *pem = NULL;
@@ -686,12 +725,15 @@ static int channel_stream(lua_State *L)
     }
     if (!c->ch)
         return tc_fail(L, TC_EINVALID, -1, "closed");
+    if (c->pid != getpid())
+        return tc_fail(L, TC_EINVALID, -1, FOREIGN, (int)c->pid);
     if (!tc_codec_encode(L, 3, m->input, err, sizeof err)) /* ..., owner, bytes */
         return tc_fail(L, TC_EINVALID, -1, "%s", err);
     const char *bytes = lua_tolstring(L, 5, &len);
 
     struct stream *s = lua_newuserdata(L, sizeof *s); /* ..., owner, bytes, stream */
     memset(s, 0, sizeof *s);
+    s->pid = getpid();
     s->anchor = LUA_NOREF;
     s->state = S_OPEN;
     s->output = m->output;

@@ -27,6 +27,12 @@
  * libcurl counts curl_global_init() calls: each object holds one from its
  * creation to its close, so nothing is initialised by require (nginx forks
  * its workers after loading modules) and no global state is kept here.
+ *
+ * Fork: an object belongs to the process that made it. In a child made by
+ * fork() (an nginx worker, when a client was made in init_by_lua) its
+ * connection is the parent's socket, so a request there is refused (kind
+ * "invalid") instead of sharing one TCP or TLS stream between processes,
+ * and closing it frees the memory without closing the parent's connection.
  */
 #include "private.h"
 #include "validate.h"
@@ -39,6 +45,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -53,6 +60,7 @@ struct http {
     struct curl_slist *headers; /* Authorization (the key), Accept, ... */
     struct curl_slist *extra;   /* one request's own headers, linked in front */
     struct curl_slist *extra_tail;
+    pid_t pid;                  /* the process that made it: see "Fork" above */
     char *base;    /* "https://host[:port][/prefix]", no trailing '/' */
     char *ca_file; /* NULL: the system store */
     char *url;     /* the current request's URL */
@@ -90,7 +98,12 @@ static void drop_extra(struct http *h)
 
 static void http_free(struct http *h)
 {
-    if (h->curl)
+    /* In a child after fork the handle and its connection (and libcurl's
+     * global state) are the parent's: cleaning them up could write to the
+     * shared socket (a TLS close_notify), so they are left as they are. */
+    int own = h->pid == getpid();
+
+    if (h->curl && own)
         curl_easy_cleanup(h->curl);
     drop_extra(h);
     wipe_slist(h->headers);
@@ -98,7 +111,7 @@ static void http_free(struct http *h)
     free(h->ca_file);
     free(h->url);
     free(h->body);
-    if (h->global)
+    if (h->global && own)
         curl_global_cleanup();
     explicit_bzero(h, sizeof *h);
     free(h);
@@ -328,6 +341,7 @@ static int http_new(lua_State *L)
     if (!h)
         return tc_fail(L, TC_ETRANSPORT, -1, "out of memory");
     ud->h = h;
+    h->pid = getpid();
     h->timeout_ms = timeout_ms;
     h->max_body = max_body;
     h->protocols = plain ? "http" : "https";
@@ -453,6 +467,10 @@ static int http_request(lua_State *L)
     }
     if (!h)
         return tc_fail(L, TC_EINVALID, -1, "closed");
+    if (h->pid != getpid())
+        return tc_fail(L, TC_EINVALID, -1,
+                       "made in process %d, before a fork: make a client in the process "
+                       "that uses it", (int)h->pid);
     long timeout_ms = opts ? opt_timeout(L, opts, h->timeout_ms) : h->timeout_ms;
 
     /* The path goes into the URL as it is: printable ASCII, no spaces. */
