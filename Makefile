@@ -122,6 +122,8 @@ install: all
 	install -m 0755 $(MODULE) $(DESTDIR)$(LIBDIR)/ticketscloud/core.so
 	install -m 0644 lua/ticketscloud/*.lua $(DESTDIR)$(LUADIR)/ticketscloud/
 	install -m 0755 $(SANDBOX) $(DESTDIR)$(BINDIR)/tc-sandbox
+	install -d $(DESTDIR)$(PREFIX)/share/ticketscloud
+	install -m 0644 examples/catalog.json $(DESTDIR)$(PREFIX)/share/ticketscloud/catalog.json
 
 clean:
 	rm -rf $(BUILD)

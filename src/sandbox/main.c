@@ -41,7 +41,8 @@ static const char usage[] =
     "\n"
     "Options:\n"
     "  --catalog FILE     the catalog to serve (default: examples/catalog.json from\n"
-    "                     the current directory or next to the build directory)\n"
+    "                     the current directory or next to the build directory,\n"
+    "                     else PREFIX/share/ticketscloud/catalog.json when installed)\n"
     "  --http ADDR:PORT   REST listener (default " DEFAULT_HTTP "); port 0 picks a free port\n"
     "  --grpc ADDR:PORT   gRPC listener (default " DEFAULT_GRPC "); port 0 picks a free\n"
     "                     port\n"
@@ -173,11 +174,13 @@ static int parse_options(int argc, char **argv, struct options *o)
 
 /* The default catalog: examples/catalog.json in the current directory, else
  * in the source tree the binary was built in (build/tc-sandbox or
- * build/<name>/tc-sandbox). */
+ * build/<name>/tc-sandbox), else where `make install` puts it
+ * (PREFIX/bin/tc-sandbox reads PREFIX/share/ticketscloud/catalog.json). */
 static const char *find_default_catalog(char *buf, size_t len)
 {
     static const char *const rel[] = { "/../examples/catalog.json",
-                                       "/../../examples/catalog.json" };
+                                       "/../../examples/catalog.json",
+                                       "/../share/ticketscloud/catalog.json" };
     char exe[PATH_MAX];
     if (access("examples/catalog.json", R_OK) == 0) return "examples/catalog.json";
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
