@@ -188,10 +188,12 @@ local Nginx = {}
 Nginx.__index = Nginx
 
 -- Starts nginx in the foreground (daemon off) in a fresh prefix, and waits
--- until the master listens and both workers are up. Returns the object, or
--- nil and what went wrong (with the error log).
-local function start_nginx(sb, port)
+-- until the master listens and both workers are up. edit(conf), if given,
+-- changes the configuration first. Returns the object, or nil and what went
+-- wrong (with the error log).
+local function start_nginx(sb, port, edit)
     local conf = render_conf(port)
+    if edit then conf = edit(conf) end
     local prefix = run("mktemp -d /tmp/tc-nginx.XXXXXX")
     assert(prefix:find("^/tmp/tc%-nginx%."), "mktemp failed")
     assert(os.execute("mkdir -p " .. prefix .. "/logs " .. prefix .. "/temp"))
@@ -298,6 +300,20 @@ function Nginx:order(args)
     return self:call("POST", "/tc/order", cjson.encode(args))
 end
 
+-- Starts nginx on a free port; on failure stops the sandbox and raises.
+local function start_or_fail(sb, edit)
+    local nginx, err
+    for _ = 1, 3 do -- another process may take the free port first
+        nginx, err = start_nginx(sb, free_port(), edit)
+        if nginx or not err:find("Address already in use", 1, true) then break end
+    end
+    if not nginx then
+        sb:stop()
+        error(err)
+    end
+    return nginx
+end
+
 ---------------------------------------------------------------------------
 
 describe("lua-ticketscloud in nginx (" .. WORKERS .. " workers, LuaJIT)", function()
@@ -325,15 +341,7 @@ describe("lua-ticketscloud in nginx (" .. WORKERS .. " workers, LuaJIT)", functi
 
     lazy_setup(function()
         sb = assert(sandbox.start{ log = "/dev/null" })
-        local err
-        for _ = 1, 3 do -- another process may take the free port first
-            nginx, err = start_nginx(sb, free_port())
-            if nginx or not err:find("Address already in use", 1, true) then break end
-        end
-        if not nginx then
-            sb:stop()
-            error(err)
-        end
+        nginx = start_or_fail(sb)
     end)
 
     lazy_teardown(function()
@@ -578,5 +586,99 @@ describe("lua-ticketscloud in nginx (" .. WORKERS .. " workers, LuaJIT)", functi
         assert.is_nil(log:find("%[crit%]"))
         assert.is_nil(log:find("%[emerg%]"))
         assert.is_nil(log:find(BAD_KEY, 1, true))
+    end)
+end)
+
+-- What the documentation forbids, to show what the module does about it: a
+-- client made in init_by_lua (used over REST there, so the master holds its
+-- connection but no thread) is refused in the workers, which go on with
+-- their own clients.
+local MASTER_CLIENT = [[
+        MASTER_CLIENT = require("ticketscloud").new{ key = os.getenv("TICKETSCLOUD_KEY"),
+            api = os.getenv("TICKETSCLOUD_API"), simple = os.getenv("TICKETSCLOUD_SIMPLE") }
+        local _, err = MASTER_CLIENT:orders{ page_size = 1 }()
+        assert(not err, tostring(err))
+]]
+local MASTER_CLIENT_LOCATION = [[
+        location = /tc/master-client {
+            content_by_lua_block {
+                local _, err = MASTER_CLIENT:orders{ page_size = 1 }()
+                ngx.say(require("cjson").encode{ pid = ngx.worker.pid(), kind = err and err.kind,
+                                                 message = err and tostring(err) })
+            }
+        }
+]]
+
+describe("lua-ticketscloud in nginx: a client made in the master", function()
+    local sb, nginx
+
+    lazy_setup(function()
+        sb = assert(sandbox.start{ log = "/dev/null" })
+        nginx = start_or_fail(sb, function(conf)
+            local n
+            conf, n = conf:gsub('(        require "nginx_shop"\n)', "%1" .. MASTER_CLIENT:gsub("%%", "%%%%"))
+            assert(n == 1, "no init_by_lua_block to extend")
+            conf, n = conf:gsub("(        location = /tc/catalogue {)",
+                                (MASTER_CLIENT_LOCATION:gsub("%%", "%%%%")) .. "%1")
+            assert(n == 1, "no catalogue location")
+            return conf
+        end)
+    end)
+
+    lazy_teardown(function()
+        if nginx then
+            nginx:stop("TERM", 5)
+            nginx:remove()
+        end
+        if sb then sb:stop() end
+    end)
+
+    -- The connections of a process to the sandbox's REST port.
+    local function rest_connections(pid)
+        local n = 0
+        for _, s in ipairs(tcp_sockets(pid)) do
+            if s.state == "ESTABLISHED" and s.peer == port_of(sb.api) then n = n + 1 end
+        end
+        return n
+    end
+
+    it("holds the master's connection, in the master and in every worker", function()
+        assert.equal(1, tasks(nginx.pid))
+        assert.equal(1, rest_connections(nginx.pid))
+        for _, w in ipairs(children(nginx.pid)) do
+            assert.equal(1, rest_connections(w)) -- inherited: the workers made no client yet
+        end
+    end)
+
+    it("is refused in each worker, which goes on with its own client", function()
+        local pids = {}
+        for _ = 1, 40 do
+            local status, doc = nginx:get("/tc/master-client")
+            assert.equal(200, status)
+            assert.equal("invalid", doc.kind)
+            assert.matches("made in process " .. nginx.pid .. ", before a fork", doc.message, 1, true)
+            pids[doc.pid] = true
+            local workers = children(nginx.pid)
+            if pids[workers[1]] and pids[workers[2]] then break end
+        end
+        for _, w in ipairs(children(nginx.pid)) do
+            assert.is_true(pids[w], "worker " .. w .. " was not asked")
+        end
+        for _ = 1, 6 do
+            local status, doc = nginx:get("/tc/catalogue?event=" .. EVENT .. "&seat=" .. SEAT)
+            assert.equal(200, status)
+            assert.equal("VACANT", doc.seats[1].status)
+        end
+    end)
+
+    it("stops cleanly", function()
+        local workers = children(nginx.pid)
+        assert.is_true(nginx:stop("QUIT", 15))
+        local log = nginx:log()
+        for _, w in ipairs(workers) do
+            assert.truthy(log:find("worker process " .. w .. " exited with code 0", 1, true), log)
+        end
+        assert.is_nil(log:find("%[alert%]"))
+        assert.is_nil(log:find("exited on signal", 1, true))
     end)
 end)
