@@ -5,7 +5,7 @@
 -- with examples/nginx_shop.lua: a master that requires the module before it
 -- forks two workers, each of which makes its own client on first use. The
 -- tests call the shop's locations over HTTP and look at the processes in
--- /proc: the master must hold no thread and no connection of the module,
+-- /proc: the master must run no thread and hold no connection of the module,
 -- and both workers must stream over gRPC and order over REST.
 --
 -- Needs nginx and its Lua module (else the spec is pending), the LuaJIT
@@ -115,7 +115,7 @@ end
 
 local function tasks(pid)
     local n = 0
-    for _ in io.popen("ls /proc/" .. pid .. "/task"):lines() do n = n + 1 end
+    for _ in run("ls /proc/" .. pid .. "/task"):gmatch("%d+") do n = n + 1 end
     return n
 end
 
@@ -134,9 +134,8 @@ local TCP_STATES = { ["01"] = "ESTABLISHED", ["0A"] = "LISTEN" }
 -- The TCP sockets a process holds: { state =, port = local port, peer = remote port }.
 local function tcp_sockets(pid)
     local inodes = {}
-    for line in io.popen("readlink /proc/" .. pid .. "/fd/* 2>/dev/null"):lines() do
-        local inode = line:match("^socket:%[(%d+)%]$")
-        if inode then inodes[inode] = true end
+    for inode in run("readlink /proc/" .. pid .. "/fd/* 2>/dev/null"):gmatch("socket:%[(%d+)%]") do
+        inodes[inode] = true
     end
     local found = {}
     for _, file in ipairs{ "tcp", "tcp6" } do
