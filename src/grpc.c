@@ -767,28 +767,6 @@ static int channel_tostring(lua_State *L)
     return 1;
 }
 
-static void new_class(lua_State *L, const char *name, const luaL_Reg *methods,
-                      lua_CFunction gc, lua_CFunction tostring)
-{
-    /* module */
-    if (luaL_newmetatable(L, name)) { /* module, mt */
-        lua_newtable(L);
-        luaL_setfuncs(L, methods, 0);
-        lua_setfield(L, -2, "__index");
-        lua_pushcfunction(L, gc);
-        lua_setfield(L, -2, "__gc");
-#if TC_HAVE_CLOSE
-        lua_pushcfunction(L, gc);
-        lua_setfield(L, -2, "__close");
-#endif
-        lua_pushcfunction(L, tostring);
-        lua_setfield(L, -2, "__tostring");
-        lua_pushstring(L, name);
-        lua_setfield(L, -2, "__name");
-    }
-    lua_pop(L, 1);
-}
-
 void tc_grpc_register(lua_State *L)
 {
     static const luaL_Reg channel_methods[] = {
@@ -804,8 +782,8 @@ void tc_grpc_register(lua_State *L)
     };
 
     /* module */
-    new_class(L, CHANNEL_MT, channel_methods, channel_close, channel_tostring);
-    new_class(L, STREAM_MT, stream_methods, stream_gc, stream_tostring);
+    tc_new_class(L, CHANNEL_MT, channel_methods, channel_close, channel_tostring);
+    tc_new_class(L, STREAM_MT, stream_methods, stream_gc, stream_tostring);
     luaL_getmetatable(L, STREAM_MT);
     lua_pushcfunction(L, stream_call);
     lua_setfield(L, -2, "__call");

@@ -591,21 +591,7 @@ static const luaL_Reg http_methods[] = {
 void tc_http_register(lua_State *L)
 {
     /* module */
-    if (luaL_newmetatable(L, TC_HTTP_MT)) {
-        luaL_newlib(L, http_methods);
-        lua_setfield(L, -2, "__index");
-        lua_pushcfunction(L, http_close);
-        lua_setfield(L, -2, "__gc");
-#if TC_HAVE_CLOSE
-        lua_pushcfunction(L, http_close);
-        lua_setfield(L, -2, "__close");
-#endif
-        lua_pushcfunction(L, http_tostring);
-        lua_setfield(L, -2, "__tostring");
-        lua_pushliteral(L, TC_HTTP_MT);
-        lua_setfield(L, -2, "__name");
-    }
-    lua_pop(L, 1);
+    tc_new_class(L, TC_HTTP_MT, http_methods, http_close, http_tostring);
     lua_pushcfunction(L, http_new);
     lua_setfield(L, -2, "http");
     lua_pushcfunction(L, core_sleep);

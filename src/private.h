@@ -27,6 +27,12 @@
 /* The one exported symbol (core.c). */
 __attribute__((visibility("default"))) int luaopen_ticketscloud_core(lua_State *L);
 
+/* Registers the metatable of a typed userdata (core.c): methods as __index,
+ * close as both __gc and (Lua 5.4) __close, so closing is idempotent by
+ * contract, and __tostring, which must never show a secret. */
+void tc_new_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction close,
+                  lua_CFunction tostring);
+
 /* Each file adds its functions to the module table on top of the stack. */
 void tc_money_register(lua_State *L); /* money.c */
 void tc_order_register(lua_State *L); /* order.c */
