@@ -106,6 +106,9 @@ describe("ticketscloud REST client", function()
                 { { key = "k", timeout = 0 }, "timeout" },
                 { { key = "k", ca_file = "/nonexistent/ca.pem" }, "ca_file" },
                 { { key = "k", retry = { attempts = 0 } }, "retry" },
+                { { key = "k", retry = { attempts = 2.5 } }, "retry.attempts" },
+                { { key = "k", retry = { attempts = math.huge } }, "retry.attempts" },
+                { { key = "k", retry = { base = -1 } }, "retry.base" },
             }
             for _, case in ipairs(cases) do
                 local c, err = tc.new(case[1])
@@ -635,6 +638,37 @@ describe("ticketscloud REST client", function()
             assert.equal(2, err.attempts)
             bg:read("a")
             bg:close()
+            assert(order:cancel())
+            c:close()
+        end)
+
+        it("pauses between 409 retries for a growing, jittered, capped time", function()
+            local pauses = {}
+            local c = assert(tc.new{ key = sb.key, api = sb.api,
+                                     retry = { attempts = 5, base = 0.1, max = 0.3 },
+                                     sleep = function(s) pauses[#pauses + 1] = s end,
+                                     trace = function(method, _, _, status)
+                                         requests[#requests + 1] = method .. " " .. tostring(status)
+                                     end })
+            local order = assert(c:create_order{ event = EVENT })
+            -- The order stays busy for two seconds; the recorded pauses take no time.
+            assert.is_nil(c:patch_order(order.id, { vendor_data = { order_id = "busy" } },
+                { headers = { ["X-Sandbox-Delay"] = "2000" }, timeout = 0.2 }))
+            requests = {}
+            local ok, err = order:set_customer{ name = "N" }
+            assert.is_nil(ok)
+            assert.equal("conflict", remember(err).kind)
+            assert.equal(5, err.attempts)
+            assert.equal(order, err.order)
+            -- Five PATCHes, a re-read before each retry, and no pause after the last.
+            assert.same({ "PATCH 409", "GET 200", "PATCH 409", "GET 200", "PATCH 409", "GET 200",
+                          "PATCH 409", "GET 200", "PATCH 409" }, requests)
+            assert.equal(4, #pauses)
+            -- base * 2^(n-1), capped at max, of which the second half is random.
+            for i, full in ipairs{ 0.1, 0.2, 0.3, 0.3 } do
+                assert.is_true(pauses[i] >= full / 2 and pauses[i] <= full, "pause " .. i)
+            end
+            core.sleep(2)
             assert(order:cancel())
             c:close()
         end)

@@ -111,8 +111,13 @@ function _M.new(opts)
     for k, default in pairs(DEFAULT_RETRY) do
         local v = retry[k]
         if v == nil then v = default end
-        if type(v) ~= "number" or v ~= v or v < 0 or (k == "attempts" and v < 1) then
-            return invalid("retry." .. k .. ": a number expected (attempts >= 1)")
+        if k == "attempts" then
+            -- An integer: the retry loop counts up to it exactly.
+            if type(v) ~= "number" or v < 1 or v % 1 ~= 0 then
+                return invalid("retry.attempts: an integer >= 1 expected")
+            end
+        elseif type(v) ~= "number" or v ~= v or v < 0 then
+            return invalid("retry." .. k .. ": a number of seconds >= 0 expected")
         end
         r[k] = v
     end
