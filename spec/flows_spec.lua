@@ -9,6 +9,7 @@ local EVENT = "5d7134962110d30a34e95b96"
 local FAN = "5d7135112110d30a34e97e2d"   -- "Фан зона", 5600.00, unseated
 local A2 = "5d71353b2110d30a34e97e31"    -- "A2", 990.00, seated
 local SEAT = "5d7134962110d30a34e95cfe"  -- A2, row 2 seat 14
+local VIP = "5d713505255895db3c30b0c5"   -- 6666.00, unseated, 30 tickets
 
 describe("flows.mixed_order", function()
     local sb, client
@@ -129,6 +130,75 @@ describe("flows.mixed_order", function()
         assert.equal("executed", err.order.status)
         assert.equal(1, #err.order.tickets)
         assert.equal(FAN, err.order.tickets[1].set)
+    end)
+
+    -- The orders the sandbox holds, by status.
+    local function statuses()
+        local t = {}
+        for o in assert(client:orders{ page_size = 200 }) do t[o.status] = (t[o.status] or 0) + 1 end
+        return t
+    end
+
+    it("cancels the order when its creation could not reserve everything", function()
+        local order, err = flows.mixed_order(client, {
+            event = EVENT, seats = { SEAT }, random = { [VIP] = 31 }, first = "random",
+        })
+        assert.is_nil(order)
+        assert.equal("api", err.kind)
+        assert.equal(31, err.sets[VIP].wanted)
+        assert.equal("cancelled", err.order.status)
+        assert.same({ cancelled = 1 }, statuses())
+        -- Every VIP ticket is back on sale.
+        local all = assert(client:create_order{ event = EVENT, random = { [VIP] = 30 } })
+        assert(all:cancel())
+        -- keep_on_error keeps it, holding what it got.
+        order, err = flows.mixed_order(client, {
+            event = EVENT, random = { [VIP] = 31 }, keep_on_error = true,
+        })
+        assert.is_nil(order)
+        assert.equal("executed", err.order.status)
+        assert.equal(30, #err.order.tickets)
+    end)
+
+    it("creates an empty order when there is nothing random to start with", function()
+        local seen = {}
+        local c = assert(tc.new{ key = sb.key, api = sb.api,
+                                 trace = function(_, _, body) seen[#seen + 1] = body end })
+        local order = assert(flows.mixed_order(c, { event = EVENT, seats = { SEAT } }))
+        assert.same({ event = EVENT }, cjson.decode(seen[1]))
+        assert.equal(SEAT, order.tickets[1].id)
+        assert(order:cancel())
+        c:close()
+    end)
+
+    it("refuses what it cannot build without sending anything", function()
+        local cases = {
+            { first = "seats", random = { [FAN] = 1 } },               -- no seat to start with
+            { first = "seats", seats = {}, random = { [FAN] = 1 } },
+            { seats = { SEAT } },                                      -- random first, no event
+        }
+        for i, opts in ipairs(cases) do
+            local order, err = flows.mixed_order(client, opts)
+            assert.is_nil(order, i)
+            assert.equal("invalid", err.kind, i)
+        end
+        assert.same({}, statuses())
+    end)
+
+    it("raises on argument type mistakes, naming the field", function()
+        local function raises(pattern, ...)
+            local ok, msg = pcall(flows.mixed_order, ...)
+            assert.is_false(ok)
+            assert.matches(pattern, msg)
+        end
+        raises("bad argument #1 to 'mixed_order'", nil, { event = EVENT })
+        raises("bad argument #2 to 'mixed_order'", client, nil)
+        raises("bad field 'seats' to 'mixed_order' %(table expected, got string%)",
+               client, { event = EVENT, seats = SEAT, random = { [FAN] = 1 } })
+        raises("bad field 'random'", client, { event = EVENT, random = 1 })
+        raises("bad field 'customer'", client, { event = EVENT, random = { [FAN] = 1 }, customer = "Ivan" })
+        raises("bad field 'on_step'", client, { event = EVENT, random = { [FAN] = 1 }, on_step = true })
+        assert.same({}, statuses())
     end)
 
     it("refuses an unknown sequence without sending anything", function()

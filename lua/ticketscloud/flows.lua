@@ -14,13 +14,28 @@
 
 local tc = require "ticketscloud"
 
+local error = error
 local type = type
 local next = next
 
 local _M = {}
 
--- Runs one step; on failure cancels the order (so its tickets go back on
--- sale) and returns nil, err with err.order set to the order as it was.
+local function invalid(message)
+    return nil, tc.error{ kind = "invalid", messages = { message } }
+end
+
+-- A type mistake in the options raises, like a wrong argument.
+local function opt_field(opts, name, expected)
+    local v = opts[name]
+    if v ~= nil and type(v) ~= expected then
+        error(("bad field '%s' to 'mixed_order' (%s expected, got %s)"):format(name, expected, type(v)), 3)
+    end
+    return v
+end
+
+-- After a failed step: cancels the order, unless keep is set, so that its
+-- tickets go back on sale, and returns nil, err with err.order set to the
+-- order (then cancelled).
 local function fail(order, err, keep)
     if order and not keep and order.status == "executed" then
         order:cancel()
@@ -36,18 +51,29 @@ end
 --   first = "seats":  create with the seats (2b), then add random (3b).
 --
 -- Then the customer is set if given, and the order is finished (status
--- done) when finish is true. opts.keep_on_error = true leaves a failed order
--- as it is instead of cancelling it. opts.on_step(name, order), if given, is
+-- done) when finish is true. A step that fails, the creation included (a
+-- ticket asked for but not reserved), cancels the order;
+-- opts.keep_on_error = true leaves it as it is instead. opts.on_step(name, order), if given, is
 -- called after every step. Returns the order, or nil, err.
 function _M.mixed_order(client, opts)
-    local seats, random = opts.seats or {}, opts.random or {}
+    if type(client) ~= "table" then
+        error(("bad argument #1 to 'mixed_order' (client expected, got %s)"):format(type(client)), 2)
+    end
+    if type(opts) ~= "table" then
+        error(("bad argument #2 to 'mixed_order' (table expected, got %s)"):format(type(opts)), 2)
+    end
+    local seats = opt_field(opts, "seats", "table") or {}
+    local random = opt_field(opts, "random", "table") or {}
+    local on_step = opt_field(opts, "on_step", "function") or function() end
+    opt_field(opts, "customer", "table")
     local first = opts.first or "random"
-    local on_step = opts.on_step or function() end
     local order, err
 
     if first == "random" then
-        order, err = client:create_order{ event = opts.event, random = random }
-        if not order then return nil, err end
+        -- Nothing random: an empty order of the event (spec §5.7).
+        order, err = client:create_order{ event = opts.event, random = next(random) and random or nil }
+        -- A creation that did not reserve everything still made an order.
+        if not order then return fail(err and err.order, err, opts.keep_on_error) end
         on_step("create the order with the unseated tickets", order)
         if #seats > 0 then
             local ok
@@ -56,9 +82,10 @@ function _M.mixed_order(client, opts)
             on_step("add the seated tickets", order)
         end
     elseif first == "seats" then
+        if #seats == 0 then return invalid('seats: first = "seats" needs a seated ticket') end
         -- Like the order example's step 2b: the event is inferred from the tickets.
         order, err = client:create_order{ tickets = seats }
-        if not order then return nil, err end
+        if not order then return fail(err and err.order, err, opts.keep_on_error) end
         on_step("create the order with the seated tickets", order)
         if next(random) then
             local ok
@@ -67,7 +94,7 @@ function _M.mixed_order(client, opts)
             on_step("add the unseated tickets", order)
         end
     else
-        return nil, tc.error{ kind = "invalid", messages = { 'first must be "random" or "seats"' } }
+        return invalid('first must be "random" or "seats"')
     end
 
     if opts.customer then
