@@ -27,6 +27,7 @@ local rest = require "ticketscloud.rest"
 local cjson = require "cjson.safe"
 
 local ipairs = ipairs
+local pairs = pairs
 local os_getenv = os.getenv
 local tonumber = tonumber
 local tostring = tostring
@@ -177,6 +178,10 @@ local function order_fields(order)
              expired_after = order.expired_after, values = order.values, tickets = tickets }
 end
 
+-- The JSON types of the order's fields. The flow raises on a wrong type (a
+-- caller's mistake); here it is the shopper's data, so a bad request.
+local ORDER_FIELDS = { seats = "table", random = "table", customer = "table", first = "string" }
+
 -- POST /tc/order
 function _M.order()
     if ngx.req.get_method() ~= "POST" then
@@ -186,6 +191,13 @@ function _M.order()
     ngx.req.read_body()
     local args = cjson.decode(ngx.req.get_body_data() or "")
     if type(args) ~= "table" then return bad_request("the body must be a JSON object") end
+    for name, expected in pairs(ORDER_FIELDS) do
+        if args[name] == cjson.null then args[name] = nil end
+        if args[name] ~= nil and type(args[name]) ~= expected then
+            return bad_request(name .. ": a JSON " .. (expected == "table" and "object or array"
+                                                           or expected) .. " expected")
+        end
+    end
     local c, err = get_client()
     if not c then return fail(err) end
 

@@ -523,6 +523,15 @@ describe("lua-ticketscloud in nginx (" .. WORKERS .. " workers, LuaJIT)", functi
         status, doc = nginx:call("GET", "/tc/order")
         assert.equal(405, status)
         assert.equal("invalid", doc.error.kind)
+
+        -- Fields of the wrong JSON type are a bad request, not a server error.
+        for _, bad in ipairs{ { seats = SEAT }, { random = 1 }, { customer = "Ivan" },
+                              { first = 2 }, { seats = cjson.null, random = { 1 } } } do
+            bad.event = bad.event or EVENT
+            status, doc = nginx:order(bad)
+            assert.equal(400, status, cjson.encode(bad))
+            assert.equal("invalid", doc.error.kind)
+        end
     end)
 
     it("checks a promocode through a subrequest, without the client", function()
