@@ -10,46 +10,50 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-/* "ticketscloud: api error (400): Deal not found; Event ... not found" */
+/* "ticketscloud: api error (400): Deal not found; Event ... not found"
+ *
+ * While a luaL_Buffer is in use nothing may be pushed above it but the value
+ * being added (the buffer keeps its storage on the stack and moves it when it
+ * grows), so the fields are read onto the stack before the buffer starts. */
 static int error_tostring(lua_State *L)
 {
     luaL_Buffer b;
+    size_t n = 0;
 
     luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    lua_getfield(L, 1, "kind");     /* 2 */
+    lua_getfield(L, 1, "status");   /* 3 */
+    lua_getfield(L, 1, "messages"); /* 4 */
+    if (lua_istable(L, 4))
+        n = lua_rawlen(L, 4);
     luaL_buffinit(L, &b);
     luaL_addstring(&b, "ticketscloud: ");
-    lua_getfield(L, 1, "kind");
-    luaL_addstring(&b, lua_isstring(L, -1) ? lua_tostring(L, -1) : "unknown");
-    lua_pop(L, 1);
+    luaL_addstring(&b, lua_isstring(L, 2) ? lua_tostring(L, 2) : "unknown");
     luaL_addstring(&b, " error");
-    lua_getfield(L, 1, "status");
-    if (lua_isnumber(L, -1) || lua_isstring(L, -1)) {
-        lua_pushfstring(L, " (%s)", lua_tostring(L, -1));
-        lua_remove(L, -2);
-        luaL_addvalue(&b);
-    } else {
-        lua_pop(L, 1);
+    if (lua_isstring(L, 3)) { /* a number or a string */
+        luaL_addstring(&b, " (");
+        luaL_addstring(&b, lua_tostring(L, 3));
+        luaL_addstring(&b, ")");
     }
-    lua_getfield(L, 1, "messages");
-    if (lua_istable(L, -1)) {
-        size_t n = lua_rawlen(L, -1);
-        for (size_t i = 1; i <= n; i++) {
-            lua_rawgeti(L, -1, (int)i); /* err, messages, message */
-            luaL_addstring(&b, i == 1 ? ": " : "; ");
-            if (lua_isstring(L, -1)) {
-                luaL_addvalue(&b);
-            } else if (lua_istable(L, -1)) {
-                /* promocode failures come as { code = ..., msg = ... } */
-                lua_getfield(L, -1, "msg");
-                luaL_addstring(&b, lua_isstring(L, -1) ? lua_tostring(L, -1) : "?");
-                lua_pop(L, 2);
-            } else {
-                luaL_addstring(&b, luaL_typename(L, -1));
+    for (size_t i = 1; i <= n; i++) {
+        luaL_addstring(&b, i == 1 ? ": " : "; ");
+        lua_rawgeti(L, 4, (int)i); /* ..., buffer, message */
+        if (lua_istable(L, -1)) {
+            /* promocode failures come as { code = ..., msg = ... } */
+            lua_getfield(L, -1, "msg");
+            lua_remove(L, -2); /* ..., buffer, msg */
+            if (!lua_isstring(L, -1)) {
                 lua_pop(L, 1);
+                lua_pushliteral(L, "?");
             }
+        } else if (!lua_isstring(L, -1)) {
+            const char *type = luaL_typename(L, -1);
+            lua_pop(L, 1);
+            lua_pushstring(L, type);
         }
+        luaL_addvalue(&b);
     }
-    lua_pop(L, 1);
     luaL_pushresult(&b);
     return 1;
 }
