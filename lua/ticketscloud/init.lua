@@ -302,8 +302,10 @@ local Stream = {}
 local stream_mt = { __index = Stream, __name = "ticketscloud.OrderStream" }
 stream_mt.__call = function(self) return self:next() end
 
--- The next order, nil at the end, or nil, err (then again on every call).
+-- The next order, nil at the end, or nil, err (then again on every call);
+-- after close, nil and a "closed" error, as a catalogue stream.
 function Stream.next(self)
+    if self.closed then return invalid("closed") end
     if self.err then return nil, self.err end
     local items = self.items
     if items and self.i < #items then
@@ -333,9 +335,10 @@ function Stream.error(self)
     return self.err
 end
 
--- Ends the stream early.
+-- Ends the stream early; stream:error() still tells what ended it before.
+-- Idempotent.
 function Stream.close(self)
-    self.finished = true
+    self.closed = true
     self.items = nil
     return true
 end
