@@ -699,6 +699,16 @@ describe("tc-sandbox REST", function()
                 local s, b = request(sb3, "GET", "/v2/resources/orders" .. q)
                 assert_error(s, b, 400)
             end
+            -- bytes that are not UTF-8 are refused too, and shown as '?'
+            for q, msg in pairs{
+                ["?page=%FF"] = "page must be a whole number from 1, not '?'",
+                ["?page_size=1%C3"] = "page_size must be a whole number from 1 to 200, not '1?'",
+                ["?status=done,%FF"] = "status: unknown order status '?'",
+                ["?only_with_customer=%E0%80"] = "only_with_customer must be true or false, not '??'",
+            } do
+                local s, b = request(sb3, "GET", "/v2/resources/orders" .. q)
+                assert_error(s, b, 400, msg)
+            end
         end)
 
         it("POST /v2/resources/orders/export answers 200 with an empty body", function()
@@ -755,6 +765,34 @@ describe("tc-sandbox REST", function()
             end
             local s, b = post(sb, "{\"event\": 5}")
             assert_error(s, b, 400)
+        end)
+
+        it("echoes long and non-UTF-8 input whole and never lets it through", function()
+            -- 2-byte characters: a message cut at a fixed size used to split
+            -- one, and jansson refused the text: the error was lost (and the
+            -- input accepted) or the body was empty
+            local long = string.rep("я", 201)
+            local s, b = patch(sb, id, { settings = { customer = { [long] = "x" } } })
+            assert_error(s, b, 400, "settings.customer." .. long ..
+                                    " is not a customer field (name, email, phone, lang)")
+            s, b = patch(sb, id, { vendor_data = { raw = { ["k" .. long] = "x" } } })
+            assert_error(s, b, 400, "vendor_data.raw key 'k" .. long .. "' is longer than 40 characters")
+            s, b = patch(sb, id, { vendor_data = { ["k" .. long] = "x" } })
+            assert_error(s, b, 400, "vendor_data.k" .. long .. " is not allowed: only order_id and raw")
+            s, b = post(sb, { event = long })
+            assert_error(s, b, 400, "Event " .. long .. " not found")
+            s, b = patch(sb, id, { status = long })
+            assert_error(s, b, 400, "Incorrect status " .. long .. " for this operation")
+            s, b = patch(sb, id, { tickets = { long } })
+            assert_error(s, b, 400, "ticket (id = " .. long .. ") does not belong to current event")
+            local long_id = string.rep("x", 600)
+            s, b = get(sb, long_id)
+            assert_error(s, b, 404, "Order " .. long_id .. " not found")
+            s, b = get(sb, "%FFab%C3")
+            assert_error(s, b, 404, "Order ?ab? not found")
+            local _, o = get(sb, id)
+            assert.is_nil(o.data.settings.customer)
+            assert.are.same({}, o.data.vendor_data)
         end)
 
         it("a body over 1 MiB gets 413", function()

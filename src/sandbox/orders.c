@@ -39,13 +39,6 @@ struct change {
 
 /* ---- shape checks ------------------------------------------------------ */
 
-static void add_error(json_t *errors, const char *fmt, const char *arg)
-{
-    char msg[256];
-    snprintf(msg, sizeof msg, fmt, arg);
-    json_array_append_new(errors, json_string(msg));
-}
-
 /* Length in characters (UTF-8 code points). */
 static size_t utf8_len(const char *s)
 {
@@ -61,24 +54,24 @@ static void check_customer(const json_t *c, json_t *errors)
     const char *key;
     json_t *v;
     if (!json_is_object(c)) {
-        add_error(errors, "settings.customer must be an object%s", "");
+        error_add(errors, "settings.customer must be an object");
         return;
     }
     json_object_foreach((json_t *)c, key, v) {
         bool known = false;
         for (size_t i = 0; i < 4; i++) known |= strcmp(key, fields[i]) == 0;
         if (!known) {
-            add_error(errors, "settings.customer.%s is not a customer field "
+            error_add(errors, "settings.customer.%s is not a customer field "
                               "(name, email, phone, lang)", key);
         } else if (!json_is_string(v) || utf8_len(json_string_value(v)) > 256) {
-            add_error(errors, "settings.customer.%s must be a string of at most 256 characters",
+            error_add(errors, "settings.customer.%s must be a string of at most 256 characters",
                       key);
         } else if (strcmp(key, "lang") == 0 && strcmp(json_string_value(v), "en") != 0 &&
                    strcmp(json_string_value(v), "ru") != 0) {
-            add_error(errors, "settings.customer.lang must be \"en\" or \"ru\"%s", "");
+            error_add(errors, "settings.customer.lang must be \"en\" or \"ru\"");
         } else if (strcmp(key, "email") == 0 && *json_string_value(v) &&
                    !strchr(json_string_value(v), '@')) {
-            add_error(errors, "settings.customer.email must be an e-mail address%s", "");
+            error_add(errors, "settings.customer.email must be an e-mail address");
         }
     }
 }
@@ -91,35 +84,35 @@ static void check_vendor_data(const json_t *vd, json_t *errors)
     const char *key;
     json_t *v;
     if (!json_is_object(vd)) {
-        add_error(errors, "vendor_data must be an object%s", "");
+        error_add(errors, "vendor_data must be an object");
         return;
     }
     json_object_foreach((json_t *)vd, key, v) {
         if (strcmp(key, "order_id") == 0) {
             if (!json_is_null(v) &&
                 (!json_is_string(v) || utf8_len(json_string_value(v)) > 64))
-                add_error(errors, "vendor_data.order_id must be a string of at most 64 "
-                                  "characters%s", "");
+                error_add(errors, "vendor_data.order_id must be a string of at most 64 "
+                                  "characters");
         } else if (strcmp(key, "raw") == 0) {
             const char *rk;
             json_t *rv;
             if (!json_is_object(v)) {
-                add_error(errors, "vendor_data.raw must be an object%s", "");
+                error_add(errors, "vendor_data.raw must be an object");
                 continue;
             }
             if (json_object_size(v) > 20)
-                add_error(errors, "vendor_data.raw must have at most 20 keys%s", "");
+                error_add(errors, "vendor_data.raw must have at most 20 keys");
             json_object_foreach(v, rk, rv) {
                 if (utf8_len(rk) > 40)
-                    add_error(errors, "vendor_data.raw key '%s' is longer than 40 characters",
+                    error_add(errors, "vendor_data.raw key '%s' is longer than 40 characters",
                               rk);
                 else if (!(json_is_number(rv) || json_is_boolean(rv) ||
                            (json_is_string(rv) && utf8_len(json_string_value(rv)) <= 128)))
-                    add_error(errors, "vendor_data.raw.%s must be a string of at most 128 "
+                    error_add(errors, "vendor_data.raw.%s must be a string of at most 128 "
                                       "characters, a number or a boolean", rk);
             }
         } else {
-            add_error(errors, "vendor_data.%s is not allowed: only order_id and raw", key);
+            error_add(errors, "vendor_data.%s is not allowed: only order_id and raw", key);
         }
     }
 }
@@ -129,12 +122,12 @@ static void check_string_list(const json_t *v, const char *name, json_t *errors)
     size_t i;
     json_t *item;
     if (!json_is_array(v)) {
-        add_error(errors, "%s must be a list of strings", name);
+        error_add(errors, "%s must be a list of strings", name);
         return;
     }
     json_array_foreach(v, i, item) {
         if (!json_is_string(item)) {
-            add_error(errors, "%s must be a list of strings", name);
+            error_add(errors, "%s must be a list of strings", name);
             return;
         }
     }
@@ -148,10 +141,10 @@ static void read_change(const json_t *body, bool post, struct change *ch, json_t
     json_t *v;
     memset(ch, 0, sizeof *ch);
     if (json_object_get(body, "expired_after"))
-        add_error(rule_errors, "expired_after is not changable%s", "");
+        error_add(rule_errors, "expired_after is not changable");
     if (post && (v = json_object_get(body, "event")) && !json_is_null(v)) {
         if (!json_is_string(v))
-            add_error(errors, "event must be an id string%s", "");
+            error_add(errors, "event must be an id string");
         else
             ch->event = json_string_value(v);
     }
@@ -162,46 +155,46 @@ static void read_change(const json_t *body, bool post, struct change *ch, json_t
     if ((v = json_object_get(body, "random"))) {
         const char *key;
         json_t *n;
-        if (!json_is_object(v)) add_error(errors, "random must be an object {set id: count}%s", "");
+        if (!json_is_object(v)) error_add(errors, "random must be an object {set id: count}");
         json_object_foreach(v, key, n) {
             if (!json_is_integer(n) || json_integer_value(n) < 0 ||
                 json_integer_value(n) > MAX_RANDOM)
-                add_error(errors, "random.%s must be a whole number from 0 to 100000", key);
+                error_add(errors, "random.%s must be a whole number from 0 to 100000", key);
         }
         ch->random = v;
     }
     if ((v = json_object_get(body, "all_or_nothing"))) {
-        if (!json_is_boolean(v)) add_error(errors, "all_or_nothing must be true or false%s", "");
+        if (!json_is_boolean(v)) error_add(errors, "all_or_nothing must be true or false");
         ch->has_aon = true;
         ch->all_or_nothing = json_is_true(v);
     }
     if ((v = json_object_get(body, "settings"))) {
         json_t *s;
-        if (!json_is_object(v)) add_error(errors, "settings must be an object%s", "");
+        if (!json_is_object(v)) error_add(errors, "settings must be an object");
         if ((s = json_object_get(v, "customer"))) {
             check_customer(s, errors);
             ch->customer = s;
         }
         if ((s = json_object_get(v, "send_tickets"))) {
             if (!json_is_boolean(s))
-                add_error(errors, "settings.send_tickets must be true or false%s", "");
+                error_add(errors, "settings.send_tickets must be true or false");
             ch->has_send_tickets = true;
             ch->send_tickets = json_is_true(s);
         }
         if ((s = json_object_get(v, "invitation"))) {
             if (!json_is_boolean(s))
-                add_error(errors, "settings.invitation must be true or false%s", "");
+                error_add(errors, "settings.invitation must be true or false");
             else if (json_is_true(s))
-                add_error(rule_errors, "only org can send invitations%s", "");
+                error_add(rule_errors, "only org can send invitations");
         }
         if ((s = json_object_get(v, "courier"))) {
             if (!json_is_boolean(s))
-                add_error(errors, "settings.courier must be true or false%s", "");
+                error_add(errors, "settings.courier must be true or false");
             else if (json_is_true(s))
-                add_error(rule_errors, "Courier must set only with salespoint%s", "");
+                error_add(rule_errors, "Courier must set only with salespoint");
         }
         if (json_object_get(v, "smart_tickets"))
-            add_error(rule_errors, "Kryptonite integrations is disabled%s", "");
+            error_add(rule_errors, "Kryptonite integrations is disabled");
     }
     if ((v = json_object_get(body, "vendor_data"))) {
         check_vendor_data(v, errors);
@@ -213,7 +206,7 @@ static void read_change(const json_t *body, bool post, struct change *ch, json_t
     }
     if ((v = json_object_get(body, "status"))) {
         if (!json_is_string(v))
-            add_error(errors, "status must be a string%s", "");
+            error_add(errors, "status must be a string");
         else
             ch->status = json_string_value(v);
     }

@@ -131,13 +131,6 @@ struct query_parse {
     json_t *strings;
 };
 
-static void query_error(struct query_parse *qp, const char *fmt, const char *arg)
-{
-    char msg[256];
-    snprintf(msg, sizeof msg, fmt, arg);
-    json_array_append_new(qp->errors, json_string(msg));
-}
-
 static bool parse_bool(const char *v, bool *out)
 {
     if (strcmp(v, "true") == 0 || strcmp(v, "1") == 0) {
@@ -166,7 +159,8 @@ static void parse_created_at(struct query_parse *qp, const char *v)
     const char *comma = strchr(v, ',');
     char from[64] = "", to[64] = "";
     if (!comma || (size_t)(comma - v) >= sizeof from || strlen(comma + 1) >= sizeof to) {
-        query_error(qp, "created_at must be two date-times separated by a comma, not '%s'", v);
+        error_add(qp->errors,
+                  "created_at must be two date-times separated by a comma, not '%s'", v);
         return;
     }
     memcpy(from, v, (size_t)(comma - v));
@@ -176,7 +170,8 @@ static void parse_created_at(struct query_parse *qp, const char *v)
     qp->q.created_to = INT64_MAX;
     if ((*from && !parse_datetime(from, &qp->q.created_from)) ||
         (*to && !parse_datetime(to, &qp->q.created_to)))
-        query_error(qp, "created_at must be two date-times separated by a comma, not '%s'", v);
+        error_add(qp->errors,
+                  "created_at must be two date-times separated by a comma, not '%s'", v);
 }
 
 static void parse_statuses(struct query_parse *qp, const char *v)
@@ -198,7 +193,7 @@ static void parse_statuses(struct query_parse *qp, const char *v)
             qp->q.status_mask |= 1u << 8;
             known = true;
         }
-        if (!known) query_error(qp, "status: unknown order status '%s'", tok);
+        if (!known) error_add(qp->errors, "status: unknown order status '%s'", tok);
     }
 }
 
@@ -227,13 +222,13 @@ static enum MHD_Result query_arg(void *cls, enum MHD_ValueKind kind, const char 
         parse_events(qp, v);
     } else if (strcmp(key, "only_with_customer") == 0) {
         if (!parse_bool(v, &qp->q.only_with_customer))
-            query_error(qp, "only_with_customer must be true or false, not '%s'", v);
+            error_add(qp->errors, "only_with_customer must be true or false, not '%s'", v);
     } else if (strcmp(key, "page") == 0) {
         if (!parse_int(v, 1, 1000000000, &qp->q.page))
-            query_error(qp, "page must be a whole number from 1, not '%s'", v);
+            error_add(qp->errors, "page must be a whole number from 1, not '%s'", v);
     } else if (strcmp(key, "page_size") == 0) {
         if (!parse_int(v, 1, 200, &qp->q.page_size))
-            query_error(qp, "page_size must be a whole number from 1 to 200, not '%s'", v);
+            error_add(qp->errors, "page_size must be a whole number from 1 to 200, not '%s'", v);
     }
     return MHD_YES;
 }
@@ -337,14 +332,11 @@ static enum route find_route(const char *path, const char **id, const char **all
     return R_NONE;
 }
 
-static enum MHD_Result dispatch(struct rest *r, struct MHD_Connection *c, struct request *rq,
-                                const char *method, const char *url)
+/* Answers the request for path (url without trailing slashes). */
+static enum MHD_Result serve_path(struct rest *r, struct MHD_Connection *c, struct request *rq,
+                                  const char *method, const char *url, const char *path)
 {
-    char path[512];
     const char *id = NULL, *allow = NULL, *problem = NULL;
-    snprintf(path, sizeof path, "%s", url);
-    for (size_t n = strlen(path); n > 1 && path[n - 1] == '/'; n--) path[n - 1] = '\0';
-
     enum route route = find_route(path, &id, &allow);
     if (route == R_NONE) return send_error(c, rq, method, url, 404, "Not found", NULL);
     bool get = strcmp(method, "GET") == 0, post = strcmp(method, "POST") == 0,
@@ -371,7 +363,6 @@ static enum MHD_Result dispatch(struct rest *r, struct MHD_Connection *c, struct
     if (route == R_ORDER && !is_object_id(id)) {
         status = 404;
         out = error_body("Order %s not found", id);
-        if (!out) out = error_body("Order not found"); /* id was not UTF-8 */
     } else if (route == R_ORDER && get) {
         status = store_get_order(r->sb, id, &out);
     } else {
@@ -395,6 +386,17 @@ static enum MHD_Result dispatch(struct rest *r, struct MHD_Connection *c, struct
         json_decref(body);
     }
     return send_json(c, rq, method, url, (unsigned)status, out, NULL);
+}
+
+static enum MHD_Result dispatch(struct rest *r, struct MHD_Connection *c, struct request *rq,
+                                const char *method, const char *url)
+{
+    char *path = strdup(url);
+    if (!path) return send_json(c, rq, method, url, 500, error_body("out of memory"), NULL);
+    for (size_t n = strlen(path); n > 1 && path[n - 1] == '/'; n--) path[n - 1] = '\0';
+    enum MHD_Result ret = serve_path(r, c, rq, method, url, path);
+    free(path);
+    return ret;
 }
 
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,

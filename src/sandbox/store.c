@@ -241,12 +241,39 @@ bool sandbox_set_counts(struct sandbox *sb, const char *set, struct sandbox_coun
     return true;
 }
 
+/* The formatted message as a JSON string, whole (an id in it may be long)
+ * and valid UTF-8 whatever bytes the arguments held. NULL when out of
+ * memory. */
+static json_t *message(const char *fmt, va_list ap)
+{
+    va_list ap2;
+    va_copy(ap2, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap2);
+    va_end(ap2);
+    if (n < 0) return NULL;
+    char *msg = malloc((size_t)n + 1);
+    if (!msg) return NULL;
+    vsnprintf(msg, (size_t)n + 1, fmt, ap);
+    utf8_scrub(msg);
+    json_t *s = json_string(msg);
+    free(msg);
+    return s;
+}
+
 json_t *error_body(const char *fmt, ...)
 {
-    char msg[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    json_t *msg = message(fmt, ap);
     va_end(ap);
-    return json_pack("{s:[s]}", "errors", msg);
+    return msg ? json_pack("{s:[o]}", "errors", msg) : NULL;
+}
+
+bool error_add(json_t *errors, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    json_t *msg = message(fmt, ap);
+    va_end(ap);
+    return json_array_append_new(errors, msg) == 0;
 }

@@ -107,7 +107,12 @@ void store_release(struct sandbox *sb, uint32_t t);
 void store_finish(struct sandbox *sb, struct order *o, enum order_status status, int64_t now_s);
 void store_expire_due(struct sandbox *sb, int64_t now_ms);
 
-/* {"errors": [msg]} */
-json_t *error_body(const char *fmt, ...);
+/* {"errors": [msg]}, msg formatted like printf. Messages echo what a
+ * request sent (ids, statuses, keys) in full; bytes that are not UTF-8 come
+ * out as '?'. NULL when out of memory. */
+json_t *error_body(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Appends such a message to the array errors; false when out of memory. */
+bool error_add(json_t *errors, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif
