@@ -186,6 +186,27 @@ describe("order_verify", function()
                     err.sets)
         assert.matches("set " .. FAN .. ": 1 tickets held, 2 requested", tostring(err))
     end)
+
+    it("refuses a want that is not ids and counts, as invalid, naming the value", function()
+        local data = mixed()
+        local cases = {
+            { { tickets = { PYX, {} } }, "tickets%[2%]: table is not an ObjectId" },
+            { { released = { 5 } }, "released%[1%]: 5 is not an ObjectId" },
+            { { tickets = PYX }, "want.tickets: not a list" },
+            { { counts = { [1] = 2 } }, "counts: the set id: 1 is not an ObjectId" },
+            { { counts = { [FAN] = 1, [A2] = 1, [true] = 1 } }, "boolean is not an ObjectId" },
+            { { counts = { [FAN] = -1 } }, "counts%[" .. FAN .. "%]: %-1 is not a non%-negative" },
+            { { counts = { [FAN] = "1" } }, "counts%[" .. FAN .. "%]: \"1\" is not a non%-negative" },
+            { { counts = "x" }, "want.counts: not a table" },
+        }
+        for i, case in ipairs(cases) do
+            local ok, err = core.order_verify(data.tickets, case[1])
+            assert.is_nil(ok, i)
+            assert.equal("invalid", err.kind, i)
+            assert.matches(case[2], tostring(err), 1, false, i)
+        end
+        assert.has_error(function() core.order_verify(data.tickets, nil) end)
+    end)
 end)
 
 describe("order_check_money", function()

@@ -241,12 +241,68 @@ static void append(lua_State *L, int list)
  *                                        out must hold none)
  * err (kind "api") names every difference in `messages`, and lists them in
  * err.missing (ids not held), err.unreleased (ids still held) and err.sets
- * ({ [set] = { wanted = n, held = m } }).
+ * ({ [set] = { wanted = n, held = m } }). A want whose lists are not ids, or
+ * whose counts are not ids mapped to counts, is an "invalid" error.
  */
+/* Drops the k values under the nil, err on top of the stack; returns 2. */
+static int under_error(lua_State *L, int k)
+{
+    while (k-- > 0)
+        lua_remove(L, -3);
+    return 2;
+}
+
+/*
+ * Checks want (argument 2 of order_verify) before anything is compared: the
+ * lists hold ids, counts maps ids to counts. Returns 0, or pushes nil and an
+ * "invalid" error and returns 2.
+ */
+static int check_want(lua_State *L)
+{
+    static const char *const lists[] = { "tickets", "released" };
+    char what[64];
+    lua_Integer n;
+
+    for (int k = 0; k < 2; k++) {
+        lua_getfield(L, 2, lists[k]); /* list */
+        if (!lua_isnil(L, -1) && !lua_istable(L, -1)) {
+            lua_pop(L, 1);
+            return tc_fail(L, TC_EINVALID, -1, "want.%s: not a list", lists[k]);
+        }
+        if (check_id_list(L, lua_gettop(L), lists[k]))
+            return under_error(L, 1);
+        lua_pop(L, 1);
+    }
+    lua_getfield(L, 2, "counts"); /* counts */
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    if (!lua_istable(L, -1)) {
+        lua_pop(L, 1);
+        return tc_fail(L, TC_EINVALID, -1, "want.counts: not a table");
+    }
+    lua_pushnil(L);
+    while (lua_next(L, -2)) { /* counts, set, n */
+        if (!tc_check_id(L, -2, "counts: the set id"))
+            return under_error(L, 3);
+        snprintf(what, sizeof what, "counts[%s]", lua_tostring(L, -2)); /* an id: a string */
+        if (!tc_to_count(L, -1, &n)) {
+            tc_fail_value(L, -1, what, "is not a non-negative integer");
+            return under_error(L, 3);
+        }
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    return 0;
+}
+
 static int order_verify(lua_State *L)
 {
     luaL_checktype(L, 2, LUA_TTABLE);
     lua_settop(L, 2);
+    if (check_want(L))
+        return 2;
     if (push_held(L, 1))
         return 2;
     /* 1 tickets, 2 want, 3 ids, 4 counts */

@@ -102,14 +102,15 @@ static void push_shown(lua_State *L, int idx)
         return;
     }
     if (lua_type(L, idx) == LUA_TNUMBER) {
-        lua_pushfstring(L, "%s", lua_tostring(L, idx));
+        /* Converts a copy: the value may be a key of a table being walked. */
+        lua_pushvalue(L, idx);
+        lua_tostring(L, -1);
         return;
     }
     lua_pushstring(L, luaL_typename(L, idx));
 }
 
-/* Pushes nil and an "invalid" error "<what>: <shown value> <problem>". */
-static int fail_value(lua_State *L, int idx, const char *what, const char *problem)
+int tc_fail_value(lua_State *L, int idx, const char *what, const char *problem)
 {
     char message[320];
 
@@ -126,12 +127,12 @@ const char *tc_check_id(lua_State *L, int idx, const char *what)
     const char *s;
 
     if (lua_type(L, idx) != LUA_TSTRING) {
-        fail_value(L, idx, what, "is not an ObjectId (24 letters and digits)");
+        tc_fail_value(L, idx, what, "is not an ObjectId (24 letters and digits)");
         return NULL;
     }
     s = lua_tolstring(L, idx, &len);
     if (!tc_valid_id(s, len)) {
-        fail_value(L, idx, what, "is not an ObjectId (24 letters and digits)");
+        tc_fail_value(L, idx, what, "is not an ObjectId (24 letters and digits)");
         return NULL;
     }
     return s;
@@ -155,7 +156,7 @@ static int check_text(lua_State *L)
     size_t len;
 
     if (lua_type(L, 1) != LUA_TSTRING)
-        return fail_value(L, 1, what, "is not a string");
+        return tc_fail_value(L, 1, what, "is not a string");
     const char *s = lua_tolstring(L, 1, &len);
     if ((problem = tc_text_problem(s, len)) != NULL)
         return tc_fail(L, TC_EINVALID, -1, "%s: %s", what, problem);
@@ -188,7 +189,7 @@ static int check_count(lua_State *L)
     lua_Integer min = luaL_optinteger(L, 3, 1), v;
 
     if (!tc_to_count(L, 1, &v) || v < min)
-        return fail_value(L, 1, what, min > 0 ? "is not a positive integer"
+        return tc_fail_value(L, 1, what, min > 0 ? "is not a positive integer"
                                               : "is not a non-negative integer");
     lua_pushinteger(L, v);
     return 1;
@@ -220,7 +221,7 @@ static int walk_json(lua_State *L, int idx, char *path, size_t plen, int depth)
     case LUA_TNUMBER: {
         lua_Number d = lua_tonumber(L, idx);
         if (d != d || d - d != 0) /* NaN or an infinity: JSON has neither */
-            return fail_value(L, idx, path, "is not a finite number");
+            return tc_fail_value(L, idx, path, "is not a finite number");
         return 0;
     }
     case LUA_TSTRING: {
@@ -233,11 +234,11 @@ static int walk_json(lua_State *L, int idx, char *path, size_t plen, int depth)
         /* cjson.null is the NULL light userdata */
         if (lua_touserdata(L, idx) == NULL)
             return 0;
-        return fail_value(L, idx, path, "cannot be sent as JSON");
+        return tc_fail_value(L, idx, path, "cannot be sent as JSON");
     case LUA_TTABLE:
         break;
     default:
-        return fail_value(L, idx, path, "cannot be sent as JSON");
+        return tc_fail_value(L, idx, path, "cannot be sent as JSON");
     }
     if (depth >= MAX_DEPTH)
         return tc_fail(L, TC_EINVALID, -1, "%s: nested too deeply", path);
@@ -257,7 +258,7 @@ static int walk_json(lua_State *L, int idx, char *path, size_t plen, int depth)
             snprintf(path + plen, PATH_SIZE - plen, "[%ld]", (long)lua_tointeger(L, -2));
         } else {
             path[plen] = '\0';
-            rc = fail_value(L, -2, path, "is not a JSON key");
+            rc = tc_fail_value(L, -2, path, "is not a JSON key");
             return drop_pair(L, rc);
         }
         rc = walk_json(L, -1, path, strlen(path), depth + 1);
