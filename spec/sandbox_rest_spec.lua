@@ -686,6 +686,13 @@ describe("tc-sandbox REST", function()
             assert.are.same({}, (list("?status=in_progress")))
         end)
 
+        it("reads long lists whole and matches an odd event id to nothing", function()
+            local many = string.rep("done,", 60) -- 300 bytes
+            assert.are.same({ ids[2], ids[1] }, (list("?status=" .. many .. "cancelled")))
+            assert.are.same({}, (list("?events=%FF")))
+            assert.are.same({ ids[4] }, (list("?events=%FF," .. EVENT)))
+        end)
+
         it("pages", function()
             local got, b = list("?page_size=1&page=2")
             assert.are.same({ ids[3] }, got)

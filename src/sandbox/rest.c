@@ -129,6 +129,7 @@ struct query_parse {
     struct order_query q;
     json_t *errors;
     json_t *strings;
+    bool oom;
 };
 
 static bool parse_bool(const char *v, bool *out)
@@ -174,38 +175,37 @@ static void parse_created_at(struct query_parse *qp, const char *v)
                   "created_at must be two date-times separated by a comma, not '%s'", v);
 }
 
-static void parse_statuses(struct query_parse *qp, const char *v)
+/* Calls fn for each non-empty item of a comma-separated list. */
+static void each_item(struct query_parse *qp, const char *v,
+                      void (*fn)(struct query_parse *qp, const char *item, size_t len))
 {
-    static const char *const names[] = { "executed", "done", "cancelled", "expired" };
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", v);
-    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
-         tok = strtok_r(NULL, ",", &save)) {
-        bool known = false;
-        for (unsigned i = 0; i < 4; i++) {
-            if (strcmp(tok, names[i]) == 0) {
-                qp->q.status_mask |= 1u << i;
-                known = true;
-            }
-        }
-        /* in_progress is a real status the sandbox never produces. */
-        if (strcmp(tok, "in_progress") == 0) {
-            qp->q.status_mask |= 1u << 8;
-            known = true;
-        }
-        if (!known) error_add(qp->errors, "status: unknown order status '%s'", tok);
+    while (*v) {
+        size_t n = strcspn(v, ",");
+        if (n > 0) fn(qp, v, n);
+        v += n + (v[n] == ',');
     }
 }
 
-static void parse_events(struct query_parse *qp, const char *v)
+static void add_status(struct query_parse *qp, const char *item, size_t len)
 {
-    const char *p = v;
-    while (*p) {
-        const char *comma = strchr(p, ',');
-        size_t n = comma ? (size_t)(comma - p) : strlen(p);
-        if (n > 0) json_array_append_new(qp->strings, json_stringn(p, n));
-        p += n + (comma ? 1 : 0);
+    /* in_progress is a real status the sandbox never produces. */
+    static const char *const names[] = { "executed", "done", "cancelled", "expired",
+                                         "in_progress" };
+    static const unsigned bits[] = { 1u << ORDER_EXECUTED, 1u << ORDER_DONE,
+                                     1u << ORDER_CANCELLED, 1u << ORDER_EXPIRED, 1u << 8 };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (strlen(names[i]) == len && memcmp(item, names[i], len) == 0) {
+            qp->q.status_mask |= bits[i];
+            return;
+        }
     }
+    error_add(qp->errors, "status: unknown order status '%.*s'", (int)len, item);
+}
+
+/* An id that is not UTF-8 is kept as it is: it matches no event. */
+static void add_event(struct query_parse *qp, const char *item, size_t len)
+{
+    if (json_array_append_new(qp->strings, json_stringn_nocheck(item, len)) != 0) qp->oom = true;
 }
 
 static enum MHD_Result query_arg(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -217,9 +217,9 @@ static enum MHD_Result query_arg(void *cls, enum MHD_ValueKind kind, const char 
     if (strcmp(key, "created_at") == 0) {
         parse_created_at(qp, v);
     } else if (strcmp(key, "status") == 0) {
-        parse_statuses(qp, v);
+        each_item(qp, v, add_status);
     } else if (strcmp(key, "events") == 0) {
-        parse_events(qp, v);
+        each_item(qp, v, add_event);
     } else if (strcmp(key, "only_with_customer") == 0) {
         if (!parse_bool(v, &qp->q.only_with_customer))
             error_add(qp->errors, "only_with_customer must be true or false, not '%s'", v);
@@ -251,6 +251,11 @@ static enum MHD_Result list_orders(struct rest *r, struct MHD_Connection *c,
         goto done;
     }
     MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, query_arg, &qp);
+    if (qp.oom) {
+        status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+        out = error_body("out of memory");
+        goto done;
+    }
     if (json_array_size(qp.errors) > 0) {
         status = MHD_HTTP_BAD_REQUEST;
         out = json_pack("{s:O}", "errors", qp.errors);
