@@ -70,6 +70,30 @@ describe("core.encode", function()
         assert.same({ hall = "<svg/>" }, back.svg)
     end)
 
+    it("takes every 64-bit integer exactly, the largest included", function()
+        local function population(v)
+            return core.decode("v3.City", assert(core.encode("v3.City", { population = v })))
+                       .population
+        end
+        local function discount(v)
+            return core.decode("v3.ModPromotionType",
+                               assert(core.encode("v3.ModPromotionType", { discount_fix = v })))
+                       .discount_fix
+        end
+        assert.equal(-2 ^ 53, population(-2 ^ 53))
+        assert.equal(2 ^ 62, discount(2 ^ 62))
+        assert.equal(2 ^ 64 - 2048, discount(2 ^ 64 - 2048)) -- a float above the integers
+        if math.type then -- Lua 5.4 integers: the extremes do not pass through a double
+            assert.equal(math.maxinteger, population(math.maxinteger))
+            assert.equal(math.mininteger, population(math.mininteger))
+            assert.equal(math.maxinteger - 1, population(math.maxinteger - 1))
+            local max = discount(math.maxinteger)
+            assert.equal("integer", math.type(max))
+            assert.equal(math.maxinteger, max)
+            assert.is_nil((core.encode("v3.ModPromotionType", { discount_fix = math.mininteger })))
+        end
+    end)
+
     describe("refuses data that does not fit the message, as kind invalid", function()
         local cases = {
             { "an unknown field", "v3.SeatsRequest", { evnt = EVENT },

@@ -399,11 +399,17 @@ static int get_int64(lua_State *L, int idx, int64_t *out)
 {
     if (lua_type(L, idx) != LUA_TNUMBER)
         return 0;
+    /* A Lua 5.4 integer is taken as it is: through a double, the largest
+     * ones would round up to 2^63. On LuaJIT this is an integral double that
+     * compat.h has checked to be in range. */
+    if (lua_isinteger(L, idx)) {
+        *out = (int64_t)lua_tointeger(L, idx);
+        return 1;
+    }
     lua_Number n = lua_tonumber(L, idx);
     if (!(n >= -TWO_63 && n < TWO_63) || n != floor(n))
         return 0;
-    /* In range, so both checks below are exact (Lua 5.4 integer or LuaJIT double). */
-    *out = lua_isinteger(L, idx) ? (int64_t)lua_tointeger(L, idx) : (int64_t)n;
+    *out = (int64_t)n;
     return 1;
 }
 

@@ -24,13 +24,16 @@ static inline int lua_absindex(lua_State *L, int idx)
     return (idx > 0 || idx <= LUA_REGISTRYINDEX) ? idx : lua_gettop(L) + idx + 1;
 }
 
-/* An integer-valued number. LuaJIT has one number type, so this checks the value. */
+/* An integer-valued number that lua_tointeger returns exactly. LuaJIT has one
+ * number type, so this checks the value; the range test comes first because
+ * converting a double outside [-2^63, 2^63) to an integer is undefined. */
 static inline int lua_isinteger(lua_State *L, int idx)
 {
     if (lua_type(L, idx) != LUA_TNUMBER)
         return 0;
     lua_Number n = lua_tonumber(L, idx);
-    return n == (lua_Number)(lua_Integer)n;
+    return n >= -9223372036854775808.0 && n < 9223372036854775808.0 &&
+           n == (lua_Number)(lua_Integer)n;
 }
 
 #define TC_HAVE_CLOSE 0
