@@ -4,23 +4,37 @@
 --   path A: create with an unseated ticket (random), add the seat, finish
 --   path B: create with the seat, add an unseated ticket (random), finish
 --
--- By default it starts tc-sandbox and uses the order example's event. With
--- TC_KEY set it talks to Ticketscloud instead (TC_API, TC_SIMPLE pick the
--- hosts) and needs TC_EVENT; the sets and the seat are found via tc-simple.
+-- By default it starts tc-sandbox, uses the order example's event and seat,
+-- and finishes both orders. With TC_KEY set it talks to Ticketscloud instead
+-- (TC_API, TC_SIMPLE pick the hosts) and needs TC_EVENT, an event with a
+-- seated and an unseated set: the sets and a vacant seat are found via
+-- tc-simple. A finished order is a sale the distributor pays for, so there
+-- the orders are cancelled at the end unless TC_FINISH=1.
 
 local tc = require "ticketscloud"
 local flows = require "ticketscloud.flows"
 local cjson = require "cjson"
 
-local getenv = os.getenv
+-- An environment variable; empty counts as unset.
+local function getenv(name)
+    local v = os.getenv(name)
+    if v ~= "" then return v end
+end
 
--- The order example's fixtures (see the sandbox's examples/catalog.json).
-local EVENT = getenv("TC_EVENT") or "5d7134962110d30a34e95b96"
-local SEAT = "5d7134962110d30a34e95cfe" -- row 2 seat 14, taken when still vacant
-
-local sandbox
+local sandbox, EVENT, SEAT, FINISH
 local opts = { key = getenv("TC_KEY"), api = getenv("TC_API"), simple = getenv("TC_SIMPLE") }
-if not opts.key then
+if opts.key then
+    EVENT = getenv("TC_EVENT")
+    if not EVENT then
+        io.stderr:write("error: with TC_KEY set, TC_EVENT must name the event to order from\n")
+        os.exit(1)
+    end
+    FINISH = getenv("TC_FINISH") == "1"
+else
+    -- The order example's fixtures (see the sandbox's examples/catalog.json).
+    EVENT = getenv("TC_EVENT") or "5d7134962110d30a34e95b96"
+    SEAT = "5d7134962110d30a34e95cfe" -- row 2 seat 14, taken when still vacant
+    FINISH = true
     -- The sandbox logs every request; TC_SANDBOX_LOG=/dev/stderr shows them.
     sandbox = assert(require("ticketscloud.sandbox").start{ log = getenv("TC_SANDBOX_LOG") or "/dev/null" })
     opts = { key = sandbox.key, api = sandbox.api, simple = sandbox.simple }
@@ -51,8 +65,8 @@ end
 if not unseated then die("the event has no unseated set with free tickets") end
 print(("event %s %q: unseated set %s %q"):format(event.id, event.name, unseated.id, unseated.name))
 
--- Step 1: a vacant seat (tc-simple Seats): the order example's own seat
--- while it is free, else the first vacant one.
+-- Step 1: a vacant seat (tc-simple Seats): on the sandbox the order
+-- example's own seat while it is free, else the first vacant one.
 local function first_seat(request)
     local seats = assert(client:seats(request))
     local seat = seats()
@@ -62,7 +76,7 @@ local function first_seat(request)
 end
 
 local function vacant_seat()
-    local seat = first_seat{ event = EVENT, tickets = { SEAT }, status = "VACANT" }
+    local seat = SEAT and first_seat{ event = EVENT, tickets = { SEAT }, status = "VACANT" }
         or first_seat{ event = EVENT, status = "VACANT" }
     if not seat then die("no vacant seat") end
     print(("seat: ticket %s, sector %s row %s seat %s"):format(seat.ticket, seat.sector, seat.row,
@@ -101,7 +115,7 @@ local function run(title, first)
         seats = { seat.ticket },
         random = { [unseated.id] = 1 },
         first = first,
-        finish = true,
+        finish = FINISH,
         on_step = function(step, o)
             print("-- " .. step)
             show(o)
@@ -116,6 +130,11 @@ local b = run("path B: seated first (create with the seat, add random)", "seats"
 
 print()
 for _, o in ipairs{ a, b } do
+    if not FINISH then
+        -- Not paid for: the tickets go back on sale.
+        local ok, err = o:cancel()
+        if not ok then die(err) end
+    end
     local parts = {}
     for _, t in ipairs(o.tickets) do parts[#parts + 1] = t.full end
     print(("order %s %s: full %s (%s), code %s"):format(o.id, o.status, o.values.full,
