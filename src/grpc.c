@@ -319,6 +319,7 @@ static int stream_start(struct stream *s, struct channel *c, const char *method,
     s->cq = grpc_completion_queue_create_for_pluck(NULL);
     if (!s->cq) {
         stream_set_error(s, TC_ETRANSPORT, -1, "cannot create a completion queue");
+        stream_release(s); /* unlinks it: the channel must not keep a stream that is over */
         return 0;
     }
     snprintf(path, sizeof path, "/%s/%s", v3__simple__descriptor.name, method);
