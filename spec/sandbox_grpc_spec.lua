@@ -1022,6 +1022,13 @@ describe("tc-sandbox gRPC refuses a catalog entity that does not fit its message
         refused({ events = event('"deal": {"id": "d"}, "org_extra": {"units": 1}') },
                 "events%[0%]: .*: more than one member of a oneof")
     end)
+
+    it("one member of a oneof twice, by its name and its lowerCamelCase name", function()
+        refused({ events = event('"org_extra": {"units": 1}, "orgExtra": {"units": 2}') },
+                "events%[0%]: org_extra: field given twice")
+        refused({ events = event('"legal_ru": {"inn": "1"}, "legalRu": {"inn": "2"}') },
+                "events%[0%]: legal_ru: field given twice")
+    end)
 end)
 
 describe("tc-sandbox serves the catalogs of tools/gen-catalog.lua", function()

@@ -521,7 +521,8 @@ static bool decode_field(struct ctx *x, const ProtobufCFieldDescriptor *f, const
     void *dst = (char *)msg + f->offset;
     if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
         uint32_t *which = (uint32_t *)((char *)msg + f->quantifier_offset);
-        if (*which != 0 && *which != f->id) return fail(x, "more than one member of a oneof");
+        if (*which == f->id) return fail(x, "field given twice"); /* would leak the first */
+        if (*which != 0) return fail(x, "more than one member of a oneof");
         if (!decode_value(x, f, v, dst)) return false;
         *which = f->id;
         return true;
