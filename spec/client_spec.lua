@@ -572,6 +572,34 @@ describe("ticketscloud REST client", function()
             assert(order:cancel())
         end)
 
+        it("counts the vendor data's limits in characters, not bytes", function()
+            local order = assert(client:create_order{ event = EVENT })
+            local key, value = ("ключ"):rep(10), ("з"):rep(128) -- 40 and 128 characters
+            assert(order:set_vendor_data{ order_id = ("я"):rep(64), raw = { [key] = value } })
+            assert.equal(("я"):rep(64), order.vendor_data.order_id)
+            assert.equal(value, order.vendor_data.raw[key])
+            requests = {}
+            for _, bad in ipairs{ { order_id = ("я"):rep(65) }, { raw = { [key .. "й"] = "x" } },
+                                  { raw = { k = value .. "й" } } } do
+                local ok, err = order:set_vendor_data(bad)
+                assert.is_nil(ok)
+                assert.equal("invalid", remember(err).kind)
+            end
+            assert.equal(0, #requests)
+            assert(order:cancel())
+        end)
+
+        it("refuses an empty promocode before sending", function()
+            local order = assert(client:create_order{ event = EVENT })
+            requests = {}
+            local ok, err = order:apply_promocodes{ "PROMO10", "" }
+            assert.is_nil(ok)
+            assert.equal("invalid", remember(err).kind)
+            assert.matches("promocodes%[2%]", tostring(err))
+            assert.equal(0, #requests)
+            assert(order:cancel())
+        end)
+
         it("applies a promocode, and reports one the service did not apply", function()
             local order = assert(client:create_order{ event = EVENT, random = { [FAN] = 1 } })
             assert(order:apply_promocodes{ "PROMO10" })

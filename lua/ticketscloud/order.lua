@@ -292,6 +292,13 @@ function Order.set_customer(self, customer, opts)
     return serialized(self, change, keep_tickets({ settings = { customer = customer } }), opts)
 end
 
+-- The length of a UTF-8 string in characters: its bytes that do not
+-- continue a sequence (check_json refuses malformed UTF-8 afterwards).
+local function chars(s)
+    local _, n = s:gsub("[^\128-\191]", "")
+    return n
+end
+
 -- vendor_data (spec §3.4.3): order_id <= 64 characters, raw <= 20 keys of
 -- <= 40 characters, string values <= 128 characters.
 function Order.set_vendor_data(self, vendor_data, opts)
@@ -302,7 +309,7 @@ function Order.set_vendor_data(self, vendor_data, opts)
         if k ~= "order_id" and k ~= "raw" then return bad("unknown field " .. tostring(k)) end
     end
     local id = vendor_data.order_id
-    if id ~= nil and (type(id) ~= "string" or #id > 64) then
+    if id ~= nil and (type(id) ~= "string" or chars(id) > 64) then
         return bad("order_id must be a string of at most 64 characters")
     end
     local raw = vendor_data.raw
@@ -311,10 +318,10 @@ function Order.set_vendor_data(self, vendor_data, opts)
         local n = 0
         for k, v in pairs(raw) do
             n = n + 1
-            if type(k) ~= "string" or #k > 40 then
+            if type(k) ~= "string" or chars(k) > 40 then
                 return bad("raw keys must be strings of at most 40 characters")
             end
-            if type(v) == "string" and #v > 128 then
+            if type(v) == "string" and chars(v) > 128 then
                 return bad("raw." .. k .. " is longer than 128 characters")
             elseif type(v) == "table" then
                 return bad("raw." .. k .. " must be a string, a number or a boolean")
@@ -337,6 +344,7 @@ function Order.apply_promocodes(self, codes, opts)
     for i, code in ipairs(codes) do
         local ok, err = core.check_text(code, "promocodes[" .. i .. "]")
         if not ok then return fail(self, err) end
+        if code == "" then return fail(self, problem("invalid", "promocodes[" .. i .. "]: empty")) end
         list[i] = code
     end
     if #list == 0 then return fail(self, problem("invalid", "apply_promocodes: no code given")) end
