@@ -776,6 +776,8 @@ describe("ticketscloud REST client", function()
             assert.has_error(function() order:add_tickets(SEAT) end)
             assert.has_error(function() order:add_random(nil) end)
             assert.has_error(function() order:finish("now") end)
+            assert.has_error(function() order:add_tickets({ SEAT }, { all_or_nothing = "yes" }) end,
+                             "bad field 'all_or_nothing' to 'add_tickets' (boolean expected, got string)")
             assert.has_error(function() client:order(5) end)
             assert.has_error(function() client:create_order("x") end)
             assert.has_error(function() client:patch_order(order.id, "{}") end)

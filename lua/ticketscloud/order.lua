@@ -204,8 +204,13 @@ local function change(self, build, opts)
 end
 
 local function check_opts(opts, name)
-    if opts ~= nil and type(opts) ~= "table" then
+    if opts == nil then return end
+    if type(opts) ~= "table" then
         error(("bad argument #2 to '%s' (table expected, got %s)"):format(name, type(opts)), 3)
+    end
+    local all = opts.all_or_nothing
+    if all ~= nil and type(all) ~= "boolean" then
+        error(("bad field 'all_or_nothing' to '%s' (boolean expected, got %s)"):format(name, type(all)), 3)
     end
 end
 
