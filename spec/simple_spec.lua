@@ -5,7 +5,7 @@
 
 local sandbox = require "ticketscloud.sandbox"
 local simple = require "ticketscloud.simple"
-local helper = require "spec.helpers.simple_client"
+local tc = require "ticketscloud"
 
 -- Fixtures of examples/catalog.json (the order example, spec §5.8).
 local SLIPKNOT = "5d7134962110d30a34e95b96"
@@ -68,7 +68,7 @@ describe("tc-simple catalogue", function()
 
     lazy_setup(function()
         sb = assert(sandbox.start())
-        client = assert(helper.new{ key = sb.key, api = sb.api, simple = sb.simple })
+        client = assert(tc.new{ key = sb.key, api = sb.api, simple = sb.simple })
     end)
 
     lazy_teardown(function()
@@ -291,7 +291,7 @@ describe("tc-simple catalogue", function()
         }
         for _, case in ipairs(cases) do
             it(case[1] .. " is kind invalid, and no channel is even made", function()
-                local fresh = assert(helper.new{ key = sb.key, api = sb.api, simple = sb.simple })
+                local fresh = assert(tc.new{ key = sb.key, api = sb.api, simple = sb.simple })
                 local stream, err = fresh[case[2]](fresh, case[3])
                 assert.is_nil(stream)
                 assert.equal("invalid", keep(err).kind)
@@ -303,7 +303,7 @@ describe("tc-simple catalogue", function()
         end
 
         it("even with no server there, nothing is sent: invalid, not transport", function()
-            local dead = assert(helper.new{ key = sb.key, api = sb.api, simple = "http://127.0.0.1:1" })
+            local dead = assert(tc.new{ key = sb.key, api = sb.api, simple = "http://127.0.0.1:1" })
             local stream, err = dead:events{ meta = NUT_META, without_meta = true }
             assert.is_nil(stream)
             assert.equal("invalid", keep(err).kind)
@@ -322,7 +322,7 @@ describe("tc-simple catalogue", function()
     describe("errors", function()
         it("a wrong key is kind auth (UNAUTHENTICATED), and the key is not in the error", function()
             local wrong = "0123456789abcdef0123456789abcdeX"
-            local bad = assert(helper.new{ key = wrong, api = sb.api, simple = sb.simple })
+            local bad = assert(tc.new{ key = wrong, api = sb.api, simple = sb.simple })
             local stream = assert(bad:events())
             local event, err = stream()
             assert.is_nil(event)
@@ -355,7 +355,7 @@ describe("tc-simple catalogue", function()
 
         it("no server is kind transport", function()
             local other = assert(sandbox.start())
-            local c = assert(helper.new{ key = other.key, api = other.api, simple = other.simple })
+            local c = assert(tc.new{ key = other.key, api = other.api, simple = other.simple })
             assert.equal(ALL_EVENTS, #all(assert(c:events())))
             other:stop()
             local stream = assert(c:events())
@@ -367,7 +367,7 @@ describe("tc-simple catalogue", function()
         end)
 
         it("TLS to a plaintext server fails as transport; an unreadable ca_file is invalid", function()
-            local c = assert(helper.new{ key = sb.key, api = sb.api, simple = "https://" .. sb.grpc,
+            local c = assert(tc.new{ key = sb.key, api = sb.api, simple = "https://" .. sb.grpc,
                                          timeout = 5 })
             local stream = assert(c:events())
             assert.same({}, all(stream))
@@ -381,7 +381,7 @@ describe("tc-simple catalogue", function()
             assert.is_nil(ch)
             assert.equal("invalid", keep(err).kind)
             assert.truthy(tostring(err):find("ca_file", 1, true))
-            c, err = helper.new{ key = sb.key, api = sb.api, simple = sb.grpc,
+            c, err = tc.new{ key = sb.key, api = sb.api, simple = sb.grpc,
                                  ca_file = "/nonexistent/ca.pem" }
             if c then c, err = c:events() end
             assert.is_nil(c)
@@ -433,7 +433,7 @@ describe("tc-simple catalogue", function()
                 assert.is_nil(target, bad)
                 assert.equal("invalid", err.kind)
             end
-            local c, err = helper.new{ key = "k", simple = "http://192.0.2.1:5000" }
+            local c, err = tc.new{ key = "k", simple = "http://192.0.2.1:5000" }
             assert.is_nil(c)
             assert.equal("invalid", err.kind)
         end)
@@ -486,7 +486,7 @@ describe("tc-simple catalogue", function()
         end)
 
         it("closing the client closes its open streams; use after close is invalid", function()
-            local c = assert(helper.new{ key = sb.key, api = sb.api, simple = sb.simple })
+            local c = assert(tc.new{ key = sb.key, api = sb.api, simple = sb.simple })
             local stream = assert(c:seats{ event = SLIPKNOT })
             assert.is_table(stream())
             c:close()
@@ -501,7 +501,7 @@ describe("tc-simple catalogue", function()
         end)
 
         it("keep their client alive while they run", function()
-            local stream = assert(assert(helper.new{ key = sb.key, api = sb.api, simple = sb.simple })
+            local stream = assert(assert(tc.new{ key = sb.key, api = sb.api, simple = sb.simple })
                 :seats{ event = SLIPKNOT })
             -- nothing but the stream refers to the client now
             local n = 0
@@ -514,7 +514,7 @@ describe("tc-simple catalogue", function()
         end)
 
         it("are collected without being closed", function()
-            local c = assert(helper.new{ key = sb.key, api = sb.api, simple = sb.simple })
+            local c = assert(tc.new{ key = sb.key, api = sb.api, simple = sb.simple })
             for _ = 1, 20 do
                 local stream = assert(c:seats{ event = SLIPKNOT })
                 stream()
@@ -560,9 +560,9 @@ describe("loading and closing", function()
         end
         local simple = ...
         local function report(step) io.write(step, " ", threads(), " ", sockets(), "\n") end
-        local helper = require "spec.helpers.simple_client"
+        local tc = require "ticketscloud"
         report("require")
-        local c = assert(helper.new{ key = "k", api = "http://127.0.0.1:1", simple = simple })
+        local c = assert(tc.new{ key = "k", api = "http://127.0.0.1:1", simple = simple })
         report("new")
         local s = assert(c:tags())
         s()
@@ -607,7 +607,7 @@ describe("a 100,000-seat event", function()
         path = os.tmpname()
         assert(os.execute(("lua5.4 tools/gen-catalog.lua --seats %d --out %s"):format(BIG_SEATS, path)))
         sb = assert(sandbox.start{ catalog = path })
-        client = assert(helper.new{ key = sb.key, api = sb.api, simple = sb.simple, timeout = 60 })
+        client = assert(tc.new{ key = sb.key, api = sb.api, simple = sb.simple, timeout = 60 })
         for event in assert(client:events()) do
             if event.name == "Benchmark Arena Show" then big.EVENT = event.id end
         end
@@ -646,7 +646,7 @@ describe("a 100,000-seat event", function()
     end)
 
     it("a deadline shorter than the listing ends it with kind timeout, not a short listing", function()
-        local c = assert(helper.new{ key = sb.key, api = sb.api, simple = sb.simple, timeout = 0.3 })
+        local c = assert(tc.new{ key = sb.key, api = sb.api, simple = sb.simple, timeout = 0.3 })
         local stream = assert(c:seats{ event = big.EVENT })
         local n = 0
         for _ in stream do n = n + 1 end
