@@ -40,7 +40,7 @@ describe("examples/mixed_order.lua", function()
     it("builds the order example both ways on its own sandbox (make demo)", function()
         local out, ok = run("examples/mixed_order.lua")
         assert.is_true(ok, out)
-        assert.matches("> POST /v2/resources/orders {\"event\":\"" .. EVENT, out, 1, true)
+        assert.matches("> POST /v2/resources/orders {[^\n]*\"event\":\"" .. EVENT, out)
         assert.matches("> PATCH /v2/resources/orders/%x+ {\"tickets\":%[", out)
         assert.matches("> PATCH /v2/resources/orders/%x+ {\"random\":{", out)
         local done = 0
