@@ -135,10 +135,21 @@ for _, o in ipairs{ a, b } do
         local ok, err = o:cancel()
         if not ok then die(err) end
     end
+    -- The breakdown lists the unseated tickets first, then the seated ones,
+    -- whichever way the order was built.
     local parts = {}
-    for _, t in ipairs(o.tickets) do parts[#parts + 1] = t.full end
-    print(("order %s %s: full %s (%s), code %s"):format(o.id, o.status, o.values.full,
-                                                      table.concat(parts, " + "), o.code))
+    for _, seated in ipairs{ false, true } do
+        for _, t in ipairs(o.tickets) do
+            if (t.seat ~= nil) == seated then parts[#parts + 1] = t.full end
+        end
+    end
+    local barcodes = {}
+    for _, t in ipairs(o.tickets) do
+        if t.barcode ~= cjson.null then barcodes[#barcodes + 1] = t.barcode end
+    end
+    print(("order %s %s: full %s (%s), code %s, barcodes %s"):format(
+        o.id, o.status, o.values.full, table.concat(parts, " + "), tostring(o.code),
+        #barcodes > 0 and table.concat(barcodes, " ") or "-"))
 end
 
 client:close()
