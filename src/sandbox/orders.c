@@ -469,9 +469,10 @@ static int complete_order(struct sandbox *sb, struct order *o, int64_t now_s)
     return 0;
 }
 
-/* The part of a change that needs the lock. Returns 0 (applied; *aon_failed
- * tells whether all_or_nothing left the order as it was) or an HTTP status
- * with *err set. */
+/* The part of a change that needs the lock. Returns 0 when it was applied,
+ * -1 when all_or_nothing could not be met and the order was left exactly as
+ * it was (both answer 200 with the order), or an HTTP status with *err set
+ * and nothing applied. */
 static int apply_change(struct sandbox *sb, struct order *o, const struct change *ch,
                         int64_t now, json_t *promo_errors, json_t **err)
 {
