@@ -20,6 +20,7 @@
 
 #include "google/protobuf/timestamp.pb-c.h"
 #include "pbjson.h"
+#include "util.h"
 
 #define TIMESTAMP_NAME "google.protobuf.Timestamp"
 #define ANY_NAME "google.protobuf.Any"
@@ -66,87 +67,6 @@ static void path_pop(struct ctx *x, size_t saved)
     x->path[saved] = '\0';
 }
 
-/* ---- time ---------------------------------------------------------------- */
-
-static bool read_digits(const char **p, int n, int *out)
-{
-    int v = 0;
-    for (int i = 0; i < n; i++) {
-        if (!isdigit((unsigned char)(*p)[i])) return false;
-        v = v * 10 + ((*p)[i] - '0');
-    }
-    *p += n;
-    *out = v;
-    return true;
-}
-
-static bool is_leap(int y)
-{
-    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-}
-
-/* Days since 1970-01-01 of a proleptic Gregorian date. */
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-bool pbjson_parse_time(const char *s, int64_t *seconds, int32_t *nanos)
-{
-    static const int month_days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    int year, mon, day, hour, min, sec;
-    const char *p = s;
-
-    if (!read_digits(&p, 4, &year) || *p++ != '-' || !read_digits(&p, 2, &mon) ||
-        *p++ != '-' || !read_digits(&p, 2, &day))
-        return false;
-    if (*p != 'T' && *p != 't' && *p != ' ') return false;
-    p++;
-    if (!read_digits(&p, 2, &hour) || *p++ != ':' || !read_digits(&p, 2, &min) ||
-        *p++ != ':' || !read_digits(&p, 2, &sec))
-        return false;
-
-    int32_t frac = 0;
-    if (*p == '.') {
-        int scale = 100000000, ndigits = 0;
-        p++;
-        while (isdigit((unsigned char)*p)) {
-            frac += (*p - '0') * scale;
-            scale /= 10;
-            p++;
-            if (++ndigits > 9) return false;
-        }
-        if (ndigits == 0) return false;
-    }
-
-    int offset = 0;
-    if (*p == 'Z' || *p == 'z') {
-        p++;
-    } else if (*p == '+' || *p == '-') {
-        int sign = *p++ == '-' ? -1 : 1, oh, om;
-        if (!read_digits(&p, 2, &oh) || *p++ != ':' || !read_digits(&p, 2, &om) || oh > 23 ||
-            om > 59)
-            return false;
-        offset = sign * (oh * 3600 + om * 60);
-    } else {
-        return false;
-    }
-    if (*p != '\0') return false;
-
-    if (year < 1 || mon < 1 || mon > 12 || day < 1 || hour > 23 || min > 59 || sec > 59)
-        return false;
-    int mdays = month_days[mon - 1] + (mon == 2 && is_leap(year));
-    if (day > mdays) return false;
-
-    *seconds = days_from_civil(year, mon, day) * 86400 + hour * 3600 + min * 60 + sec - offset;
-    *nanos = frac;
-    return true;
-}
 
 /* ---- scalars ------------------------------------------------------------- */
 
@@ -322,7 +242,7 @@ static bool decode_timestamp(struct ctx *x, const json_t *v, ProtobufCMessage **
 {
     int64_t seconds;
     int32_t nanos;
-    if (!json_is_string(v) || !pbjson_parse_time(json_string_value(v), &seconds, &nanos))
+    if (!json_is_string(v) || !parse_datetime_ns(json_string_value(v), &seconds, &nanos))
         return fail(x, "expected an RFC 3339 date-time");
     Google__Protobuf__Timestamp *ts =
         (Google__Protobuf__Timestamp *)message_new(x, &google__protobuf__timestamp__descriptor);

@@ -35,8 +35,4 @@ ProtobufCMessage *pbjson_decode(const ProtobufCMessageDescriptor *desc, const js
 /* Frees a message from pbjson_decode(). NULL is allowed. */
 void pbjson_free(ProtobufCMessage *msg);
 
-/* Parses an RFC 3339 date-time ("2020-06-12T15:00:00Z", fractions and
- * offsets allowed) into Unix seconds and nanoseconds. */
-bool pbjson_parse_time(const char *s, int64_t *seconds, int32_t *nanos);
-
 #endif

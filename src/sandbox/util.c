@@ -45,9 +45,16 @@ static bool digits(const char **p, int n, int *out)
     return true;
 }
 
-bool parse_datetime(const char *s, int64_t *unix_seconds)
+static bool is_leap(int y)
 {
+    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
+
+bool parse_datetime_ns(const char *s, int64_t *unix_seconds, int32_t *nanos)
+{
+    static const int month_days[12] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
     int y, mo, d, h = 0, mi = 0, sec = 0;
+    int32_t frac = 0;
     const char *p = s;
     if (!digits(&p, 4, &y) || *p++ != '-' || !digits(&p, 2, &mo) || *p++ != '-' ||
         !digits(&p, 2, &d))
@@ -59,9 +66,14 @@ bool parse_datetime(const char *s, int64_t *unix_seconds)
             p++;
             if (!digits(&p, 2, &sec)) return false;
             if (*p == '.') {
+                int scale = 100000000, n = 0;
                 p++;
-                if (!isdigit((unsigned char)*p)) return false;
-                while (isdigit((unsigned char)*p)) p++;
+                for (; isdigit((unsigned char)*p); p++, n++) {
+                    if (n == 9) return false;
+                    frac += (*p - '0') * scale;
+                    scale /= 10;
+                }
+                if (n == 0) return false;
             }
         }
     }
@@ -70,13 +82,21 @@ bool parse_datetime(const char *s, int64_t *unix_seconds)
         p++;
     } else if (*p == '+' || *p == '-') {
         int sign = *p++ == '-' ? -1 : 1, oh, om;
-        if (!digits(&p, 2, &oh) || *p++ != ':' || !digits(&p, 2, &om)) return false;
+        if (!digits(&p, 2, &oh) || *p++ != ':' || !digits(&p, 2, &om) || oh > 23 || om > 59)
+            return false;
         offset = sign * (oh * 3600 + om * 60);
     }
     if (*p != '\0') return false;
-    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) return false;
+    if (y < 1 || mo < 1 || mo > 12 || d < 1 || h > 23 || mi > 59 || sec > 59) return false;
+    if (d > month_days[mo - 1] + (mo == 2 && is_leap(y))) return false;
     *unix_seconds = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - offset;
+    if (nanos) *nanos = frac;
     return true;
+}
+
+bool parse_datetime(const char *s, int64_t *unix_seconds)
+{
+    return parse_datetime_ns(s, unix_seconds, NULL);
 }
 
 void format_datetime(int64_t unix_seconds, char *buf, size_t len)

@@ -17,8 +17,12 @@
 int64_t now_ms(void);
 
 /* Parses an RFC 3339 / ISO 8601 date-time: "2020-06-12T15:00:00Z",
- * "2020-06-12T18:00:00+03:00", "2020-06-12 15:00:00" (no zone = UTC), an
- * optional fraction of a second is ignored. Returns false when s is not one. */
+ * "2020-06-12T18:00:00+03:00", "2020-06-12 15:00:00" (no zone = UTC), also a
+ * bare date or no seconds; a fraction of a second (up to 9 digits) goes to
+ * *nanos when nanos is not NULL. Returns false when s is not one. The
+ * catalog (both its REST and its gRPC side) and the REST filters all read
+ * time through it. */
+bool parse_datetime_ns(const char *s, int64_t *unix_seconds, int32_t *nanos);
 bool parse_datetime(const char *s, int64_t *unix_seconds);
 
 /* "YYYY-MM-DD HH:MM:SS" in UTC, the format of REST responses. buf >= 20. */
