@@ -36,8 +36,10 @@
 -- into integer minor units). Catalogue messages are plain tables, see
 -- ticketscloud.simple.
 --
--- Orders: see ticketscloud.order. Pure request building and answer decoding,
--- for other transports: ticketscloud.rest.
+-- Orders: see ticketscloud.order. Refund requests: client:create_refund,
+-- refund, refunds, approve_refund, reject_refund (docs/refunds.md). Pure
+-- request building and answer decoding, for other transports:
+-- ticketscloud.rest.
 
 local core = require "ticketscloud.core"
 local rest = require "ticketscloud.rest"
@@ -200,15 +202,31 @@ function _M.create_order(self, args, opts)
     return orders.verify(wrap(self, doc), doc, want)
 end
 
--- One page of the order list: the document, with data checked to be a list
--- of orders.
-local function fetch_page(self, query, page, opts)
-    local doc, err = self:_send(rest.list_orders(query, page), opts)
+-- The two paged lists: how a page is requested, what its items are called
+-- and what a stream makes of each item.
+local ORDER_LIST = {
+    request = rest.list_orders, noun = "order", what = "an order",
+    name = "ticketscloud.OrderStream",
+    make = function(client, item, refs) return wrap(client, { data = item, refs = refs }) end,
+}
+local REFUND_LIST = {
+    request = rest.list_refunds, noun = "refund request", what = "a refund request",
+    name = "ticketscloud.RefundStream",
+    make = function(_, item, refs)
+        item.refs = refs
+        return item
+    end,
+}
+
+-- One page of a list: the document, with data checked to be a list of
+-- objects with ids.
+local function fetch_page(self, list, query, page, opts)
+    local doc, err = self:_send(list.request(query, page), opts)
     if not doc then return nil, err end
     for i, item in ipairs(doc.data) do
         if type(item) ~= "table" or type(item.id) ~= "string" then
             return nil, core_error{ kind = "api", messages = {
-                ("the order list's data[%d] is not an order"):format(i) } }
+                ("the %s list's data[%d] is not %s"):format(list.noun, i, list.what) } }
         end
     end
     return doc
@@ -230,7 +248,7 @@ function _M.find_order(self, id, filter, opts)
     repeat
         page = page + 1
         local doc
-        doc, err = fetch_page(self, query, page, opts)
+        doc, err = fetch_page(self, ORDER_LIST, query, page, opts)
         if not doc then return nil, err end
         for _, item in ipairs(doc.data) do
             if item.id == id then return { data = item, refs = doc.refs } end
@@ -297,12 +315,16 @@ function _M.check_promocode(self, args, opts)
     return promo
 end
 
--- The stream of client:orders: callable, one order per call.
+-- The stream of client:orders and client:refunds: callable, one item per
+-- call.
 local Stream = {}
-local stream_mt = { __index = Stream, __name = "ticketscloud.OrderStream" }
-stream_mt.__call = function(self) return self:next() end
+local stream_mts = {}
+for _, list in ipairs{ ORDER_LIST, REFUND_LIST } do
+    stream_mts[list] = { __index = Stream, __name = list.name,
+                         __call = function(self) return self:next() end }
+end
 
--- The next order, nil at the end, or nil, err (then again on every call);
+-- The next item, nil at the end, or nil, err (then again on every call);
 -- after close, nil and a "closed" error, as a catalogue stream.
 function Stream.next(self)
     if self.closed then return invalid("closed") end
@@ -310,11 +332,11 @@ function Stream.next(self)
     local items = self.items
     if items and self.i < #items then
         self.i = self.i + 1
-        return wrap(self.client, { data = items[self.i], refs = self.refs })
+        return self.list.make(self.client, items[self.i], self.refs)
     end
     if self.finished then return nil end
     local page = self.page + 1
-    local doc, err = fetch_page(self.client, self.query, page, self.opts)
+    local doc, err = fetch_page(self.client, self.list, self.query, page, self.opts)
     if not doc then
         self.err = err
         self.items = nil
@@ -354,8 +376,98 @@ function _M.orders(self, filter, opts)
     check_opts("orders", 2, opts)
     local query, size = rest.orders_query(filter or {})
     if not query then return nil, size end
-    return setmetatable({ client = self, query = query, size = size, page = 0, i = 0,
-                          opts = opts }, stream_mt)
+    return setmetatable({ client = self, list = ORDER_LIST, query = query, size = size,
+                          page = 0, i = 0, opts = opts }, stream_mts[ORDER_LIST])
+end
+
+-- Refund requests (spec §3.11, docs/refunds.md). Each call returns the
+-- refund request (the answer's data: id, status, culprit, refund_nominal,
+-- customer_money, tickets, ...) with its refs in refund.refs, or nil, err.
+
+-- The refund request of an answer, checked to be one.
+local function refund_of(doc, status)
+    local r = doc.data
+    if type(r.id) ~= "string" or type(r.status) ~= "string" then
+        return nil, core_error{ kind = "api", messages = {
+            "the answer's data is not a refund request" } }
+    end
+    if status and r.status ~= status then
+        return nil, core_error{ kind = "api", messages = {
+            ("refund request %s is %s, not %s"):format(r.id, r.status, status) } }
+    end
+    r.refs = doc.refs
+    return r
+end
+
+-- client:create_refund{ order = ID, tickets = { ID, ... }, culprit = "user" | "org",
+--                       requested_at = Unix seconds or "YYYY-MM-DDTHH:MM:SS" (UTC) }
+function _M.create_refund(self, args, opts)
+    if type(args) ~= "table" then arg_error("create_refund", 1, "table", args) end
+    check_opts("create_refund", 2, opts)
+    local req, err = rest.create_refund(args)
+    if not req then return nil, err end
+    local doc
+    doc, err = self:_send(req, opts)
+    if not doc then return nil, err end
+    return refund_of(doc, "new")
+end
+
+-- client:refund(id): GET /v2/resources/refund_requests/:id; when the
+-- service does not serve that route (405, or a 404 that is not
+-- "RefundRequest <id> not found") the list is scanned instead.
+function _M.refund(self, id, opts)
+    if type(id) ~= "string" then arg_error("refund", 1, "string", id) end
+    check_opts("refund", 2, opts)
+    local req, err = rest.get_refund(id)
+    if not req then return nil, err end
+    local doc
+    doc, err = self:_send(req, opts)
+    if doc then return refund_of(doc) end
+    if not (err.status == 405 or (err.status == 404 and not rest.is_missing_refund(err, id))) then
+        return nil, err
+    end
+    local stream
+    stream, err = self:refunds({ page_size = rest.MAX_PAGE_SIZE }, opts)
+    if not stream then return nil, err end
+    for r in stream do
+        if r.id == id then return r end
+    end
+    if stream:error() then return nil, stream:error() end
+    return nil, core_error{ kind = "not_found", status = 404,
+                            messages = { "RefundRequest " .. id .. " not found" } }
+end
+
+-- client:refunds{ status = { "new" }, events = { ID }, created_at = { from, to },
+--                 finished_at = { from, to }, page_size = 50 }
+-- -> a stream of refund requests, newest first, like client:orders.
+function _M.refunds(self, filter, opts)
+    if filter ~= nil and type(filter) ~= "table" then arg_error("refunds", 1, "table", filter) end
+    check_opts("refunds", 2, opts)
+    local query, size = rest.refunds_query(filter or {})
+    if not query then return nil, size end
+    return setmetatable({ client = self, list = REFUND_LIST, query = query, size = size,
+                          page = 0, i = 0, opts = opts }, stream_mts[REFUND_LIST])
+end
+
+local function finish_refund(self, fname, id, status, opts)
+    if type(id) ~= "string" then arg_error(fname, 1, "string", id) end
+    check_opts(fname, 2, opts)
+    local req, err = rest.patch_refund(id, status)
+    if not req then return nil, err end
+    local doc
+    doc, err = self:_send(req, opts)
+    if not doc then return nil, err end
+    return refund_of(doc, status)
+end
+
+-- client:approve_refund(id): status approved; the tickets go back on sale.
+function _M.approve_refund(self, id, opts)
+    return finish_refund(self, "approve_refund", id, "approved", opts)
+end
+
+-- client:reject_refund(id): status rejected.
+function _M.reject_refund(self, id, opts)
+    return finish_refund(self, "reject_refund", id, "rejected", opts)
 end
 
 return _M

@@ -37,8 +37,11 @@ local _M = { _VERSION = core._VERSION }
 
 _M.ORDERS = "/v2/resources/orders"
 _M.PROMOCODE_CHECK = "/v2/services/promocodes/check"
+_M.REFUNDS = "/v2/resources/refund_requests"
 _M.STATUSES = { executed = true, in_progress = true, done = true, cancelled = true,
                 expired = true }
+_M.REFUND_STATUSES = { new = true, in_progress = true, approved = true, rejected = true }
+_M.CULPRITS = { user = true, org = true }
 _M.MAX_PAGE_SIZE = 200
 _M.DEFAULT_PAGE_SIZE = 50
 
@@ -218,10 +221,21 @@ local function datetime(v, name)
     return invalid(name .. ": Unix seconds or 'YYYY-MM-DDTHH:MM:SS' (UTC) expected")
 end
 
--- The filter of client:orders as a query string without the page
--- (spec §3.6): status, events, created_at = { from, to },
--- only_with_customer, page_size. Returns query, page_size or nil, err.
-function _M.orders_query(filter)
+-- A range { from, to } (or { from =, to = }) as "from,to" for a query.
+local function range_value(range, name)
+    if type(range) ~= "table" then return invalid(name .. ": { from, to } expected") end
+    local from, err = datetime(range[1] or range.from, name .. ".from")
+    if not from then return nil, err end
+    local to
+    to, err = datetime(range[2] or range.to, name .. ".to")
+    if not to then return nil, err end
+    return escape(from) .. "," .. escape(to)
+end
+
+-- The query of a list without the page. kind: statuses (the allowed
+-- values), noun (for messages), ranges (date-time range filters) and
+-- customer (whether only_with_customer applies).
+local function list_query(filter, kind)
     local q = {}
     local status = filter.status
     if type(status) == "string" then status = { status } end
@@ -230,8 +244,8 @@ function _M.orders_query(filter)
             return invalid("status: a status or a list of them expected")
         end
         for i, s in ipairs(status) do
-            if not _M.STATUSES[s] then
-                return invalid("status[" .. i .. "]: not an order status")
+            if not kind.statuses[s] then
+                return invalid("status[" .. i .. "]: not " .. kind.noun .. " status")
             end
         end
         q[#q + 1] = "status=" .. concat(status, ",")
@@ -244,17 +258,14 @@ function _M.orders_query(filter)
         if #list == 0 then return invalid("events: an empty list") end
         q[#q + 1] = "events=" .. concat(list, ",")
     end
-    if filter.created_at ~= nil then
-        local range = filter.created_at
-        if type(range) ~= "table" then return invalid("created_at: { from, to } expected") end
-        local from, err = datetime(range[1] or range.from, "created_at.from")
-        if not from then return nil, err end
-        local to
-        to, err = datetime(range[2] or range.to, "created_at.to")
-        if not to then return nil, err end
-        q[#q + 1] = "created_at=" .. escape(from) .. "," .. escape(to)
+    for _, name in ipairs(kind.ranges) do
+        if filter[name] ~= nil then
+            local value, err = range_value(filter[name], name)
+            if not value then return nil, err end
+            q[#q + 1] = name .. "=" .. value
+        end
     end
-    if filter.only_with_customer ~= nil then
+    if kind.customer and filter.only_with_customer ~= nil then
         if type(filter.only_with_customer) ~= "boolean" then
             return invalid("only_with_customer: a boolean expected")
         end
@@ -271,9 +282,84 @@ function _M.orders_query(filter)
     return concat(q, "&"), size
 end
 
+local ORDER_LIST = { statuses = _M.STATUSES, noun = "an order", ranges = { "created_at" },
+                     customer = true }
+local REFUND_LIST = { statuses = _M.REFUND_STATUSES, noun = "a refund request",
+                      ranges = { "created_at", "finished_at" } }
+
+-- The filter of client:orders as a query string without the page
+-- (spec §3.6): status, events, created_at = { from, to },
+-- only_with_customer, page_size. Returns query, page_size or nil, err.
+function _M.orders_query(filter)
+    return list_query(filter, ORDER_LIST)
+end
+
+-- The filter of client:refunds (spec §3.11): status (new, in_progress,
+-- approved, rejected), events, created_at and finished_at = { from, to },
+-- page_size. Returns query, page_size or nil, err.
+function _M.refunds_query(filter)
+    return list_query(filter, REFUND_LIST)
+end
+
 -- GET /v2/resources/orders?<query>&page=n
 function _M.list_orders(query, page)
     return request("GET", _M.ORDERS .. "?" .. query .. "&page=" .. page)
+end
+
+-- GET /v2/resources/refund_requests?<query>&page=n
+function _M.list_refunds(query, page)
+    return request("GET", _M.REFUNDS .. "?" .. query .. "&page=" .. page)
+end
+
+-- POST /v2/resources/refund_requests (spec §3.11): { order = ID,
+-- tickets = { ID, ... } (at least one), culprit = "user" | "org",
+-- requested_at = Unix seconds or "YYYY-MM-DDTHH:MM:SS" (UTC, optional) }.
+function _M.create_refund(args)
+    local ok, err = check_id(args.order, "order")
+    if not ok then return nil, err end
+    if args.culprit == nil then return invalid("culprit: \"user\" or \"org\" is required") end
+    if not _M.CULPRITS[args.culprit] then
+        return invalid("culprit: \"user\" or \"org\" expected, got " .. tostring(args.culprit))
+    end
+    if args.tickets == nil then return invalid("tickets: a list of ticket ids is required") end
+    local tickets
+    tickets, err = id_list(args.tickets, "tickets")
+    if not tickets then return nil, err end
+    if #tickets == 0 then return invalid("tickets: at least one ticket to refund") end
+    local body = { order = args.order, culprit = args.culprit, tickets = tickets }
+    if args.requested_at ~= nil then
+        body.requested_at, err = datetime(args.requested_at, "requested_at")
+        if not body.requested_at then return nil, err end
+    end
+    return request("POST", _M.REFUNDS, body)
+end
+
+-- GET /v2/resources/refund_requests/:id (served by tc-sandbox; the service
+-- documents no such route, see docs/refunds.md)
+function _M.get_refund(id)
+    local ok, err = check_id(id, "refund id")
+    if not ok then return nil, err end
+    return request("GET", _M.REFUNDS .. "/" .. id)
+end
+
+-- PATCH /v2/resources/refund_requests/:id { status = "approved" | "rejected" }
+function _M.patch_refund(id, status)
+    local ok, err = check_id(id, "refund id")
+    if not ok then return nil, err end
+    if status ~= "approved" and status ~= "rejected" then
+        return invalid("status: \"approved\" or \"rejected\" expected")
+    end
+    return request("PATCH", _M.REFUNDS .. "/" .. id, { status = status })
+end
+
+-- Whether a 404 for GET /refund_requests/:id says the refund request does
+-- not exist (tc-sandbox's message), rather than that the route is missing.
+function _M.is_missing_refund(err, id)
+    if err.status ~= 404 then return false end
+    for _, m in ipairs(err.messages or {}) do
+        if m == "RefundRequest " .. id .. " not found" then return true end
+    end
+    return false
 end
 
 -- POST /v2/services/promocodes/check (spec §3.9)

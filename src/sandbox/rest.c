@@ -33,6 +33,7 @@
 #define ORDERS "/v2/resources/orders"
 #define EXPORT "/v2/resources/orders/export"
 #define PROMO_CHECK "/v2/services/promocodes/check"
+#define REFUNDS "/v2/resources/refund_requests"
 
 struct rest {
     struct sandbox *sb;
@@ -123,13 +124,15 @@ static json_t *parse_body(const struct request *rq, json_t **err)
     return body;
 }
 
-/* Query string of GET /v2/resources/orders. Strings it keeps (event ids)
- * live in `strings` until the query is done. */
+/* Query string of GET /v2/resources/orders (or refund_requests, when
+ * `refunds`). Strings it keeps (event ids) live in `strings` until the
+ * query is done. */
 struct query_parse {
     struct order_query q;
     json_t *errors;
     json_t *strings;
     bool oom;
+    bool refunds;
 };
 
 static bool parse_bool(const char *v, bool *out)
@@ -155,24 +158,25 @@ static bool parse_int(const char *v, int64_t lo, int64_t hi, int64_t *out)
     return true;
 }
 
-static void parse_created_at(struct query_parse *qp, const char *v)
+/* A range "from,to" of created_at or finished_at; either end may be empty. */
+static void parse_range(struct query_parse *qp, const char *name, const char *v, bool *has,
+                        int64_t *lo, int64_t *hi)
 {
     const char *comma = strchr(v, ',');
     char from[64] = "", to[64] = "";
     if (!comma || (size_t)(comma - v) >= sizeof from || strlen(comma + 1) >= sizeof to) {
-        error_add(qp->errors,
-                  "created_at must be two date-times separated by a comma, not '%s'", v);
+        error_add(qp->errors, "%s must be two date-times separated by a comma, not '%s'", name,
+                  v);
         return;
     }
     memcpy(from, v, (size_t)(comma - v));
     strcpy(to, comma + 1);
-    qp->q.has_created = true;
-    qp->q.created_from = INT64_MIN;
-    qp->q.created_to = INT64_MAX;
-    if ((*from && !parse_datetime(from, &qp->q.created_from)) ||
-        (*to && !parse_datetime(to, &qp->q.created_to)))
-        error_add(qp->errors,
-                  "created_at must be two date-times separated by a comma, not '%s'", v);
+    *has = true;
+    *lo = INT64_MIN;
+    *hi = INT64_MAX;
+    if ((*from && !parse_datetime(from, lo)) || (*to && !parse_datetime(to, hi)))
+        error_add(qp->errors, "%s must be two date-times separated by a comma, not '%s'", name,
+                  v);
 }
 
 /* Calls fn for each non-empty item of a comma-separated list. */
@@ -202,6 +206,20 @@ static void add_status(struct query_parse *qp, const char *item, size_t len)
     error_add(qp->errors, "status: unknown order status '%.*s'", (int)len, item);
 }
 
+static void add_refund_status(struct query_parse *qp, const char *item, size_t len)
+{
+    static const char *const names[] = { "new", "in_progress", "approved", "rejected" };
+    static const unsigned bits[] = { 1u << REFUND_NEW, 1u << REFUND_IN_PROGRESS,
+                                     1u << REFUND_APPROVED, 1u << REFUND_REJECTED };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (strlen(names[i]) == len && memcmp(item, names[i], len) == 0) {
+            qp->q.status_mask |= bits[i];
+            return;
+        }
+    }
+    error_add(qp->errors, "status: unknown refund request status '%.*s'", (int)len, item);
+}
+
 /* An id that is not UTF-8 is kept as it is: it matches no event. */
 static void add_event(struct query_parse *qp, const char *item, size_t len)
 {
@@ -215,12 +233,15 @@ static enum MHD_Result query_arg(void *cls, enum MHD_ValueKind kind, const char 
     const char *v = value ? value : "";
     (void)kind;
     if (strcmp(key, "created_at") == 0) {
-        parse_created_at(qp, v);
+        parse_range(qp, key, v, &qp->q.has_created, &qp->q.created_from, &qp->q.created_to);
+    } else if (qp->refunds && strcmp(key, "finished_at") == 0) {
+        parse_range(qp, key, v, &qp->q.has_finished, &qp->q.finished_from,
+                    &qp->q.finished_to);
     } else if (strcmp(key, "status") == 0) {
-        each_item(qp, v, add_status);
+        each_item(qp, v, qp->refunds ? add_refund_status : add_status);
     } else if (strcmp(key, "events") == 0) {
         each_item(qp, v, add_event);
-    } else if (strcmp(key, "only_with_customer") == 0) {
+    } else if (!qp->refunds && strcmp(key, "only_with_customer") == 0) {
         if (!parse_bool(v, &qp->q.only_with_customer))
             error_add(qp->errors, "only_with_customer must be true or false, not '%s'", v);
     } else if (strcmp(key, "page") == 0) {
@@ -235,11 +256,12 @@ static enum MHD_Result query_arg(void *cls, enum MHD_ValueKind kind, const char 
 
 /* ---- routes ------------------------------------------------------------ */
 
+/* GET of the order list, or of the refund list when refunds. */
 static enum MHD_Result list_orders(struct rest *r, struct MHD_Connection *c,
                                    const struct request *rq, const char *method,
-                                   const char *url)
+                                   const char *url, bool refunds)
 {
-    struct query_parse qp = { .q = { .page = 1, .page_size = 50 } };
+    struct query_parse qp = { .q = { .page = 1, .page_size = 50 }, .refunds = refunds };
     qp.errors = json_array();
     qp.strings = json_array();
     const char **events = NULL;
@@ -273,7 +295,8 @@ static enum MHD_Result list_orders(struct rest *r, struct MHD_Connection *c,
         qp.q.events = events;
         qp.q.nevents = n;
     }
-    status = store_list_orders(r->sb, &qp.q, &out);
+    status = refunds ? store_list_refunds(r->sb, &qp.q, &out)
+                     : store_list_orders(r->sb, &qp.q, &out);
 done:
     free(events);
     json_decref(qp.errors);
@@ -312,7 +335,7 @@ static bool key_ok(struct rest *r, struct MHD_Connection *c, const char **proble
     return true;
 }
 
-enum route { R_NONE, R_ORDERS, R_EXPORT, R_ORDER, R_PROMO_CHECK };
+enum route { R_NONE, R_ORDERS, R_EXPORT, R_ORDER, R_PROMO_CHECK, R_REFUNDS, R_REFUND };
 
 static enum route find_route(const char *path, const char **id, const char **allow)
 {
@@ -334,6 +357,16 @@ static enum route find_route(const char *path, const char **id, const char **all
         *allow = "POST";
         return R_PROMO_CHECK;
     }
+    n = strlen(REFUNDS);
+    if (strcmp(path, REFUNDS) == 0) {
+        *allow = "GET, POST";
+        return R_REFUNDS;
+    }
+    if (strncmp(path, REFUNDS "/", n + 1) == 0 && path[n + 1] && !strchr(path + n + 1, '/')) {
+        *id = path + n + 1;
+        *allow = "GET, PATCH";
+        return R_REFUND;
+    }
     return R_NONE;
 }
 
@@ -347,7 +380,8 @@ static enum MHD_Result serve_path(struct rest *r, struct MHD_Connection *c, stru
     bool get = strcmp(method, "GET") == 0, post = strcmp(method, "POST") == 0,
          patch = strcmp(method, "PATCH") == 0;
     bool allowed = (route == R_ORDERS && (get || post)) || (route == R_EXPORT && post) ||
-                   (route == R_ORDER && (get || patch)) || (route == R_PROMO_CHECK && post);
+                   (route == R_ORDER && (get || patch)) || (route == R_PROMO_CHECK && post) ||
+                   (route == R_REFUNDS && (get || post)) || (route == R_REFUND && (get || patch));
     if (!allowed) {
         char msg[128];
         snprintf(msg, sizeof msg, "Method %s is not allowed here; allowed: %s", method, allow);
@@ -357,7 +391,8 @@ static enum MHD_Result serve_path(struct rest *r, struct MHD_Connection *c, stru
         return send_error(c, rq, method, url, 413, "request body is larger than 1 MiB", NULL);
     if (!key_ok(r, c, &problem)) return send_error(c, rq, method, url, 401, problem, NULL);
 
-    if (route == R_ORDERS && get) return list_orders(r, c, rq, method, url);
+    if (route == R_ORDERS && get) return list_orders(r, c, rq, method, url, false);
+    if (route == R_REFUNDS && get) return list_orders(r, c, rq, method, url, true);
     if (route == R_EXPORT) {
         char *empty = strdup("");
         return send_raw(c, rq, method, url, 200, empty, "text/html; charset=UTF-8", NULL);
@@ -370,6 +405,11 @@ static enum MHD_Result serve_path(struct rest *r, struct MHD_Connection *c, stru
         out = error_body("Order %s not found", id);
     } else if (route == R_ORDER && get) {
         status = store_get_order(r->sb, id, &out);
+    } else if (route == R_REFUND && !is_object_id(id)) {
+        status = 404;
+        out = error_body("RefundRequest %s not found", id);
+    } else if (route == R_REFUND && get) {
+        status = store_get_refund(r->sb, id, &out);
     } else {
         json_t *body = parse_body(rq, &out);
         if (!body) {
@@ -378,6 +418,10 @@ static enum MHD_Result serve_path(struct rest *r, struct MHD_Connection *c, stru
             status = store_create_order(r->sb, body, &out);
         } else if (route == R_PROMO_CHECK) {
             status = store_check_promocode(r->sb, body, &out);
+        } else if (route == R_REFUNDS) {
+            status = store_create_refund(r->sb, body, &out);
+        } else if (route == R_REFUND) {
+            status = store_patch_refund(r->sb, id, body, &out);
         } else {
             int delay = delay_header(c);
             if (delay < 0) {

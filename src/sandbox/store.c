@@ -38,12 +38,13 @@ struct sandbox *sandbox_new(struct catalog *cat, const struct sandbox_options *o
     pthread_cond_init(&sb->wake, NULL);
     sb->keys = calloc(opt->nkeys + 1, sizeof *sb->keys);
     sb->order_ix = json_object();
+    sb->refund_ix = json_object();
     sb->holder = calloc(cat->ntickets + 1, sizeof *sb->holder);
     sb->mark = calloc(cat->ntickets + 1, 1);
     sb->reserved = calloc(cat->nsets + 1, sizeof *sb->reserved);
     sb->sold = calloc(cat->nsets + 1, sizeof *sb->sold);
     sb->first_free = calloc(cat->nsets + 1, sizeof *sb->first_free);
-    if (!sb->keys || !sb->order_ix || !sb->holder || !sb->mark || !sb->reserved || !sb->sold ||
+    if (!sb->keys || !sb->order_ix || !sb->refund_ix || !sb->holder || !sb->mark || !sb->reserved || !sb->sold ||
         !sb->first_free) {
         sandbox_free(sb);
         return NULL;
@@ -78,6 +79,7 @@ void sandbox_free(struct sandbox *sb)
     for (size_t i = 0; i < sb->nkeys; i++) free(sb->keys[i]);
     free(sb->keys);
     json_decref(sb->order_ix);
+    store_free_refunds(sb);
     free(sb->holder);
     free(sb->mark);
     free(sb->reserved);

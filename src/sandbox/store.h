@@ -51,6 +51,21 @@ struct order {
     bool busy;           /* a delayed change is in progress */
 };
 
+/* A refund request (spec §3.11), kept in refunds.c. in_progress is a real
+ * status the sandbox never produces. */
+enum refund_status { REFUND_NEW, REFUND_IN_PROGRESS, REFUND_APPROVED, REFUND_REJECTED };
+
+struct refund {
+    char id[ID_SIZE];
+    uint32_t order;      /* index into orders */
+    enum refund_status status;
+    bool culprit_org;    /* "org", else "user" */
+    int64_t created_at, requested_at, finished_at; /* Unix seconds; finished_at 0 = not yet */
+    uint32_t *tickets;   /* ticket indexes, in request order, no duplicates */
+    size_t ntickets;
+    int64_t nominal, full; /* sums over the tickets, fixed at creation */
+};
+
 struct sandbox {
     struct catalog *cat;
     char **keys;
@@ -71,6 +86,9 @@ struct sandbox {
     uint32_t *reserved, *sold; /* per set */
     uint32_t *first_free;  /* per set: every ticket ranked below it is held */
     uint8_t *mark;         /* per ticket scratch space, all zero between operations */
+    struct refund **refunds; /* in creation order */
+    size_t nrefunds, refunds_cap;
+    json_t *refund_ix;     /* id -> index into refunds */
 };
 
 /* Takes ownership of cat (also on failure). NULL when out of memory. */
@@ -80,10 +98,12 @@ void sandbox_free(struct sandbox *sb);
 /* Wakes delayed changes so that shutdown does not wait for them. */
 void sandbox_stop(struct sandbox *sb);
 
-/* List filters of GET /v2/resources/orders, already validated. */
+/* List filters of GET /v2/resources/orders, already validated; also those
+ * of GET /v2/resources/refund_requests, where status_mask has bits of enum
+ * refund_status, finished_at applies and only_with_customer does not. */
 struct order_query {
-    bool has_created;
-    int64_t created_from, created_to;
+    bool has_created, has_finished;
+    int64_t created_from, created_to, finished_from, finished_to;
     unsigned status_mask;  /* bit (1 << enum order_status); 0 = any */
     const char **events;   /* NULL = any */
     size_t nevents;
@@ -98,6 +118,13 @@ int store_patch_order(struct sandbox *sb, const char *id, const json_t *body, in
 int store_get_order(struct sandbox *sb, const char *id, json_t **out);
 int store_list_orders(struct sandbox *sb, const struct order_query *q, json_t **out);
 int store_check_promocode(struct sandbox *sb, const json_t *body, json_t **out);
+
+/* Refund requests (refunds.c, spec §3.11). */
+int store_create_refund(struct sandbox *sb, const json_t *body, json_t **out);
+int store_patch_refund(struct sandbox *sb, const char *id, const json_t *body, json_t **out);
+int store_get_refund(struct sandbox *sb, const char *id, json_t **out);
+int store_list_refunds(struct sandbox *sb, const struct order_query *q, json_t **out);
+void store_free_refunds(struct sandbox *sb);
 
 /* Shared by the store's files (store.c, orders.c), lock held. */
 uint64_t store_random(struct sandbox *sb);
