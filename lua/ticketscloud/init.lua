@@ -173,7 +173,7 @@ function _M._send(self, req, opts)
     local trace = self.trace
     if trace then trace(req.method, req.path, req.body, status) end
     if not status then return nil, scrub(self, body) end
-    local doc, err = rest.decode(status, body)
+    local doc, err = rest.decode(status, body, req.no_data)
     if not doc then return nil, scrub(self, err) end
     return doc
 end

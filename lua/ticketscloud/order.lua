@@ -12,6 +12,7 @@
 --   order:set_customer{ name =, email =, phone =, lang = }
 --   order:set_vendor_data{ order_id =, raw = {...} }
 --   order:apply_promocodes{ "CODE", ... }
+--   order:set_visitors{ { ticket_id =, user_id =, name =, surname =, middle_name = }, ... }
 --   order:refresh()
 --   order:finish()                        -- status done: barcodes appear
 --   order:cancel()
@@ -370,6 +371,29 @@ function Order.cancel(self, opts)
     return serialized(self, change, function()
         return { status = "cancelled" }, { status = "cancelled" }
     end, opts)
+end
+
+-- Visitor data for AIS Mosbilet venues (spec §3.10): PUT
+-- /v2/services/orders/mosbilet/user_data, allowed only while the order is
+-- executed (refused locally otherwise). The order itself is unchanged, so
+-- it is returned as it is; no 409 retry (the call does not change the
+-- order's tickets).
+function Order.set_visitors(self, visitors, opts)
+    check_table(visitors, "set_visitors")
+    check_opts(opts, "set_visitors")
+    local err = refusal(self)
+    if err then return fail(self, err) end
+    local req
+    req, err = rest.mosbilet_user_data(self.id, visitors)
+    if not req then return fail(self, err) end
+    return serialized(self, function(o)
+        local ok, e = private[o].client:_send(req, opts)
+        if not ok then
+            if rest.is_expired_error(e) then e.kind = "expired" end
+            return fail(o, e)
+        end
+        return o
+    end)
 end
 
 -- Reads the order again. Allowed in any state.

@@ -38,6 +38,7 @@ local _M = { _VERSION = core._VERSION }
 _M.ORDERS = "/v2/resources/orders"
 _M.PROMOCODE_CHECK = "/v2/services/promocodes/check"
 _M.REFUNDS = "/v2/resources/refund_requests"
+_M.MOSBILET = "/v2/services/orders/mosbilet/user_data"
 _M.STATUSES = { executed = true, in_progress = true, done = true, cancelled = true,
                 expired = true }
 _M.REFUND_STATUSES = { new = true, in_progress = true, approved = true, rejected = true }
@@ -362,6 +363,49 @@ function _M.is_missing_refund(err, id)
     return false
 end
 
+local VISITOR = { ticket_id = "id", user_id = "text", name = "text", surname = "text",
+                  middle_name = "text" }
+local VISITOR_REQUIRED = { "user_id", "name", "surname" }
+
+-- PUT /v2/services/orders/mosbilet/user_data (spec §3.10): the order id and
+-- a non-empty list of { ticket_id =, user_id =, name =, surname =,
+-- middle_name = } (user_id, name, surname required, ticket_id an id). The
+-- answer is 202 without a body: the request has no_data set (see decode).
+function _M.mosbilet_user_data(order, visitors)
+    local ok, err = check_id(order, "order")
+    if not ok then return nil, err end
+    if type(visitors) ~= "table" or #visitors == 0 then
+        return invalid("visitors: a non-empty list expected")
+    end
+    local list = _M.array()
+    for i, v in ipairs(visitors) do
+        local name = "visitors[" .. i .. "]"
+        if type(v) ~= "table" then return invalid(name .. ": a table expected") end
+        local item = {}
+        for k, value in pairs(v) do
+            local kind = VISITOR[k]
+            if not kind then return invalid(name .. ": unknown field " .. tostring(k)) end
+            if kind == "id" then
+                ok, err = check_id(value, name .. "." .. k)
+            else
+                ok, err = check_text(value, name .. "." .. k)
+                if ok and value == "" then ok, err = invalid(name .. "." .. k .. ": empty") end
+            end
+            if not ok then return nil, err end
+            item[k] = value
+        end
+        for _, k in ipairs(VISITOR_REQUIRED) do
+            if item[k] == nil then return invalid(name .. "." .. k .. ": required") end
+        end
+        list[i] = item
+    end
+    if #list ~= #visitors then return invalid("visitors: a list expected") end
+    local req
+    req, err = request("PUT", _M.MOSBILET, { order = order, user_data = list })
+    if req then req.no_data = true end
+    return req, err
+end
+
 -- POST /v2/services/promocodes/check (spec §3.9)
 function _M.check_promocode(args)
     local ok, err = check_id(args.event, "event")
@@ -399,9 +443,11 @@ end
 
 -- Decodes an answer. A 2xx answer must be a JSON object with a `data`
 -- member; anything else is an error of its status (above), or kind "api"
--- when a 2xx body is not the expected JSON.
-function _M.decode(status, body)
+-- when a 2xx body is not the expected JSON. With no_data (a request whose
+-- success has no body, such as mosbilet_user_data) any 2xx gives true.
+function _M.decode(status, body, no_data)
     local doc = json.decode(body)
+    if no_data and status >= 200 and status <= 299 then return true end
     if status < 200 or status > 299 then
         return nil, _M.http_error(status, doc)
     end

@@ -34,6 +34,7 @@
 #define EXPORT "/v2/resources/orders/export"
 #define PROMO_CHECK "/v2/services/promocodes/check"
 #define REFUNDS "/v2/resources/refund_requests"
+#define MOSBILET "/v2/services/orders/mosbilet/user_data"
 
 struct rest {
     struct sandbox *sb;
@@ -335,7 +336,8 @@ static bool key_ok(struct rest *r, struct MHD_Connection *c, const char **proble
     return true;
 }
 
-enum route { R_NONE, R_ORDERS, R_EXPORT, R_ORDER, R_PROMO_CHECK, R_REFUNDS, R_REFUND };
+enum route { R_NONE, R_ORDERS, R_EXPORT, R_ORDER, R_PROMO_CHECK, R_REFUNDS, R_REFUND,
+             R_MOSBILET };
 
 static enum route find_route(const char *path, const char **id, const char **allow)
 {
@@ -356,6 +358,10 @@ static enum route find_route(const char *path, const char **id, const char **all
     if (strcmp(path, PROMO_CHECK) == 0) {
         *allow = "POST";
         return R_PROMO_CHECK;
+    }
+    if (strcmp(path, MOSBILET) == 0) {
+        *allow = "PUT";
+        return R_MOSBILET;
     }
     n = strlen(REFUNDS);
     if (strcmp(path, REFUNDS) == 0) {
@@ -378,10 +384,11 @@ static enum MHD_Result serve_path(struct rest *r, struct MHD_Connection *c, stru
     enum route route = find_route(path, &id, &allow);
     if (route == R_NONE) return send_error(c, rq, method, url, 404, "Not found", NULL);
     bool get = strcmp(method, "GET") == 0, post = strcmp(method, "POST") == 0,
-         patch = strcmp(method, "PATCH") == 0;
+         patch = strcmp(method, "PATCH") == 0, put = strcmp(method, "PUT") == 0;
     bool allowed = (route == R_ORDERS && (get || post)) || (route == R_EXPORT && post) ||
                    (route == R_ORDER && (get || patch)) || (route == R_PROMO_CHECK && post) ||
-                   (route == R_REFUNDS && (get || post)) || (route == R_REFUND && (get || patch));
+                   (route == R_REFUNDS && (get || post)) || (route == R_REFUND && (get || patch)) ||
+                   (route == R_MOSBILET && put);
     if (!allowed) {
         char msg[128];
         snprintf(msg, sizeof msg, "Method %s is not allowed here; allowed: %s", method, allow);
@@ -422,6 +429,8 @@ static enum MHD_Result serve_path(struct rest *r, struct MHD_Connection *c, stru
             status = store_create_refund(r->sb, body, &out);
         } else if (route == R_REFUND) {
             status = store_patch_refund(r->sb, id, body, &out);
+        } else if (route == R_MOSBILET) {
+            status = store_mosbilet_user_data(r->sb, body, &out);
         } else {
             int delay = delay_header(c);
             if (delay < 0) {
@@ -434,6 +443,8 @@ static enum MHD_Result serve_path(struct rest *r, struct MHD_Connection *c, stru
         }
         json_decref(body);
     }
+    if (status == 202) /* like the service: no body */
+        return send_raw(c, rq, method, url, 202, strdup(""), "text/html; charset=UTF-8", NULL);
     return send_json(c, rq, method, url, (unsigned)status, out, NULL);
 }
 

@@ -118,6 +118,9 @@ int store_patch_order(struct sandbox *sb, const char *id, const json_t *body, in
 int store_get_order(struct sandbox *sb, const char *id, json_t **out);
 int store_list_orders(struct sandbox *sb, const struct order_query *q, json_t **out);
 int store_check_promocode(struct sandbox *sb, const json_t *body, json_t **out);
+/* PUT /v2/services/orders/mosbilet/user_data (mosbilet.c): 202 with *out
+ * NULL, or an error. */
+int store_mosbilet_user_data(struct sandbox *sb, const json_t *body, json_t **out);
 
 /* Refund requests (refunds.c, spec §3.11). */
 int store_create_refund(struct sandbox *sb, const json_t *body, json_t **out);
