@@ -280,8 +280,10 @@ describe("ticketscloud REST client", function()
 
         it("finds an order in the list, the fallback of client:order", function()
             local order = assert(client:create_order{ event = EVENT })
-            local doc = assert(client:find_order(order.id, { events = { EVENT } }))
-            assert.equal(order.id, doc.data.id)
+            local found = assert(client:find_order(order.id, { events = { EVENT } }))
+            assert.equal(order.id, found.id)
+            assert.equal("executed", found.status)
+            assert.is_function(found.refresh) -- an order object, like client:order's
             local none, err = client:find_order(UNKNOWN, { events = { EVENT } })
             assert.is_nil(none)
             assert.equal("not_found", remember(err).kind)

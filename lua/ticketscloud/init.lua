@@ -232,30 +232,35 @@ local function fetch_page(self, list, query, page, opts)
     return doc
 end
 
--- client:find_order(id, { events = { EVENT } }) -> order | nil, err
--- Looks for an order in the list (spec §3.8): what client:order falls back
--- to when the service does not serve GET /v2/resources/orders/:id.
-function _M.find_order(self, id, filter, opts)
-    if type(id) ~= "string" then arg_error("find_order", 1, "string", id) end
+-- The answer-shaped { data = order, refs = refs } of order id in the list
+-- (spec §3.8), walking client:orders: it stops where that listing ends (a
+-- short page, or pagination.total).
+local function find_order_doc(self, id, filter, opts)
     local ok, err = core.check_id(id, "order id")
     if not ok then return nil, err end
     local f = {}
     for k, v in pairs(filter or {}) do f[k] = v end
     f.page_size = f.page_size or rest.MAX_PAGE_SIZE
-    local query, size = rest.orders_query(f)
-    if not query then return nil, size end
-    local page = 0
-    repeat
-        page = page + 1
-        local doc
-        doc, err = fetch_page(self, ORDER_LIST, query, page, opts)
-        if not doc then return nil, err end
-        for _, item in ipairs(doc.data) do
-            if item.id == id then return { data = item, refs = doc.refs } end
-        end
-    until #doc.data < size
+    local list
+    list, err = self:orders(f, opts)
+    if not list then return nil, err end
+    for order in list do
+        if order.id == id then return { data = list.items[list.i], refs = list.refs } end
+    end
+    err = list:error()
+    if err then return nil, err end
     return nil, core_error{ kind = "not_found", status = 404,
                             messages = { "Order " .. id .. " not found" } }
+end
+
+-- client:find_order(id, { events = { EVENT } }) -> order | nil, err
+-- Looks for an order in the list: what client:order falls back to when the
+-- service does not serve GET /v2/resources/orders/:id.
+function _M.find_order(self, id, filter, opts)
+    if type(id) ~= "string" then arg_error("find_order", 1, "string", id) end
+    local doc, err = find_order_doc(self, id, filter, opts)
+    if not doc then return nil, err end
+    return wrap(self, doc)
 end
 
 -- The server's document of one order: GET, else the list.
@@ -266,7 +271,7 @@ function _M._fetch_order(self, id, event, opts)
     doc, err = self:_send(req, opts)
     if doc then return doc end
     if err.status == 405 or (err.status == 404 and not rest.is_missing_order(err, id)) then
-        return self:find_order(id, event and { events = { event } } or nil, opts)
+        return find_order_doc(self, id, event and { events = { event } } or nil, opts)
     end
     return nil, err
 end
