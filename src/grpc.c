@@ -607,8 +607,11 @@ static int channel_close_(struct channel *c)
     c->key = NULL;
     free(c->language);
     c->language = NULL;
+    /* Blocking: when this was the last channel, gRPC's own threads are gone
+     * when close returns (plain grpc_shutdown may finish its clean-up in a
+     * thread of its own, still running when the process exits). */
     if (own)
-        grpc_shutdown();
+        grpc_shutdown_blocking();
     return 1;
 }
 
@@ -699,7 +702,7 @@ static int channel_new(lua_State *L)
         c->key = NULL;
         free(c->language);
         c->language = NULL;
-        grpc_shutdown();
+        grpc_shutdown_blocking();
         return tc_fail(L, TC_ETRANSPORT, -1, "cannot create a gRPC channel to %s", target);
     }
     return 1;
