@@ -5,25 +5,27 @@
 --        the event (tc-simple Events) and its seats (Seats), streamed over gRPC
 --   POST /tc/order   {"event": ID, "seats": [TICKET...], "random": {SET: n},
 --                     "first": "seats" | "random", "customer": {...}, "finish": true}
---        flows.mixed_order over REST; answers the order
+--        flows.mixed_order over REST without blocking (the transport of
+--        ticketscloud.nginx); answers the order and the transport's counts
 --   GET  /tc/key-check  (header X-Ticketscloud-Key, else the configured key)
 --        whether the REST and the gRPC API accept the key
 --   GET  /tc/promocode?event=ID&code=CODE
---        the promocode check over REST without blocking: the request of
---        ticketscloud.rest is sent by nginx itself (a subrequest)
+--        the promocode check over REST without blocking
 --
 -- Every answer is JSON and carries "pid", the worker that served it. A
 -- failure answers { error = { kind, status, code, messages, message } }.
 --
 -- One client per worker, made on first use in that worker: never in the
 -- master (init_by_lua), whose memory the workers inherit when it forks. Its
--- calls block the worker while they run, so these are low-traffic endpoints.
+-- REST requests go through ticketscloud.nginx: subrequests to the internal
+-- location /_tc_api, which nginx proxies to the API while the worker serves
+-- other requests. Its catalogue calls (gRPC) still block the worker.
 
 -- luacheck: globals ngx
 
 local tc = require "ticketscloud"
 local flows = require "ticketscloud.flows"
-local rest = require "ticketscloud.rest"
+local tc_nginx = require "ticketscloud.nginx"
 local cjson = require "cjson.safe"
 
 local ipairs = ipairs
@@ -38,11 +40,13 @@ local _M = { _VERSION = "0.1.0" }
 local TIMEOUT = 5         -- seconds per REST request, and per whole gRPC stream
 local DEFAULT_LIMIT = 100 -- seats per catalogue answer
 local KEY_HEADER = "X-Ticketscloud-Key"
-local DEFAULT_API = "https://ticketscloud.com"
+local API_LOCATION = "/_tc_api" -- the internal location of examples/nginx.conf
 
--- Per worker: the settings read at worker start and the client.
+-- Per worker: the settings read at worker start, the client and its REST
+-- transport.
 local settings
 local client
+local transport
 
 -- init_worker_by_lua: the settings. No client yet: a wrong setting then
 -- shows in the answers, not only in the error log.
@@ -64,23 +68,30 @@ end
 -- exit_worker_by_lua: closes the connections of this worker's client.
 function _M.exit_worker()
     if client then
-        client:close()
-        client = nil
+        client:close() -- and its transport
+        client, transport = nil, nil
         ngx.log(ngx.NOTICE, "ticketscloud: worker ", ngx.worker.pid(), " closed its client")
     end
 end
 
-local function new_client(key)
+-- A client; with via (a transport), its REST requests go through nginx.
+local function new_client(key, via)
     return tc.new{ key = key, api = settings.api, simple = settings.simple,
-                   timeout = settings.timeout, sleep = settings.sleep }
+                   timeout = settings.timeout, sleep = settings.sleep, transport = via }
 end
 
--- This worker's client, made on first use.
+-- This worker's client, made on first use: REST through nginx (the
+-- location's proxy timeouts are TIMEOUT too), gRPC over its own channel.
 local function get_client()
     if not client then
-        local c, err = new_client(settings.key)
+        if type(settings.key) ~= "string" or settings.key == "" then
+            return nil, tc.error{ kind = "invalid", messages = { "key: the API key is required" } }
+        end
+        local t = tc_nginx.transport{ location = API_LOCATION, key = settings.key,
+                                      timeout = settings.timeout }
+        local c, err = new_client(settings.key, t)
         if not c then return nil, err end
-        client = c
+        client, transport = c, t
     end
     return client
 end
@@ -211,7 +222,7 @@ function _M.order()
         finish = args.finish == true,
     })
     if not order then return fail(err) end
-    return send(200, { order = order_fields(order) })
+    return send(200, { order = order_fields(order), transport = transport:stats() })
 end
 
 -- Whether one API accepts the key: ok = true, or the error's fields.
@@ -240,32 +251,16 @@ function _M.key_check()
 end
 
 
--- Sends a request of ticketscloud.rest through the internal location
--- /_tc_api of examples/nginx.conf, which proxies it to the API. The worker
--- serves other requests while nginx waits for the answer. Returns the
--- decoded document, or nil, err as the client would.
-local function subrequest(req)
-    local res = ngx.location.capture("/_tc_api", {
-        method = ngx["HTTP_" .. req.method],
-        body = req.body,
-        vars = { tc_url = (settings.api or DEFAULT_API) .. req.path,
-                 tc_auth = "key " .. (settings.key or "") },
-    })
-    if res.truncated then
-        return nil, tc.error{ kind = "transport", messages = { req.path .. ": the answer was cut short" } }
-    end
-    return rest.decode(res.status, res.body)
-end
-
 -- GET /tc/promocode
 function _M.promocode()
     local args = ngx.req.get_uri_args()
-    local req, err = rest.check_promocode{ event = args.event, code = args.code }
-    if not req then return fail(err) end
-    local doc
-    doc, err = subrequest(req)
-    if not doc then return fail(err) end
-    return send(200, { promocode = doc.data })
+    local c, err = get_client()
+    if not c then return fail(err) end
+    local promo
+    promo, err = c:check_promocode{ event = args.event, code = args.code }
+    if not promo then return fail(err) end
+    promo.refs = nil
+    return send(200, { promocode = promo })
 end
 
 return _M

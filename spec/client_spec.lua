@@ -71,6 +71,34 @@ describe("ticketscloud REST client", function()
         client:close()
     end)
 
+    it("sends through a transport given to tc.new, and closes it", function()
+        -- A transport of Lua's own around the C one: it sees every request.
+        local inner = assert(core.http{ base = sb.api, key = sb.key })
+        local seen, closed = {}, false
+        local transport = {
+            request = function(_, method, path, body, opts)
+                seen[#seen + 1] = method .. " " .. path
+                return inner:request(method, path, body, opts)
+            end,
+            stats = function() return inner:stats() end,
+            close = function() closed = true; return inner:close() end,
+        }
+        local c = assert(tc.new{ key = sb.key, api = "http://127.0.0.1:1", simple = sb.simple,
+                                 transport = transport })
+        local order = assert(c:create_order{ event = EVENT, random = { [FAN] = 1 } })
+        assert.equal("executed", order.status)
+        local none, err = c:check_promocode{ event = EVENT, code = "nope" }
+        assert.is_nil(none)
+        assert.equal("api", err.kind)
+        assert.same({ "POST /v2/resources/orders", "POST /v2/services/promocodes/check" }, seen)
+        c:close()
+        assert.is_true(closed)
+
+        assert.has_error(function() tc.new{ key = sb.key, transport = {} } end,
+            "bad field 'transport' to 'new' (an object with a request method expected)")
+        assert.has_error(function() tc.new{ key = sb.key, transport = "nginx" } end)
+    end)
+
     -- How many orders the sandbox holds, through a separate client.
     local function count_orders()
         local c = assert(tc.new{ key = sb.key, api = sb.api, simple = sb.simple })

@@ -173,10 +173,12 @@ local function is_root()
     return run("id -u") == "0"
 end
 
--- examples/nginx.conf with its placeholders written in.
-local function render_conf(port)
+-- examples/nginx.conf with its placeholders written in: the REST API is
+-- the sandbox's (plain HTTP on loopback).
+local function render_conf(sb, port)
+    local scheme, server = sb.api:match("^(%a+)://([^/]+)")
     local values = { MODULES = module_dir(), PORT = tostring(port), LUA_PATH = LUA_PATH,
-                     LUA_CPATH = LUAJIT_CPATH }
+                     LUA_CPATH = LUAJIT_CPATH, API_SCHEME = scheme, API_SERVER = server }
     local conf = read_file("examples/nginx.conf"):gsub("@([%u_]+)@", function(name)
         return assert(values[name], "unknown placeholder @" .. name .. "@")
     end)
@@ -187,11 +189,11 @@ local Nginx = {}
 Nginx.__index = Nginx
 
 -- Starts nginx in the foreground (daemon off) in a fresh prefix, and waits
--- until the master listens and both workers are up. edit(conf), if given,
--- changes the configuration first. Returns the object, or nil and what went
--- wrong (with the error log).
-local function start_nginx(sb, port, edit)
-    local conf = render_conf(port)
+-- until the master listens and its workers (WORKERS, or workers) are up.
+-- edit(conf), if given, changes the configuration first. Returns the
+-- object, or nil and what went wrong (with the error log).
+local function start_nginx(sb, port, edit, workers)
+    local conf = render_conf(sb, port)
     if edit then conf = edit(conf) end
     local prefix = run("mktemp -d /tmp/tc-nginx.XXXXXX")
     assert(prefix:find("^/tmp/tc%-nginx%."), "mktemp failed")
@@ -222,7 +224,8 @@ local function start_nginx(sb, port, edit)
         c:settimeout(0.5)
         local connected = c:connect("127.0.0.1", port)
         c:close()
-        if connected and #children(pid) == WORKERS and exists(prefix .. "/logs/nginx.pid") then
+        if connected and #children(pid) == (workers or WORKERS)
+           and exists(prefix .. "/logs/nginx.pid") then
             return self
         end
         socket.sleep(0.05)
@@ -300,10 +303,10 @@ function Nginx:order(args)
 end
 
 -- Starts nginx on a free port; on failure stops the sandbox and raises.
-local function start_or_fail(sb, edit)
+local function start_or_fail(sb, edit, workers)
     local nginx, err
     for _ = 1, 3 do -- another process may take the free port first
-        nginx, err = start_nginx(sb, free_port(), edit)
+        nginx, err = start_nginx(sb, free_port(), edit, workers)
         if nginx or not err:find("Address already in use", 1, true) then break end
     end
     if not nginx then
@@ -457,6 +460,9 @@ describe("lua-ticketscloud in nginx (" .. WORKERS .. " workers, LuaJIT)", functi
         assert.equal(200, status)
         pid_of(doc)
         assert_done(doc, SEAT)
+        -- Sent by nginx (ticketscloud.nginx): create, add, finish at least.
+        assert.is_true(doc.transport.requests >= 3)
+        assert.equal(0, doc.transport.failures)
         assert.same({ row = "2", number = "14", sector = "5a8dd58e6e55b2064c67c144" },
                     doc.order.tickets[1].seat or doc.order.tickets[2].seat)
         assert.equal("SOLD", seat_status(SEAT))
@@ -534,7 +540,7 @@ describe("lua-ticketscloud in nginx (" .. WORKERS .. " workers, LuaJIT)", functi
         end
     end)
 
-    it("checks a promocode through a subrequest, without the client", function()
+    it("checks a promocode through the client's nginx transport", function()
         local status, doc = nginx:get("/tc/promocode?event=" .. EVENT .. "&code=PROMO10")
         assert.equal(200, status)
         pid_of(doc)
@@ -594,6 +600,13 @@ describe("lua-ticketscloud in nginx (" .. WORKERS .. " workers, LuaJIT)", functi
         assert.is_nil(log:find("%[crit%]"))
         assert.is_nil(log:find("%[emerg%]"))
         assert.is_nil(log:find(BAD_KEY, 1, true))
+        -- The key sent in every subrequest's Authorization is in no log.
+        local access = read_file(nginx.prefix .. "/logs/access.log")
+        assert.truthy(access:find("POST /tc/order", 1, true))
+        assert.truthy(access:find("GET /tc/promocode", 1, true))
+        for _, text in ipairs{ log, access, read_file(nginx.prefix .. "/logs/stdout.log") } do
+            assert.is_nil(text:find(sb.key, 1, true))
+        end
     end)
 end)
 
@@ -688,5 +701,181 @@ describe("lua-ticketscloud in nginx: a client made in the master", function()
         end
         assert.is_nil(log:find("%[alert%]"))
         assert.is_nil(log:find("exited on signal", 1, true))
+    end)
+end)
+
+-- The transport of ticketscloud.nginx in a single worker, with locations of
+-- the spec's own: /tc/t sends an order change through a client on a
+-- transport to the internal location ?loc=, with the sandbox's
+-- X-Sandbox-Delay header when ?delay= is given (or the header ?hdr=).
+local TRANSPORT_LOCATIONS = [[
+        location = /tc/t {
+            set $tc_auth "";
+            set $tc_sandbox_delay "";
+            content_by_lua_block {
+                local cjson = require "cjson"
+                local key = os.getenv("TICKETSCLOUD_KEY")
+                local t = require("ticketscloud.nginx").transport{
+                    location = ngx.var.arg_loc, key = key, timeout = 5,
+                    headers = { ["X-Sandbox-Delay"] = "tc_sandbox_delay" } }
+                local c = assert(require("ticketscloud").new{ key = key, transport = t,
+                                                              sleep = ngx.sleep })
+                local delay = ngx.var.arg_delay
+                local started = ngx.now()
+                local order, err = c:patch_order(ngx.var.arg_order, { customer = {
+                    email = "slow@example.com" } }, { headers = delay and {
+                    [ngx.var.arg_hdr or "X-Sandbox-Delay"] = delay } or nil })
+                ngx.update_time()
+                c:close()
+                ngx.say(cjson.encode{ pid = ngx.worker.pid(), status = order and order.status,
+                    kind = err and err.kind, code = err and err.status,
+                    message = err and tostring(err), seconds = ngx.now() - started,
+                    stats = t:stats() })
+            }
+        }
+        location /_tc_slow/ {
+            internal;
+            rewrite ^/_tc_slow(/.*)$ $1 break;
+            proxy_pass http://tc_api;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_pass_request_headers off;
+            proxy_set_header Authorization $tc_auth;
+            proxy_set_header Content-Type application/json;
+            proxy_set_header X-Sandbox-Delay $tc_sandbox_delay;
+        }
+        location /_tc_dead/ {
+            internal;
+            rewrite ^/_tc_dead(/.*)$ $1 break;
+            proxy_pass http://127.0.0.1:DEAD_PORT;
+        }
+        location /_tc_short/ {
+            internal;
+            rewrite ^/_tc_short(/.*)$ $1 break;
+            proxy_pass http://tc_api;
+            proxy_set_header Authorization $tc_auth;
+            proxy_set_header X-Sandbox-Delay $tc_sandbox_delay;
+            proxy_read_timeout 1s;
+        }
+        location /_tc_bad/ {
+            internal;
+            rewrite ^ /tc/service-502 break;
+            proxy_pass http://127.0.0.1:$server_port;
+        }
+        location = /tc/service-502 {
+            default_type application/json;
+            return 502 '{"errors": ["the service is down"]}';
+        }
+]]
+
+describe("lua-ticketscloud in nginx: REST through nginx without blocking (1 worker)", function()
+    local sb, nginx, order_id
+
+    lazy_setup(function()
+        sb = assert(sandbox.start{ log = "/dev/null" })
+        local dead = free_port()
+        nginx = start_or_fail(sb, function(conf)
+            local n
+            conf, n = conf:gsub("\nworker_processes 2;\n", "\nworker_processes 1;\n")
+            assert(n == 1, "no worker_processes")
+            local locations = TRANSPORT_LOCATIONS:gsub("DEAD_PORT", tostring(dead))
+            conf, n = conf:gsub("(        location = /tc/catalogue {)",
+                                (locations:gsub("%%", "%%%%")) .. "%1")
+            assert(n == 1, "no catalogue location")
+            return conf
+        end, 1)
+        -- An order to change: reserved, not finished.
+        local status, doc = nginx:order{ event = EVENT, random = { [FAN] = 1 } }
+        assert(status == 200 and doc.order, doc.error and doc.error.message)
+        order_id = doc.order.id
+    end)
+
+    lazy_teardown(function()
+        if nginx then
+            nginx:stop("TERM", 5)
+            nginx:remove()
+        end
+        if sb then sb:stop() end
+    end)
+
+    local function slow_path(loc, delay)
+        return ("/tc/t?loc=%s&order=%s%s"):format(loc, order_id, delay and "&delay=" .. delay or "")
+    end
+
+    it("serves another request while an order change is held by the service", function()
+        local worker = children(nginx.pid)[1]
+        -- The change, held 1.5 s by the sandbox: sent and not read yet.
+        local a = assert(socket.connect("127.0.0.1", nginx.port))
+        local t0 = socket.gettime()
+        assert(a:send("GET " .. slow_path("/_tc_slow", 1500) .. " HTTP/1.0\r\nHost: x\r\n\r\n"))
+        socket.sleep(0.2)
+        -- The only worker answers another REST call meanwhile...
+        local status, doc = nginx:get("/tc/promocode?event=" .. EVENT .. "&code=PROMO10")
+        local t1 = socket.gettime()
+        assert.equal(200, status)
+        assert.equal(worker, doc.pid)
+        assert.same({ percentage = "10%" }, doc.promocode.discount)
+        -- ...and the first request is still waiting for its answer.
+        a:settimeout(0)
+        local _, err = a:receive(1)
+        assert.equal("timeout", err)
+        a:settimeout(HTTP_TIMEOUT)
+        local text = assert(a:receive("*a"))
+        local t2 = socket.gettime()
+        a:close()
+        assert.matches("^HTTP/1%.1 200", text)
+        local slow = cjson.decode(text:match("\r\n\r\n(.*)$"))
+        assert.equal(worker, slow.pid)
+        assert.is_nil(slow.message)
+        assert.equal("executed", slow.status)
+        assert.is_true(slow.seconds >= 1.4, "the change took " .. slow.seconds .. " s")
+        assert.is_true(t1 < t2 and t1 - t0 < t2 - t0)
+        assert.same({ requests = 1, failures = 0 }, slow.stats)
+    end)
+
+    it("gives nginx's own failures as transport and timeout errors", function()
+        local status, doc = nginx:get(slow_path("/_tc_dead"))
+        assert.equal(200, status)
+        assert.equal("transport", doc.kind, doc.message)
+        assert.matches("nginx got no complete answer from the API (status 502)", doc.message, 1, true)
+        assert.same({ requests = 1, failures = 1 }, doc.stats)
+
+        status, doc = nginx:get(slow_path("/_tc_short", 3000))
+        assert.equal(200, status)
+        assert.equal("timeout", doc.kind, doc.message)
+        assert.matches("no answer within 5 s", doc.message, 1, true)
+    end)
+
+    it("passes the service's own 502 through as an API answer", function()
+        local status, doc = nginx:get(slow_path("/_tc_bad"))
+        assert.equal(200, status)
+        assert.equal("api", doc.kind, doc.message)
+        assert.equal(502, doc.code)
+        assert.matches("the service is down", doc.message, 1, true)
+        assert.same({ requests = 1, failures = 0 }, doc.stats)
+    end)
+
+    it("refuses a header the location does not send", function()
+        local status, doc = nginx:get(slow_path("/_tc_slow", 10) .. "&hdr=X-Other")
+        assert.equal(200, status)
+        assert.equal("invalid", doc.kind)
+        assert.matches("X-Other is not sent by the location", doc.message, 1, true)
+        assert.same({ requests = 0, failures = 0 }, doc.stats)
+    end)
+
+    it("orders through the example's location and keeps the key out of the logs", function()
+        local status, doc = nginx:order{ event = EVENT, random = { [FAN] = 1 }, finish = true }
+        assert.equal(200, status)
+        assert.equal("done", doc.order.status)
+        assert.equal(doc.order.values.full, "6160.00")
+        assert.is_true(nginx:stop("QUIT", 15))
+        local log = nginx:log()
+        local pid = math.tointeger(doc.pid)
+        assert.truthy(log:find("ticketscloud: worker " .. pid .. " closed its client", 1, true), log)
+        assert.is_nil(log:find("[warn]", 1, true), log)
+        assert.is_nil(log:find("%[alert%]"))
+        for _, file in ipairs{ "error.log", "access.log", "stdout.log" } do
+            assert.is_nil(read_file(nginx.prefix .. "/logs/" .. file):find(sb.key, 1, true), file)
+        end
     end)
 end)

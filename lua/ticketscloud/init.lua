@@ -21,6 +21,10 @@
 --   sleep     function(seconds) used between retries (default: blocking)
 --   trace     function(method, path, body, status) called after each REST
 --             request (status nil when no answer came); never sees the key
+--   transport an object that sends the REST requests instead of libcurl:
+--             :request(method, path, body, opts) -> status, body | nil, err,
+--             :stats(), :close() (e.g. ticketscloud.nginx.transport); api,
+--             ca_file and insecure then do not apply to REST
 -- and returns a client, or nil, err.
 --
 -- Errors. Argument type mistakes raise. Everything the data or the network
@@ -104,6 +108,11 @@ function _M.new(opts)
     local retry = opt_field(opts, "retry", "table") or {}
     local sleep = opt_field(opts, "sleep", "function") or core.sleep
     local trace = opt_field(opts, "trace", "function")
+    local transport = opts.transport
+    if transport ~= nil and (type(transport) ~= "table" and type(transport) ~= "userdata"
+                             or type(transport.request) ~= "function") then
+        error("bad field 'transport' to 'new' (an object with a request method expected)", 2)
+    end
 
     if key == nil or key == "" then return invalid("key: the API key is required") end
     if options.timeout ~= options.timeout or options.timeout <= 0 then
@@ -125,11 +134,13 @@ function _M.new(opts)
     end
     local ok, err = simple.check_options(options)
     if not ok then return nil, err end
-    local http
-    http, err = core.http{ base = options.api, key = key, timeout = options.timeout,
-                           ca_file = options.ca_file, insecure = options.insecure,
-                           language = options.language }
-    if not http then return nil, err end
+    local http = transport
+    if not http then
+        http, err = core.http{ base = options.api, key = key, timeout = options.timeout,
+                               ca_file = options.ca_file, insecure = options.insecure,
+                               language = options.language }
+        if not http then return nil, err end
+    end
     local self = { options = options, http = http, retry = r, sleep = sleep, trace = trace }
     -- The address is taken before the metatable hides it behind __tostring.
     self.name = "ticketscloud.Client: " .. tostring(self):match("0x%x+")
@@ -140,7 +151,7 @@ end
 -- after it return nil, err (kind "invalid", "closed"). Idempotent.
 function _M.close(self)
     self.closed = true
-    if self.http then self.http:close() end
+    if self.http and self.http.close then self.http:close() end
     simple.close(self)
     return true
 end
