@@ -52,9 +52,10 @@ end
 --
 -- Then the customer is set if given, and the order is finished (status
 -- done) when finish is true. A step that fails, the creation included (a
--- ticket asked for but not reserved), cancels the order;
--- opts.keep_on_error = true leaves it as it is instead. opts.on_step(name, order), if given, is
--- called after every step. Returns the order, or nil, err.
+-- ticket asked for but not reserved), cancels the order; opts.keep_on_error
+-- = true leaves it as it is instead. opts.on_step(name, order), if given, is
+-- called after every step. Returns the order, or nil, err (err.order is the
+-- order as the failed step left it).
 function _M.mixed_order(client, opts)
     if type(client) ~= "table" then
         error(("bad argument #1 to 'mixed_order' (client expected, got %s)"):format(type(client)), 2)
