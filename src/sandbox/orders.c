@@ -832,61 +832,31 @@ int store_get_order(struct sandbox *sb, const char *id, json_t **out)
     return status;
 }
 
-static bool order_matches(const struct sandbox *sb, const struct order *o,
-                          const struct order_query *q)
+static size_t order_count(const struct sandbox *sb)
 {
+    return sb->norders;
+}
+
+static bool order_matches(const struct sandbox *sb, size_t i, const struct order_query *q)
+{
+    const struct order *o = sb->orders[i];
     if (q->status_mask && !(q->status_mask & (1u << o->status))) return false;
     if (q->has_created && (o->created_at < q->created_from || o->created_at > q->created_to))
         return false;
     if (q->only_with_customer && !o->customer) return false;
-    if (q->events) {
-        const char *ev = sb->cat->events[o->event].id;
-        bool found = false;
-        for (size_t i = 0; i < q->nevents && !found; i++) found = strcmp(q->events[i], ev) == 0;
-        if (!found) return false;
-    }
-    return true;
+    return query_has_event(q, sb->cat->events[o->event].id);
+}
+
+static json_t *order_item(struct sandbox *sb, size_t i, json_t *refs, int64_t now_s)
+{
+    return render_order(sb, sb->orders[i], refs, now_s);
 }
 
 int store_list_orders(struct sandbox *sb, const struct order_query *q, json_t **out)
 {
-    int64_t now = now_ms();
-    json_t *refs = render_refs(), *list = json_array();
-    int64_t total = 0, first = (q->page - 1) * q->page_size;
-    int status = 200;
-    if (!refs || !list) {
-        json_decref(refs);
-        json_decref(list);
-        *out = error_body("out of memory");
-        return 500;
-    }
-    pthread_mutex_lock(&sb->lock);
-    store_expire_due(sb, now);
-    /* Newest first. */
-    for (size_t i = sb->norders; i-- > 0;) {
-        const struct order *o = sb->orders[i];
-        if (!order_matches(sb, o, q)) continue;
-        if (total >= first && total < first + q->page_size) {
-            json_t *data = render_order(sb, o, refs, now / 1000);
-            if (!data || json_array_append_new(list, data) != 0) status = 500;
-        }
-        total++;
-    }
-    pthread_mutex_unlock(&sb->lock);
-    if (status != 200) {
-        json_decref(refs);
-        json_decref(list);
-        *out = error_body("out of memory");
-        return status;
-    }
-    *out = json_pack("{s:o,s:o,s:{s:I,s:I,s:I}}", "data", list, "refs", refs, "pagination",
-                     "page", (json_int_t)q->page, "page_size", (json_int_t)q->page_size,
-                     "total", (json_int_t)total);
-    if (!*out) {
-        *out = error_body("out of memory");
-        return 500;
-    }
-    return 200;
+    static const struct store_list orders = { order_count, order_matches, order_item,
+                                              render_refs };
+    return store_list_page(sb, q, &orders, out);
 }
 
 /* POST /v2/services/promocodes/check {event, code} (spec §3.9). The catalog

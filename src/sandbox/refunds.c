@@ -415,61 +415,32 @@ int store_get_refund(struct sandbox *sb, const char *id, json_t **out)
     return status;
 }
 
-static bool refund_matches(const struct sandbox *sb, const struct refund *r,
-                           const struct order_query *q)
+static size_t refund_count(const struct sandbox *sb)
 {
+    return sb->nrefunds;
+}
+
+static bool refund_matches(const struct sandbox *sb, size_t i, const struct order_query *q)
+{
+    const struct refund *r = sb->refunds[i];
     if (q->status_mask && !(q->status_mask & (1u << r->status))) return false;
     if (q->has_created && (r->created_at < q->created_from || r->created_at > q->created_to))
         return false;
     if (q->has_finished && (r->finished_at == 0 || r->finished_at < q->finished_from ||
                             r->finished_at > q->finished_to))
         return false;
-    if (q->events) {
-        const char *ev = sb->cat->events[sb->orders[r->order]->event].id;
-        bool found = false;
-        for (size_t i = 0; i < q->nevents && !found; i++) found = strcmp(q->events[i], ev) == 0;
-        if (!found) return false;
-    }
-    return true;
+    return query_has_event(q, sb->cat->events[sb->orders[r->order]->event].id);
 }
 
+static json_t *refund_item(struct sandbox *sb, size_t i, json_t *refs, int64_t now_s)
+{
+    return render_refund(sb, sb->refunds[i], refs, now_s);
+}
+
+/* Newest first, like the orders. */
 int store_list_refunds(struct sandbox *sb, const struct order_query *q, json_t **out)
 {
-    int64_t now = now_ms();
-    json_t *refs = refund_refs(), *list = json_array();
-    int64_t total = 0, first = (q->page - 1) * q->page_size;
-    int status = 200;
-    if (!refs || !list) {
-        json_decref(refs);
-        json_decref(list);
-        *out = error_body("out of memory");
-        return 500;
-    }
-    pthread_mutex_lock(&sb->lock);
-    store_expire_due(sb, now);
-    /* Newest first, like the orders. */
-    for (size_t i = sb->nrefunds; i-- > 0;) {
-        const struct refund *r = sb->refunds[i];
-        if (!refund_matches(sb, r, q)) continue;
-        if (total >= first && total < first + q->page_size) {
-            json_t *data = render_refund(sb, r, refs, now / 1000);
-            if (!data || json_array_append_new(list, data) != 0) status = 500;
-        }
-        total++;
-    }
-    pthread_mutex_unlock(&sb->lock);
-    if (status == 200)
-        *out = json_pack("{s:o,s:o,s:{s:I,s:I,s:I}}", "data", list, "refs", refs, "pagination",
-                         "page", (json_int_t)q->page, "page_size", (json_int_t)q->page_size,
-                         "total", (json_int_t)total);
-    else {
-        json_decref(refs);
-        json_decref(list);
-        *out = NULL;
-    }
-    if (!*out) {
-        *out = error_body("out of memory");
-        return 500;
-    }
-    return 200;
+    static const struct store_list refunds = { refund_count, refund_matches, refund_item,
+                                               refund_refs };
+    return store_list_page(sb, q, &refunds, out);
 }

@@ -111,6 +111,23 @@ struct order_query {
     int64_t page, page_size;
 };
 
+/* True when the query names no events, or names ev. */
+bool query_has_event(const struct order_query *q, const char *ev);
+
+/* One kind of listed item (orders, refund requests), item i of the store's
+ * array for that kind; every function is called with the lock held. */
+struct store_list {
+    size_t (*count)(const struct sandbox *sb);
+    bool (*matches)(const struct sandbox *sb, size_t i, const struct order_query *q);
+    json_t *(*render)(struct sandbox *sb, size_t i, json_t *refs, int64_t now_s);
+    json_t *(*new_refs)(void);
+};
+
+/* The list envelope {data, refs, pagination} of one page of the items that
+ * match q, newest first, built under one lock hold (store.c). */
+int store_list_page(struct sandbox *sb, const struct order_query *q, const struct store_list *l,
+                    json_t **out);
+
 int store_create_order(struct sandbox *sb, const json_t *body, json_t **out);
 /* delay_ms > 0: mark the order busy, wait that long unlocked, then apply. */
 int store_patch_order(struct sandbox *sb, const char *id, const json_t *body, int delay_ms,
