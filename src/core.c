@@ -13,27 +13,6 @@
 #error "TC_VERSION must be defined by the build"
 #endif
 
-void tc_new_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction close,
-                  lua_CFunction tostring)
-{
-    if (luaL_newmetatable(L, name)) { /* mt */
-        lua_newtable(L);
-        luaL_setfuncs(L, methods, 0);
-        lua_setfield(L, -2, "__index");
-        lua_pushcfunction(L, close);
-        lua_setfield(L, -2, "__gc");
-#if TC_HAVE_CLOSE
-        lua_pushcfunction(L, close);
-        lua_setfield(L, -2, "__close");
-#endif
-        lua_pushcfunction(L, tostring);
-        lua_setfield(L, -2, "__tostring");
-        lua_pushstring(L, name);
-        lua_setfield(L, -2, "__name");
-    }
-    lua_pop(L, 1);
-}
-
 int luaopen_ticketscloud_core(lua_State *L)
 {
     lua_newtable(L);
@@ -44,5 +23,6 @@ int luaopen_ticketscloud_core(lua_State *L)
     tc_order_register(L);
     tc_http_register(L);
     tc_grpc_register(L);
+    luaL_setfuncs(L, tc_auxiliar_functions, 0);
     return 1;
 }

@@ -78,6 +78,19 @@ static int error_new(lua_State *L)
     return 1;
 }
 
+/* core.fail(kind, message [, status]) -> nil, err: the one way Lua code
+ * makes an error to return. */
+static int error_fail(lua_State *L)
+{
+    const char *kind = luaL_checkstring(L, 1);
+    const char *message = luaL_checkstring(L, 2);
+    lua_Integer status = luaL_optinteger(L, 3, -1);
+
+    lua_pushnil(L);
+    tc_push_error(L, kind, status >= 0 && status <= 999 ? (int)status : -1, message);
+    return 2;
+}
+
 void tc_push_error(lua_State *L, const char *kind, int status, const char *message)
 {
     lua_createtable(L, 0, 3);
@@ -122,4 +135,6 @@ void tc_error_register(lua_State *L)
     lua_pop(L, 1);
     lua_pushcfunction(L, error_new);
     lua_setfield(L, -2, "error");
+    lua_pushcfunction(L, error_fail);
+    lua_setfield(L, -2, "fail");
 }

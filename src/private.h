@@ -27,7 +27,17 @@
 /* The one exported symbol (core.c). */
 __attribute__((visibility("default"))) int luaopen_ticketscloud_core(lua_State *L);
 
-/* Registers the metatable of a typed userdata (core.c): methods as __index,
+/* auxiliar.c: core.check_arg and core.check_field. */
+extern const luaL_Reg tc_auxiliar_functions[];
+
+/* Reads the optional string opts[name] (opts an absolute index); raises on a
+ * wrong type. len may be NULL. */
+const char *tc_opt_string(lua_State *L, int opts, const char *name, size_t *len);
+/* Reads the optional number opts[name] into *out; returns whether it was
+ * there; raises on a wrong type. */
+int tc_opt_number(lua_State *L, int opts, const char *name, lua_Number *out);
+
+/* Registers the metatable of a typed userdata (auxiliar.c): methods as __index,
  * close as both __gc and (Lua 5.4) __close, so closing is idempotent by
  * contract, and __tostring, which must never show a secret. */
 void tc_new_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction close,
