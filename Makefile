@@ -45,7 +45,8 @@ MODULE_OBJS = $(patsubst src/%.c,$(MODULE_DIR)/obj/%.o,$(MODULE_SRCS))
 
 SANDBOX      = $(BUILD)/tc-sandbox
 SANDBOX_SRCS = $(sort $(wildcard src/sandbox/*.c))
-SANDBOX_OBJS = $(patsubst src/%.c,$(BUILD)/obj/%.o,$(SANDBOX_SRCS))
+# bytes.c holds the UTF-8, id and key rules that the module and the sandbox share.
+SANDBOX_OBJS = $(patsubst src/%.c,$(BUILD)/obj/%.o,$(SANDBOX_SRCS)) $(BUILD)/obj/bytes.o
 
 .PHONY: all module sandbox host deps demo test bench install clean
 
@@ -86,8 +87,12 @@ $(MODULE): $(MODULE_OBJS) $(GEN_OBJS)
 
 $(BUILD)/obj/sandbox/%.o: src/sandbox/%.c $(wildcard src/sandbox/*.h) $(GEN)/.stamp
 	@mkdir -p $(dir $@)
-	$(CC) $(WARN) $(CFLAGS) $(SANFLAGS) $(DEFS) -Isrc/sandbox -I$(GEN) \
+	$(CC) $(WARN) $(CFLAGS) $(SANFLAGS) $(DEFS) -Isrc/sandbox -Isrc -I$(GEN) \
 		$(shell $(PKG_CONFIG) --cflags $(SANDBOX_PKGS)) -c $< -o $@
+
+$(BUILD)/obj/bytes.o: src/bytes.c src/bytes.h
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(CFLAGS) $(SANFLAGS) $(DEFS) -c $< -o $@
 
 $(SANDBOX): $(SANDBOX_OBJS) $(GEN_OBJS)
 	$(CC) $(CFLAGS) $(SANFLAGS) -o $@ $^ $(shell $(PKG_CONFIG) --libs $(SANDBOX_PKGS)) -lpthread

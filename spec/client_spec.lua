@@ -73,7 +73,7 @@ describe("ticketscloud REST client", function()
 
     it("sends through a transport given to tc.new, and closes it", function()
         -- A transport of Lua's own around the C one: it sees every request.
-        local inner = assert(core.http{ base = sb.api, key = sb.key })
+        local inner = assert(core.http{ api = sb.api, key = sb.key })
         local seen, closed = {}, false
         local transport = {
             request = function(_, method, path, body, opts)
@@ -507,7 +507,7 @@ describe("ticketscloud REST client", function()
             c:close()
 
             p, url = canned("200", "@300000")
-            local http = assert(core.http{ base = url, key = "k", max_body = 100000 })
+            local http = assert(core.http{ api = url, key = "k", max_body = 100000 })
             local status
             status, err = http:request("GET", "/")
             p:close()

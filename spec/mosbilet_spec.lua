@@ -16,7 +16,7 @@ describe("Mosbilet visitor data", function()
 
     lazy_setup(function()
         sb = assert(sandbox.start{ log = "/dev/null" })
-        raw = assert(core.http{ base = sb.api, key = sb.key, timeout = 10 })
+        raw = assert(core.http{ api = sb.api, key = sb.key, timeout = 10 })
     end)
 
     lazy_teardown(function()

@@ -29,7 +29,7 @@ describe("refund requests", function()
 
     lazy_setup(function()
         sb = assert(sandbox.start{ log = "/dev/null" })
-        raw = assert(core.http{ base = sb.api, key = sb.key, timeout = 10 })
+        raw = assert(core.http{ api = sb.api, key = sb.key, timeout = 10 })
     end)
 
     lazy_teardown(function()

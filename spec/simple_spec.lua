@@ -4,7 +4,7 @@
 --     --lpath='lua/?.lua;lua/?/init.lua' --cpath='build/<dir>/lua5.4/?.so' spec/simple_spec.lua
 
 local sandbox = require "ticketscloud.sandbox"
-local simple = require "ticketscloud.simple"
+local core = require "ticketscloud.core"
 local tc = require "ticketscloud"
 
 -- Fixtures of examples/catalog.json (the order example, spec §5.8).
@@ -375,8 +375,7 @@ describe("tc-simple catalogue", function()
             c:close()
 
             -- the C channel reads ca_file itself (and tc.new may refuse it first)
-            local core = require "ticketscloud.core"
-            local ch, err = core.channel{ target = sb.grpc, tls = true, key = sb.key,
+            local ch, err = core.channel{ simple = sb.grpc, key = sb.key,
                                           ca_file = "/nonexistent/ca.pem" }
             assert.is_nil(ch)
             assert.equal("invalid", keep(err).kind)
@@ -389,7 +388,7 @@ describe("tc-simple catalogue", function()
 
             local bundle = "/etc/ssl/certs/ca-certificates.crt"
             if io.open(bundle) then
-                ch = assert(core.channel{ target = sb.grpc, tls = true, key = sb.key, ca_file = bundle,
+                ch = assert(core.channel{ simple = sb.grpc, key = sb.key, ca_file = bundle,
                                           timeout = 5 })
                 stream = assert(ch:stream("Tags", {}))
                 assert.same({}, all(stream))
@@ -416,20 +415,20 @@ describe("tc-simple catalogue", function()
     describe("transport security policy", function()
         it("parses the simple option into a target and TLS", function()
             assert.same({ "simple.ticketscloud.com:443", true },
-                        { simple.target("simple.ticketscloud.com:443") })
+                        { core.grpc_target("simple.ticketscloud.com:443") })
             assert.same({ "simple.ticketscloud.com:443", true },
-                        { simple.target("https://simple.ticketscloud.com") })
-            assert.same({ "127.0.0.1:5000", false }, { simple.target("http://127.0.0.1:5000") })
-            assert.same({ "localhost:5000", false }, { simple.target("http://localhost:5000") })
-            assert.same({ "[::1]:5000", false }, { simple.target("http://[::1]:5000") })
-            assert.same({ "10.1.2.3:5000", false }, { simple.target("10.1.2.3:5000", true) })
-            assert.same({ "10.1.2.3:5000", true }, { simple.target("https://10.1.2.3:5000", true) })
+                        { core.grpc_target("https://simple.ticketscloud.com") })
+            assert.same({ "127.0.0.1:5000", false }, { core.grpc_target("http://127.0.0.1:5000") })
+            assert.same({ "localhost:5000", false }, { core.grpc_target("http://localhost:5000") })
+            assert.same({ "[::1]:5000", false }, { core.grpc_target("http://[::1]:5000") })
+            assert.same({ "10.1.2.3:5000", false }, { core.grpc_target("10.1.2.3:5000", true) })
+            assert.same({ "10.1.2.3:5000", true }, { core.grpc_target("https://10.1.2.3:5000", true) })
         end)
 
         it("refuses plaintext off loopback unless insecure = true, and nonsense", function()
             for _, bad in ipairs{ "http://10.1.2.3:5000", "http://simple.ticketscloud.com:80",
                                   "ftp://x:1", "", "host:port:1", "a b:1" } do
-                local target, err = simple.target(bad)
+                local target, err = core.grpc_target(bad)
                 assert.is_nil(target, bad)
                 assert.equal("invalid", err.kind)
             end

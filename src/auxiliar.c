@@ -101,7 +101,7 @@ static int type_error(lua_State *L, int idx, const char *what, const char *fname
 
 /* core.check_arg(v, expected, fname, n) -> v: raises "bad argument #n to
  * 'fname' (expected expected, got type)" at the caller's caller. */
-static int check_arg(lua_State *L)
+int core_check_arg(lua_State *L)
 {
     const char *expected = luaL_checkstring(L, 2);
     const char *fname = luaL_checkstring(L, 3);
@@ -118,7 +118,7 @@ static int check_arg(lua_State *L)
 
 /* core.check_field(t, name, expected, fname) -> t[name]: raises "bad field
  * 'name' to 'fname' (expected expected, got type)" at the caller's caller. */
-static int check_field(lua_State *L)
+int core_check_field(lua_State *L)
 {
     const char *name;
     const char *expected = luaL_checkstring(L, 3);
@@ -134,9 +134,3 @@ static int check_field(lua_State *L)
     }
     return 1;
 }
-
-const luaL_Reg tc_auxiliar_functions[] = {
-    { "check_arg", check_arg },
-    { "check_field", check_field },
-    { NULL, NULL },
-};

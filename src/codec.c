@@ -25,6 +25,7 @@
  * whose __gc frees it, so a Lua memory error in the middle leaks nothing.
  */
 #include "private.h"
+#include "bytes.h"
 
 #include <protobuf-c/protobuf-c.h>
 
@@ -36,7 +37,6 @@
 #include "google/protobuf/timestamp.pb-c.h"
 #include "service.pb-c.h"
 
-#define BOX_MT "ticketscloud.Message"
 
 /* Nesting limit for tables being encoded and types being searched. */
 #define MAX_DEPTH 32
@@ -61,9 +61,9 @@ static void box_free(struct box *b)
     }
 }
 
-static int box_gc(lua_State *L)
+int tc_message_gc(lua_State *L)
 {
-    box_free(luaL_checkudata(L, 1, BOX_MT));
+    box_free(luaL_checkudata(L, 1, TC_MESSAGE_MT));
     return 0;
 }
 
@@ -72,7 +72,7 @@ static struct box *push_box(lua_State *L)
     struct box *b = lua_newuserdata(L, sizeof *b);
 
     b->msg = NULL;
-    luaL_getmetatable(L, BOX_MT);
+    luaL_getmetatable(L, TC_MESSAGE_MT);
     lua_setmetatable(L, -2);
     return b;
 }
@@ -352,45 +352,9 @@ static int fill_message(struct enc *e, const ProtobufCMessageDescriptor *d, Prot
                         int idx, int depth);
 
 /* Valid UTF-8 without NUL bytes (a proto3 string, storable as a C string). */
-static int utf8_ok(const unsigned char *s, size_t len)
+static int utf8_ok(const char *s, size_t len)
 {
-    size_t i = 0;
-
-    while (i < len) {
-        unsigned c = s[i];
-        size_t n;
-        unsigned min;
-        if (c == 0)
-            return 0;
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        if (c >= 0xC2 && c <= 0xDF) {
-            n = 1;
-            min = 0x80;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            n = 2;
-            min = 0x800;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            n = 3;
-            min = 0x10000;
-        } else {
-            return 0;
-        }
-        if (len - i <= n)
-            return 0;
-        unsigned cp = c & (0x3F >> n);
-        for (size_t k = 1; k <= n; k++) {
-            if ((s[i + k] & 0xC0) != 0x80)
-                return 0;
-            cp = (cp << 6) | (s[i + k] & 0x3F);
-        }
-        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-            return 0;
-        i += n + 1;
-    }
-    return 1;
+    return memchr(s, '\0', len) == NULL && tc_utf8_len(s, len) != (size_t)-1;
 }
 
 /* An integral number within [-2^63, 2^63). Floats with an integral value are
@@ -536,7 +500,7 @@ static int set_value(struct enc *e, const ProtobufCMessageDescriptor *owner,
         if (lua_type(L, idx) != LUA_TSTRING)
             return fail(e, owner, f->name, "expected a string");
         const char *s = lua_tolstring(L, idx, &len);
-        if (!utf8_ok((const unsigned char *)s, len))
+        if (!utf8_ok(s, len))
             return fail(e, owner, f->name, "not valid UTF-8 text");
         char *copy = copy_bytes(s, len);
         if (!copy)
@@ -759,7 +723,7 @@ static const ProtobufCMessageDescriptor *check_type(lua_State *L, int arg)
 }
 
 /* core.encode(type_name, table) -> bytes | nil, err */
-static int codec_encode(lua_State *L)
+int core_encode(lua_State *L)
 {
     const ProtobufCMessageDescriptor *d = check_type(L, 1);
     char err[256];
@@ -771,7 +735,7 @@ static int codec_encode(lua_State *L)
 }
 
 /* core.decode(type_name, bytes) -> table | nil, err */
-static int codec_decode(lua_State *L)
+int core_decode(lua_State *L)
 {
     const ProtobufCMessageDescriptor *d = check_type(L, 1);
     size_t len;
@@ -780,23 +744,4 @@ static int codec_decode(lua_State *L)
     if (!tc_codec_decode(L, d, (const uint8_t *)data, len))
         return tc_fail(L, TC_EINVALID, -1, "malformed %s message", d->name);
     return 1;
-}
-
-void tc_codec_register(lua_State *L)
-{
-    /* module */
-    if (luaL_newmetatable(L, BOX_MT)) {
-        lua_pushcfunction(L, box_gc);
-        lua_setfield(L, -2, "__gc");
-        lua_pushliteral(L, BOX_MT);
-        lua_setfield(L, -2, "__name");
-    }
-    lua_pop(L, 1);
-    /* module */
-    lua_newtable(L); /* module, cache: shared by encode and decode */
-    lua_pushvalue(L, -1);
-    lua_pushcclosure(L, codec_encode, 1);
-    lua_setfield(L, -3, "encode");
-    lua_pushcclosure(L, codec_decode, 1);
-    lua_setfield(L, -2, "decode");
 }

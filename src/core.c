@@ -1,28 +1,98 @@
 /*
- * core.c: the module entry point, require "ticketscloud.core".
- *
- * The core is transport and data only: HTTP requests (http.c), tc-simple
- * gRPC streams (grpc.c, codec.c), exact money (money.c) and the order's
- * desired-state computation (order.c). Policy lives in lua/ticketscloud.
- * Loading the module opens no socket and starts no thread: libcurl and gRPC
- * are initialised by the first object that needs them.
+ * core.c: the module entry point, require "ticketscloud.core", and the one
+ * list of what the C core offers Lua (docs/architecture.md says which file
+ * owns which rule). Loading the module opens no socket and starts no
+ * thread: libcurl and gRPC are initialised by the first object that needs
+ * them.
  */
 #include "private.h"
+#include "money.h"
 
 #ifndef TC_VERSION
 #error "TC_VERSION must be defined by the build"
 #endif
 
+static const luaL_Reg core_functions[] = {
+    /* errors and argument checks */
+    { "error", core_error },
+    { "fail", core_fail },
+    { "check_arg", core_check_arg },
+    { "check_field", core_check_field },
+    /* the client's options policy */
+    { "options", core_options },
+    { "grpc_target", core_grpc_target },
+    /* request data */
+    { "check_id", core_check_id },
+    { "check_text", core_check_text },
+    { "check_count", core_check_count },
+    { "check_json", core_check_json },
+    { "check_request", core_check_request },
+    /* the order logic: desired-state bodies and the checks of answers */
+    { "order_held", core_order_held },
+    { "order_tickets_body", core_order_tickets_body },
+    { "order_random_body", core_order_random_body },
+    { "order_verify", core_order_verify },
+    { "order_check_money", core_order_check_money },
+    /* transport: REST (libcurl) and tc-simple (gRPC + protobuf-c) */
+    { "http", core_http },
+    { "channel", core_channel },
+    { "encode", core_encode },
+    { "decode", core_decode },
+    { "sleep", core_sleep },
+    { NULL, NULL },
+};
+
+static const luaL_Reg money_functions[] = {
+    { "parse", core_money_parse },
+    { "format", core_money_format },
+    { "add", core_money_add },
+    { NULL, NULL },
+};
+
+/* The metatable of error tables (core.error gives it). */
+static void error_class(lua_State *L)
+{
+    if (luaL_newmetatable(L, TC_ERROR_MT)) {
+        lua_pushcfunction(L, core_error_tostring);
+        lua_setfield(L, -2, "__tostring");
+        lua_pushliteral(L, TC_ERROR_MT);
+        lua_setfield(L, -2, "__name");
+    }
+    lua_pop(L, 1);
+}
+
+/* A decoded message's C memory, freed with the box. */
+static void message_class(lua_State *L)
+{
+    if (luaL_newmetatable(L, TC_MESSAGE_MT)) {
+        lua_pushcfunction(L, tc_message_gc);
+        lua_setfield(L, -2, "__gc");
+        lua_pushliteral(L, TC_MESSAGE_MT);
+        lua_setfield(L, -2, "__name");
+    }
+    lua_pop(L, 1);
+}
+
 int luaopen_ticketscloud_core(lua_State *L)
 {
-    lua_newtable(L);
+    error_class(L);
+    message_class(L);
+    tc_new_class(L, TC_HTTP_MT, tc_http_methods, tc_http_close, tc_http_tostring);
+    tc_new_class(L, TC_CHANNEL_MT, tc_channel_methods, tc_channel_close, tc_channel_tostring);
+    tc_new_class(L, TC_STREAM_MT, tc_stream_methods, tc_stream_close, tc_stream_tostring);
+    luaL_getmetatable(L, TC_STREAM_MT); /* a stream is called for its next message */
+    lua_pushcfunction(L, tc_stream_call);
+    lua_setfield(L, -2, "__call");
+    lua_pop(L, 1);
+
+    lua_newtable(L); /* module */
+    lua_newtable(L); /* module, the codec's cache of message types */
+    luaL_setfuncs(L, core_functions, 1);
+    luaL_newlib(L, money_functions); /* module, money */
+    lua_pushinteger(L, (lua_Integer)TC_MONEY_MAX);
+    lua_setfield(L, -2, "MAX");
+    lua_setfield(L, -2, "money");
     lua_pushliteral(L, TC_VERSION);
     lua_setfield(L, -2, "_VERSION");
-    tc_error_register(L);
-    tc_money_register(L);
-    tc_order_register(L);
-    tc_http_register(L);
-    tc_grpc_register(L);
-    luaL_setfuncs(L, tc_auxiliar_functions, 0);
     return 1;
 }

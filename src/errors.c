@@ -15,7 +15,7 @@
  * While a luaL_Buffer is in use nothing may be pushed above it but the value
  * being added (the buffer keeps its storage on the stack and moves it when it
  * grows), so the fields are read onto the stack before the buffer starts. */
-static int error_tostring(lua_State *L)
+int core_error_tostring(lua_State *L)
 {
     luaL_Buffer b;
     size_t n = 0;
@@ -59,7 +59,7 @@ static int error_tostring(lua_State *L)
 }
 
 /* core.error(t): gives t the error metatable and returns it. */
-static int error_new(lua_State *L)
+int core_error(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_getfield(L, 1, "kind");
@@ -80,7 +80,7 @@ static int error_new(lua_State *L)
 
 /* core.fail(kind, message [, status]) -> nil, err: the one way Lua code
  * makes an error to return. */
-static int error_fail(lua_State *L)
+int core_fail(lua_State *L)
 {
     const char *kind = luaL_checkstring(L, 1);
     const char *message = luaL_checkstring(L, 2);
@@ -121,20 +121,4 @@ int tc_fail(lua_State *L, const char *kind, int status, const char *fmt, ...)
     lua_pushnil(L);
     tc_push_error(L, kind, status, message);
     return 2;
-}
-
-void tc_error_register(lua_State *L)
-{
-    /* module */
-    if (luaL_newmetatable(L, TC_ERROR_MT)) {
-        lua_pushcfunction(L, error_tostring);
-        lua_setfield(L, -2, "__tostring");
-        lua_pushliteral(L, "ticketscloud.Error");
-        lua_setfield(L, -2, "__name");
-    }
-    lua_pop(L, 1);
-    lua_pushcfunction(L, error_new);
-    lua_setfield(L, -2, "error");
-    lua_pushcfunction(L, error_fail);
-    lua_setfield(L, -2, "fail");
 }

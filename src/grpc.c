@@ -1,8 +1,8 @@
 /*
  * grpc.c: the tc-simple client, on the gRPC C core.
  *
- *   local ch = core.channel{ target = "simple.ticketscloud.com:443", tls = true,
- *                            key = KEY, language = "ru", ca_file = nil, timeout = 10 }
+ *   local ch = core.channel{ simple = "simple.ticketscloud.com:443", key = KEY,
+ *                            language = "ru", ca_file = nil, timeout = 10 }
  *   local stream = ch:stream("Seats", { event = ID })   -- or nil, err
  *   for seat in stream do ... end                        -- one message per call
  *   local err = stream:error()                           -- what ended it, if not the end
@@ -11,8 +11,8 @@
  * A Channel is one grpc_channel, reused by every call of a client. It holds
  * the API key (C memory only, wiped on close), sent as the bare value of the
  * `authorization` metadata entry, with `preferred-language` when set. TLS
- * verifies the server against the system roots, or against ca_file; the
- * choice of plaintext is made by the caller (lua/ticketscloud/simple.lua).
+ * verifies the server against the system roots, or against ca_file; when
+ * plaintext is allowed is options.c's rule.
  *
  * A Stream is one server-streaming call with its own pluck completion
  * queue. Its deadline (the channel's timeout) covers the whole stream.
@@ -32,6 +32,7 @@
  * call (the parent's gRPC objects are left alone).
  */
 #include "private.h"
+#include "bytes.h"
 
 #include <grpc/byte_buffer.h>
 #include <grpc/byte_buffer_reader.h>
@@ -50,8 +51,6 @@
 
 #include "service.pb-c.h"
 
-#define CHANNEL_MT "ticketscloud.Channel"
-#define STREAM_MT "ticketscloud.Stream"
 
 /* Largest message accepted from the server (hall maps carry SVG drawings). */
 #define MAX_MESSAGE (64 * 1024 * 1024)
@@ -416,7 +415,7 @@ static int stream_receive(struct stream *s)
 
 static struct stream *check_stream(lua_State *L, int arg)
 {
-    return luaL_checkudata(L, arg, STREAM_MT);
+    return luaL_checkudata(L, arg, TC_STREAM_MT);
 }
 
 /* While its call runs, a stream keeps its owner alive: in
@@ -484,7 +483,7 @@ static int stream_next(lua_State *L)
 }
 
 /* The for-loop calls the stream with (state, control): ignore them. */
-static int stream_call(lua_State *L)
+int tc_stream_call(lua_State *L)
 {
     lua_settop(L, 1);
     return stream_next(L);
@@ -504,7 +503,7 @@ static int stream_error(lua_State *L)
 }
 
 /* stream:close() -> true; also __gc and __close. Idempotent. */
-static int stream_gc(lua_State *L)
+int tc_stream_close(lua_State *L)
 {
     struct stream *s = check_stream(L, 1);
 
@@ -520,9 +519,9 @@ static int stream_gc(lua_State *L)
     return 1;
 }
 
-static int stream_tostring(lua_State *L)
+int tc_stream_tostring(lua_State *L)
 {
-    lua_pushfstring(L, "%s (%p)", STREAM_MT, (void *)check_stream(L, 1));
+    lua_pushfstring(L, "%s (%p)", TC_STREAM_MT, (void *)check_stream(L, 1));
     return 1;
 }
 
@@ -531,41 +530,7 @@ static int stream_tostring(lua_State *L)
 
 static struct channel *check_channel(lua_State *L, int arg)
 {
-    return luaL_checkudata(L, arg, CHANNEL_MT);
-}
-
-static void wipe_free(char *s)
-{
-    if (s) {
-        volatile char *p = s;
-        while (*p)
-            *p++ = '\0';
-        free(s);
-    }
-}
-
-/* Metadata values must be printable ASCII. */
-static int metadata_ok(const char *s, size_t len)
-{
-    for (size_t i = 0; i < len; i++)
-        if (s[i] < 0x20 || s[i] > 0x7e)
-            return 0;
-    return len > 0;
-}
-
-/* Optional string field of the options table; raises on a wrong type. */
-static const char *opt_string(lua_State *L, const char *name, size_t *len)
-{
-    const char *s = NULL;
-
-    lua_getfield(L, 1, name);
-    if (!lua_isnil(L, -1)) {
-        if (lua_type(L, -1) != LUA_TSTRING)
-            luaL_error(L, "option '%s' must be a string", name);
-        s = lua_tolstring(L, -1, len);
-    }
-    lua_pop(L, 1); /* still referenced by the options table */
-    return s;
+    return luaL_checkudata(L, arg, TC_CHANNEL_MT);
 }
 
 /* Reads a PEM file into a NUL-terminated buffer, or NULL with errno set. */
@@ -603,7 +568,7 @@ static int channel_close_(struct channel *c)
     if (own)
         grpc_channel_destroy(c->ch);
     c->ch = NULL;
-    wipe_free(c->key);
+    tc_wipe_free(c->key);
     c->key = NULL;
     free(c->language);
     c->language = NULL;
@@ -615,57 +580,35 @@ static int channel_close_(struct channel *c)
     return 1;
 }
 
-/* core.channel(opts) -> channel | nil, err */
-static int channel_new(lua_State *L)
+/* core.channel(options) -> channel | nil, err: options are the client's
+ * (simple, insecure, key, language, ca_file, timeout; see options.c). */
+int core_channel(lua_State *L)
 {
-    size_t key_len = 0, lang_len = 0;
-    const char *target, *key, *language, *ca_file;
-    lua_Number timeout = 10;
-    int tls;
+    struct tc_options o;
+    char buf[320], target[300];
+    const char *problem;
+    int plain, tls;
 
     luaL_checktype(L, 1, LUA_TTABLE);
-    target = opt_string(L, "target", NULL);
-    key = opt_string(L, "key", &key_len);
-    language = opt_string(L, "language", &lang_len);
-    ca_file = opt_string(L, "ca_file", NULL);
-    lua_getfield(L, 1, "tls");
-    tls = lua_toboolean(L, -1);
-    lua_pop(L, 1);
-    lua_getfield(L, 1, "timeout");
-    if (!lua_isnil(L, -1)) {
-        if (lua_type(L, -1) != LUA_TNUMBER)
-            return luaL_error(L, "option 'timeout' must be a number");
-        timeout = lua_tonumber(L, -1);
-    }
-    lua_pop(L, 1);
-    if (!target)
-        return luaL_error(L, "option 'target' is required");
-    if (!key)
-        return luaL_error(L, "option 'key' is required");
-
-    if (!(timeout > 0 && timeout <= 86400))
-        return tc_fail(L, TC_EINVALID, -1, "timeout must be a number of seconds in (0, 86400]");
-    if (!metadata_ok(key, key_len))
-        return tc_fail(L, TC_EINVALID, -1, "the key must be printable ASCII");
-    if (language && !metadata_ok(language, lang_len))
-        return tc_fail(L, TC_EINVALID, -1, "language must be printable ASCII");
-    if (!metadata_ok(target, strlen(target)))
-        return tc_fail(L, TC_EINVALID, -1, "bad gRPC target");
-
-    if (ca_file && !tls)
-        return tc_fail(L, TC_EINVALID, -1, "ca_file given for a plaintext channel");
+    lua_settop(L, 1);
+    tc_read_options(L, 1, &o, "channel");
+    if ((problem = tc_check_options(&o, buf, sizeof buf, &plain)) != NULL)
+        return tc_fail(L, TC_EINVALID, -1, "%s", problem);
+    tc_grpc_target(o.simple, o.insecure, target, sizeof target, &tls); /* checked above */
+    const char *key = o.key, *language = o.language, *ca_file = o.ca_file;
+    lua_Number timeout = o.timeout;
 
     /* Everything that can raise comes before the C resources. */
     struct channel *c = lua_newuserdata(L, sizeof *c); /* opts, channel */
     memset(c, 0, sizeof *c);
     c->pid = getpid();
-    luaL_getmetatable(L, CHANNEL_MT);
+    luaL_getmetatable(L, TC_CHANNEL_MT);
     lua_setmetatable(L, -2);
     char *pem = NULL;
     if (ca_file) {
         pem = read_file(ca_file);
         if (!pem)
-            return tc_fail(L, TC_EINVALID, -1, "cannot read ca_file %s: %s", ca_file,
+            return tc_fail(L, TC_EINVALID, -1, "ca_file: cannot read %s: %s", ca_file,
                            strerror(errno));
     }
     c->timeout_ms = (long)(timeout * 1000 + 0.5);
@@ -674,7 +617,7 @@ static int channel_new(lua_State *L)
     c->key = strdup(key);
     c->language = language ? strdup(language) : NULL;
     if (!c->key || (language && !c->language)) {
-        wipe_free(c->key);
+        tc_wipe_free(c->key);
         c->key = NULL;
         free(c->language);
         c->language = NULL;
@@ -698,7 +641,7 @@ static int channel_new(lua_State *L)
     if (creds)
         grpc_channel_credentials_release(creds);
     if (!c->ch) {
-        wipe_free(c->key);
+        tc_wipe_free(c->key);
         c->key = NULL;
         free(c->language);
         c->language = NULL;
@@ -741,7 +684,7 @@ static int channel_stream(lua_State *L)
     s->anchor = LUA_NOREF;
     s->state = S_OPEN;
     s->output = m->output;
-    luaL_getmetatable(L, STREAM_MT);
+    luaL_getmetatable(L, TC_STREAM_MT);
     lua_setmetatable(L, -2);
 
     /* Link it first: if starting fails, release unlinks it again. */
@@ -758,41 +701,28 @@ static int channel_stream(lua_State *L)
 }
 
 /* channel:close() -> true; also __gc and __close. Idempotent. */
-static int channel_close(lua_State *L)
+int tc_channel_close(lua_State *L)
 {
     channel_close_(check_channel(L, 1));
     lua_pushboolean(L, 1);
     return 1;
 }
 
-static int channel_tostring(lua_State *L)
+int tc_channel_tostring(lua_State *L)
 {
-    lua_pushfstring(L, "%s (%p)", CHANNEL_MT, (void *)check_channel(L, 1));
+    lua_pushfstring(L, "%s (%p)", TC_CHANNEL_MT, (void *)check_channel(L, 1));
     return 1;
 }
 
-void tc_grpc_register(lua_State *L)
-{
-    static const luaL_Reg channel_methods[] = {
-        { "stream", channel_stream },
-        { "close", channel_close },
-        { NULL, NULL },
-    };
-    static const luaL_Reg stream_methods[] = {
-        { "next", stream_next },
-        { "error", stream_error },
-        { "close", stream_gc },
-        { NULL, NULL },
-    };
+const luaL_Reg tc_channel_methods[] = {
+    { "stream", channel_stream },
+    { "close", tc_channel_close },
+    { NULL, NULL },
+};
 
-    /* module */
-    tc_new_class(L, CHANNEL_MT, channel_methods, channel_close, channel_tostring);
-    tc_new_class(L, STREAM_MT, stream_methods, stream_gc, stream_tostring);
-    luaL_getmetatable(L, STREAM_MT);
-    lua_pushcfunction(L, stream_call);
-    lua_setfield(L, -2, "__call");
-    lua_pop(L, 1);
-    lua_pushcfunction(L, channel_new);
-    lua_setfield(L, -2, "channel");
-    tc_codec_register(L);
-}
+const luaL_Reg tc_stream_methods[] = {
+    { "next", stream_next },
+    { "error", stream_error },
+    { "close", tc_stream_close },
+    { NULL, NULL },
+};

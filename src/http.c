@@ -1,7 +1,7 @@
 /*
  * http.c: the REST transport, one reused libcurl handle per client.
  *
- *   local http = core.http{ base = "https://ticketscloud.com", key = KEY,
+ *   local http = core.http{ api = "https://ticketscloud.com", key = KEY,
  *                           timeout = 10, ca_file = nil, insecure = false,
  *                           language = "ru", max_body = 32 MiB }
  *   local status, body = http:request("PATCH", "/v2/resources/orders/ID", json,
@@ -11,7 +11,8 @@
  *
  * Transport only: any HTTP status is a normal return; failures to talk to
  * the server are `nil, err` with kind "transport" or "timeout". What the
- * status and the body mean is decided in Lua (lua/ticketscloud/rest.lua).
+ * status and the body mean is decided in Lua (lua/ticketscloud/answers.lua).
+ * What a URL, a key or a timeout may be is options.c's to say.
  *
  * Keep-alive: the easy handle is kept for the life of the object, and
  * curl_easy_reset() between requests keeps its connection cache, so the
@@ -35,9 +36,9 @@
  * and closing it frees the memory without closing the parent's connection.
  */
 #include "private.h"
+#include "bytes.h"
 #include "validate.h"
 
-#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <ctype.h>
 #include <errno.h>
@@ -49,10 +50,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#define TC_HTTP_MT "ticketscloud.Http"
-#define DEFAULT_TIMEOUT_MS 10000L
 #define DEFAULT_MAX_BODY ((size_t)32 << 20)
 #define USER_AGENT "lua-ticketscloud/" TC_VERSION
+
+/* The methods the API uses; http:request takes one by name. */
+static const char *const METHODS[] = { "GET", "POST", "PUT", "PATCH", "DELETE", NULL };
 
 struct http {
     CURL *curl;
@@ -83,7 +85,7 @@ typedef struct {
 static void wipe_slist(struct curl_slist *list)
 {
     for (struct curl_slist *s = list; s; s = s->next)
-        explicit_bzero(s->data, strlen(s->data));
+        tc_wipe(s->data, strlen(s->data));
     curl_slist_free_all(list);
 }
 
@@ -113,7 +115,7 @@ static void http_free(struct http *h)
     free(h->body);
     if (h->global && own)
         curl_global_cleanup();
-    explicit_bzero(h, sizeof *h);
+    tc_wipe(h, sizeof *h);
     free(h);
 }
 
@@ -124,7 +126,7 @@ static struct http *check_http(lua_State *L, int idx)
 }
 
 /* close(), __gc and __close: frees once, then does nothing. */
-static int http_close(lua_State *L)
+int tc_http_close(lua_State *L)
 {
     http_ud *ud = luaL_checkudata(L, 1, TC_HTTP_MT);
 
@@ -136,73 +138,12 @@ static int http_close(lua_State *L)
     return 1;
 }
 
-static int http_tostring(lua_State *L)
+int tc_http_tostring(lua_State *L)
 {
     http_ud *ud = luaL_checkudata(L, 1, TC_HTTP_MT);
 
     lua_pushfstring(L, "%s: %p%s", TC_HTTP_MT, (void *)ud, ud->h ? "" : " (closed)");
     return 1;
-}
-
-/* 127.0.0.0/8, ::1 and localhost. host is as curl gives it ("[::1]"). */
-static int is_loopback(const char *host)
-{
-    unsigned char addr[16];
-    char buf[64];
-    size_t len = strlen(host);
-
-    if (strcasecmp(host, "localhost") == 0)
-        return 1;
-    if (inet_pton(AF_INET, host, addr) == 1)
-        return addr[0] == 127;
-    if (len > 2 && len < sizeof buf && host[0] == '[' && host[len - 1] == ']') {
-        memcpy(buf, host + 1, len - 2);
-        buf[len - 2] = '\0';
-        if (inet_pton(AF_INET6, buf, addr) == 1)
-            return memcmp(addr, &in6addr_loopback, 16) == 0;
-    }
-    return 0;
-}
-
-/*
- * Checks the base URL: http or https, a host, no credentials, query or
- * fragment; plaintext only to loopback unless insecure. Returns NULL when it
- * is acceptable (and sets *plain), else the problem.
- */
-static const char *check_base(const char *base, int insecure, int *plain)
-{
-    CURLU *u = curl_url();
-    char *scheme = NULL, *host = NULL, *part = NULL;
-    const char *problem = NULL;
-
-    if (!u)
-        return "out of memory";
-    if (curl_url_set(u, CURLUPART_URL, base, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
-        problem = "is not a URL";
-        goto done;
-    }
-    if (strcmp(scheme, "https") != 0 && strcmp(scheme, "http") != 0) {
-        problem = "must be an http:// or https:// URL";
-        goto done;
-    }
-    if (curl_url_get(u, CURLUPART_USER, &part, 0) == CURLUE_OK ||
-        curl_url_get(u, CURLUPART_QUERY, &part, 0) == CURLUE_OK ||
-        curl_url_get(u, CURLUPART_FRAGMENT, &part, 0) == CURLUE_OK) {
-        problem = "must not carry credentials, a query or a fragment";
-        goto done;
-    }
-    *plain = strcmp(scheme, "http") == 0;
-    if (*plain && !insecure && !is_loopback(host))
-        problem = "is plaintext http:// to a host that is not loopback "
-                  "(use https://, or insecure = true)";
-done:
-    curl_free(part);
-    curl_free(host);
-    curl_free(scheme);
-    curl_url_cleanup(u);
-    return problem;
 }
 
 /* Reads opts.timeout (seconds) into milliseconds; raises on a bad type. */
@@ -216,30 +157,14 @@ static long opt_timeout(lua_State *L, int opts, long fallback)
             luaL_error(L, "bad field 'timeout' (number of seconds expected, got %s)",
                        luaL_typename(L, -1));
         lua_Number s = lua_tonumber(L, -1);
-        if (!(s > 0 && s <= 86400))
-            luaL_error(L, "bad field 'timeout' (seconds between 0 and 86400 expected)");
+        if (tc_timeout_problem(s))
+            luaL_error(L, "bad field 'timeout' (%s)", tc_timeout_problem(s));
         ms = (long)(s * 1000);
         if (ms < 1)
             ms = 1;
     }
     lua_pop(L, 1);
     return ms;
-}
-
-/* Reads the optional string opts[name]; raises on a bad type. */
-static const char *opt_string(lua_State *L, int opts, const char *name)
-{
-    const char *s = NULL;
-
-    lua_getfield(L, opts, name);
-    if (!lua_isnil(L, -1)) {
-        if (lua_type(L, -1) != LUA_TSTRING)
-            luaL_error(L, "bad field '%s' (string expected, got %s)", name,
-                       luaL_typename(L, -1));
-        s = lua_tostring(L, -1);
-    }
-    lua_pop(L, 1); /* the string stays alive in opts */
-    return s;
 }
 
 static int append_header(struct curl_slist **list, const char *line)
@@ -261,7 +186,7 @@ static int build_headers(struct http *h, const char *key, const char *language)
 
     snprintf(line, sizeof line, "Authorization: key %s", key);
     rc |= append_header(&h->headers, line);
-    explicit_bzero(line, sizeof line);
+    tc_wipe(line, sizeof line);
     rc |= append_header(&h->headers, "Accept: application/json");
     rc |= append_header(&h->headers, "Content-Type: application/json");
     rc |= append_header(&h->headers, "Expect:"); /* no 100-continue round trip */
@@ -272,44 +197,19 @@ static int build_headers(struct http *h, const char *key, const char *language)
     return rc;
 }
 
-/* A key is an opaque token: printable ASCII without spaces, as a header needs. */
-static int valid_key(const char *key, size_t len)
+/* core.http(options) -> http | nil, err: options are the client's (api,
+ * key, timeout, ca_file, insecure, language; see options.c) plus max_body. */
+int core_http(lua_State *L)
 {
-    if (len == 0 || len > 256)
-        return 0;
-    for (size_t i = 0; i < len; i++)
-        if (key[i] <= 0x20 || key[i] >= 0x7F)
-            return 0;
-    return 1;
-}
-
-/* core.http{ base, key, timeout, ca_file, insecure, language, max_body }
- *   -> http | nil, err */
-static int http_new(lua_State *L)
-{
-    const char *base, *key, *ca_file, *language, *problem;
-    size_t key_len, base_len;
-    int insecure, plain = 0;
+    struct tc_options o;
+    char buf[320];
+    const char *problem;
+    int plain = 0;
     struct http *h;
 
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
-    lua_getfield(L, 1, "base");
-    if (lua_type(L, -1) != LUA_TSTRING)
-        return luaL_error(L, "bad field 'base' (string expected, got %s)", luaL_typename(L, -1));
-    base = lua_tolstring(L, -1, &base_len);
-    lua_pop(L, 1);
-    lua_getfield(L, 1, "key");
-    if (lua_type(L, -1) != LUA_TSTRING)
-        return luaL_error(L, "bad field 'key' (string expected, got %s)", luaL_typename(L, -1));
-    key = lua_tolstring(L, -1, &key_len);
-    lua_pop(L, 1);
-    ca_file = opt_string(L, 1, "ca_file");
-    language = opt_string(L, 1, "language");
-    lua_getfield(L, 1, "insecure");
-    insecure = lua_toboolean(L, -1);
-    lua_pop(L, 1);
-    long timeout_ms = opt_timeout(L, 1, DEFAULT_TIMEOUT_MS);
+    tc_read_options(L, 1, &o, "http");
     size_t max_body = DEFAULT_MAX_BODY;
     lua_getfield(L, 1, "max_body");
     if (!lua_isnil(L, -1)) {
@@ -319,19 +219,12 @@ static int http_new(lua_State *L)
         max_body = (size_t)n;
     }
     lua_pop(L, 1);
-
     /* Data problems: nil, err. The key is never quoted. */
-    if (!valid_key(key, key_len))
-        return tc_fail(L, TC_EINVALID, -1,
-                       "key: must be 1 to 256 printable characters without spaces");
-    if (tc_text_problem(base, base_len) || strchr(base, ' '))
-        return tc_fail(L, TC_EINVALID, -1, "api: is not a URL");
-    if ((problem = check_base(base, insecure, &plain)) != NULL)
-        return tc_fail(L, TC_EINVALID, -1, "api: %s", problem);
-    if (ca_file && access(ca_file, R_OK) != 0)
-        return tc_fail(L, TC_EINVALID, -1, "ca_file: cannot read %s", ca_file);
-    if (language && (strlen(language) > 35 || tc_text_problem(language, strlen(language))))
-        return tc_fail(L, TC_EINVALID, -1, "language: not a language tag");
+    if ((problem = tc_check_options(&o, buf, sizeof buf, &plain)) != NULL)
+        return tc_fail(L, TC_EINVALID, -1, "%s", problem);
+    long timeout_ms = (long)(o.timeout * 1000);
+    if (timeout_ms < 1)
+        timeout_ms = 1;
 
     /* The userdata first, so that __gc frees whatever follows if Lua raises. */
     http_ud *ud = lua_newuserdata(L, sizeof *ud);
@@ -352,9 +245,10 @@ static int http_new(lua_State *L)
     }
     h->global = 1;
     h->curl = curl_easy_init();
-    h->base = strdup(base);
-    h->ca_file = ca_file ? strdup(ca_file) : NULL;
-    if (!h->curl || !h->base || (ca_file && !h->ca_file) || build_headers(h, key, language)) {
+    h->base = strdup(o.api);
+    h->ca_file = o.ca_file ? strdup(o.ca_file) : NULL;
+    if (!h->curl || !h->base || (o.ca_file && !h->ca_file) ||
+        build_headers(h, o.key, o.language)) {
         ud->h = NULL;
         http_free(h);
         return tc_fail(L, TC_ETRANSPORT, -1, "out of memory");
@@ -401,43 +295,102 @@ static int valid_header_name(const char *s)
     return 1;
 }
 
+/* NULL when path can go into the URL as it is (it starts with '/' and is
+ * printable ASCII without spaces), else the problem. */
+static const char *path_problem(const char *path, size_t len)
+{
+    if (len == 0 || path[0] != '/')
+        return "path: must start with '/'";
+    for (size_t i = 0; i < len; i++)
+        if (path[i] <= 0x20 || path[i] >= 0x7F)
+            return "path: must be printable ASCII without spaces";
+    return NULL;
+}
+
+#define MAX_HEADER_LINE 1024
+
+/* NULL when the pair at the top of the stack (..., name, value) may be sent
+ * as a request's own header, else the problem. */
+static const char *header_problem(lua_State *L)
+{
+    size_t len;
+
+    if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
+        return "headers: names and values must be strings";
+    const char *name = lua_tostring(L, -2);
+    const char *value = lua_tolstring(L, -1, &len);
+    if (!valid_header_name(name))
+        return "headers: a name is not a token";
+    if (strcasecmp(name, "Authorization") == 0)
+        return "headers: Authorization is set from the key";
+    if (tc_text_problem(value, len) || strlen(name) + len + 3 > MAX_HEADER_LINE)
+        return "headers: a value has control characters or is too long";
+    return NULL;
+}
+
+/* The headers table at idx (or nil): raises when it is not a table,
+ * returns NULL or the first problem of its pairs. */
+static const char *headers_problem(lua_State *L, int idx)
+{
+    const char *problem = NULL;
+
+    if (lua_isnil(L, idx))
+        return NULL;
+    if (!lua_istable(L, idx))
+        luaL_error(L, "bad field 'headers' (table expected, got %s)", luaL_typename(L, idx));
+    idx = lua_absindex(L, idx);
+    lua_pushnil(L);
+    while (problem == NULL && lua_next(L, idx)) {
+        problem = header_problem(L);
+        lua_pop(L, 1);
+    }
+    if (problem)
+        lua_pop(L, 1); /* the key */
+    return problem;
+}
+
+/* core.check_request(method, path [, headers]) -> true | nil, err: the
+ * rules every transport applies before sending (libcurl's http:request
+ * and the nginx transport). */
+int core_check_request(lua_State *L)
+{
+    size_t len;
+    const char *method = luaL_checkstring(L, 1);
+    const char *path = luaL_checklstring(L, 2, &len);
+    const char *problem;
+    int known = 0;
+
+    for (int i = 0; METHODS[i]; i++)
+        known |= strcmp(method, METHODS[i]) == 0;
+    if (!known)
+        return tc_fail(L, TC_EINVALID, -1, "method: %s is not one the API uses", method);
+    if ((problem = path_problem(path, len)) != NULL ||
+        (problem = headers_problem(L, 3)) != NULL)
+        return tc_fail(L, TC_EINVALID, -1, "%s", problem);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 /* Links the request's own headers, opts.headers, in front of the fixed
  * ones. Returns NULL, or the problem. */
 static const char *add_extra_headers(lua_State *L, struct http *h, int opts)
 {
-    char line[1024];
-    const char *problem = NULL;
+    char line[MAX_HEADER_LINE];
+    const char *problem;
 
     if (opts == 0)
         return NULL;
     lua_getfield(L, opts, "headers");
-    if (lua_isnil(L, -1)) {
+    if ((problem = headers_problem(L, -1)) != NULL || lua_isnil(L, -1)) {
         lua_pop(L, 1);
-        return NULL;
+        return problem;
     }
-    if (!lua_istable(L, -1))
-        luaL_error(L, "bad field 'headers' (table expected, got %s)", luaL_typename(L, -1));
     lua_pushnil(L);
     while (problem == NULL && lua_next(L, -2)) {
-        /* headers, name, value */
-        if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING) {
-            problem = "headers: names and values must be strings";
-        } else {
-            size_t len;
-            const char *name = lua_tostring(L, -2);
-            const char *value = lua_tolstring(L, -1, &len);
-            if (!valid_header_name(name))
-                problem = "headers: a name is not a token";
-            else if (strcasecmp(name, "Authorization") == 0)
-                problem = "headers: Authorization is set from the key";
-            else if (tc_text_problem(value, len) || strlen(name) + len + 3 > sizeof line)
-                problem = "headers: a value has control characters or is too long";
-            else {
-                snprintf(line, sizeof line, "%s: %s", name, value);
-                if (append_header(&h->extra, line))
-                    problem = "out of memory";
-            }
-        }
+        /* headers, name, value: checked above */
+        snprintf(line, sizeof line, "%s: %s", lua_tostring(L, -2), lua_tostring(L, -1));
+        if (append_header(&h->extra, line))
+            problem = "out of memory";
         lua_pop(L, 1);
     }
     lua_pop(L, problem ? 2 : 1);
@@ -452,7 +405,7 @@ static const char *add_extra_headers(lua_State *L, struct http *h, int opts)
 /* http:request(method, path, body?, opts?) -> status, body | nil, err */
 static int http_request(lua_State *L)
 {
-    static const char *const methods[] = { "GET", "POST", "PUT", "PATCH", "DELETE", NULL };
+    static const char *const *const methods = METHODS;
     struct http *h = check_http(L, 1);
     int method = luaL_checkoption(L, 2, NULL, methods);
     size_t path_len, body_len = 0;
@@ -473,12 +426,8 @@ static int http_request(lua_State *L)
                        "that uses it", (int)h->pid);
     long timeout_ms = opts ? opt_timeout(L, opts, h->timeout_ms) : h->timeout_ms;
 
-    /* The path goes into the URL as it is: printable ASCII, no spaces. */
-    if (path_len == 0 || path[0] != '/')
-        return tc_fail(L, TC_EINVALID, -1, "path: must start with '/'");
-    for (size_t i = 0; i < path_len; i++)
-        if (path[i] <= 0x20 || path[i] >= 0x7F)
-            return tc_fail(L, TC_EINVALID, -1, "path: must be printable ASCII without spaces");
+    if ((problem = path_problem(path, path_len)) != NULL)
+        return tc_fail(L, TC_EINVALID, -1, "%s", problem);
 
     drop_extra(h);
     if ((problem = add_extra_headers(L, h, opts)) != NULL) {
@@ -568,7 +517,7 @@ static int http_stats(lua_State *L)
 }
 
 /* core.sleep(seconds): blocks the calling thread; used between retries. */
-static int core_sleep(lua_State *L)
+int core_sleep(lua_State *L)
 {
     lua_Number s = luaL_checknumber(L, 1);
     struct timespec ts;
@@ -581,19 +530,9 @@ static int core_sleep(lua_State *L)
     return 0;
 }
 
-static const luaL_Reg http_methods[] = {
+const luaL_Reg tc_http_methods[] = {
     { "request", http_request },
     { "stats", http_stats },
-    { "close", http_close },
+    { "close", tc_http_close },
     { NULL, NULL },
 };
-
-void tc_http_register(lua_State *L)
-{
-    /* module */
-    tc_new_class(L, TC_HTTP_MT, http_methods, http_close, http_tostring);
-    lua_pushcfunction(L, http_new);
-    lua_setfield(L, -2, "http");
-    lua_pushcfunction(L, core_sleep);
-    lua_setfield(L, -2, "sleep");
-}

@@ -99,7 +99,7 @@ static int to_minor(lua_State *L, int idx, int64_t *out)
 }
 
 /* money.parse("5600.00") -> 560000 | nil, err */
-static int money_parse(lua_State *L)
+int core_money_parse(lua_State *L)
 {
     size_t len;
     const char *s;
@@ -115,7 +115,7 @@ static int money_parse(lua_State *L)
 }
 
 /* money.format(560000) -> "5600.00" */
-static int money_format(lua_State *L)
+int core_money_format(lua_State *L)
 {
     char buf[TC_MONEY_BUFSIZE];
     int64_t amount;
@@ -129,7 +129,7 @@ static int money_format(lua_State *L)
 
 /* money.add(a, b, ...) -> sum in minor units | nil, err. Arguments are
  * minor units or money strings; no arguments add up to 0. */
-static int money_add(lua_State *L)
+int core_money_add(lua_State *L)
 {
     int n = lua_gettop(L);
     int64_t sum = 0, amount;
@@ -148,20 +148,4 @@ static int money_add(lua_State *L)
     }
     lua_pushinteger(L, (lua_Integer)sum);
     return 1;
-}
-
-static const luaL_Reg money_functions[] = {
-    { "parse", money_parse },
-    { "format", money_format },
-    { "add", money_add },
-    { NULL, NULL },
-};
-
-void tc_money_register(lua_State *L)
-{
-    /* module */
-    luaL_newlib(L, money_functions);
-    lua_pushinteger(L, (lua_Integer)TC_MONEY_MAX);
-    lua_setfield(L, -2, "MAX");
-    lua_setfield(L, -2, "money");
 }

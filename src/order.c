@@ -23,6 +23,7 @@
  */
 #include "private.h"
 #include "money.h"
+#include "bytes.h"
 #include "validate.h"
 
 #include <stdarg.h>
@@ -79,7 +80,7 @@ static int push_held(lua_State *L, int tickets)
 }
 
 /* core.order_held(tickets) -> ids, counts | nil, err */
-static int order_held(lua_State *L)
+int core_order_held(lua_State *L)
 {
     lua_settop(L, 1);
     push_held(L, 1);
@@ -120,7 +121,7 @@ static int check_id_list(lua_State *L, int idx, const char *name)
 /* core.order_tickets_body(tickets, add, remove) -> ids | nil, err
  * The ids held, in order, without those in remove, then those of add that
  * are not held yet, in their order; no id twice. */
-static int order_tickets_body(lua_State *L)
+int core_order_tickets_body(lua_State *L)
 {
     opt_list(L, 2);
     opt_list(L, 3);
@@ -168,7 +169,7 @@ static int order_tickets_body(lua_State *L)
 /* core.order_random_body(tickets, change, mode) -> counts | nil, err
  * The count held per set (seated sets too), then with mode "add" each count
  * of change added to it, with mode "set" replaced by it (0 allowed). */
-static int order_random_body(lua_State *L)
+int core_order_random_body(lua_State *L)
 {
     static const char *const modes[] = { "add", "set", NULL };
     char what[64];
@@ -297,7 +298,7 @@ static int check_want(lua_State *L)
     return 0;
 }
 
-static int order_verify(lua_State *L)
+int core_order_verify(lua_State *L)
 {
     luaL_checktype(L, 2, LUA_TTABLE);
     lua_settop(L, 2);
@@ -499,7 +500,7 @@ static int sub_table(lua_State *L, int t, const char *key)
  * its set's price in refs.sets and in sets_values; 7 its discount is its
  * set's discount in sets_values; 8 every amount has two decimals.
  */
-static int order_check_money(lua_State *L)
+int core_order_check_money(lua_State *L)
 {
     char where[64];
     int64_t a[N_AMOUNTS], sum[N_AMOUNTS] = { 0 }, total[N_AMOUNTS];
@@ -597,20 +598,4 @@ static int order_check_money(lua_State *L)
     lua_pushvalue(L, msgs);
     lua_setfield(L, -2, "messages");
     return 2;
-}
-
-static const luaL_Reg order_functions[] = {
-    { "order_held", order_held },
-    { "order_tickets_body", order_tickets_body },
-    { "order_random_body", order_random_body },
-    { "order_verify", order_verify },
-    { "order_check_money", order_check_money },
-    { NULL, NULL },
-};
-
-void tc_order_register(lua_State *L)
-{
-    /* module */
-    luaL_setfuncs(L, order_functions, 0);
-    tc_validate_register(L);
 }

@@ -27,9 +27,6 @@
 /* The one exported symbol (core.c). */
 __attribute__((visibility("default"))) int luaopen_ticketscloud_core(lua_State *L);
 
-/* auxiliar.c: core.check_arg and core.check_field. */
-extern const luaL_Reg tc_auxiliar_functions[];
-
 /* Reads the optional string opts[name] (opts an absolute index); raises on a
  * wrong type. len may be NULL. */
 const char *tc_opt_string(lua_State *L, int opts, const char *name, size_t *len);
@@ -37,20 +34,85 @@ const char *tc_opt_string(lua_State *L, int opts, const char *name, size_t *len)
  * there; raises on a wrong type. */
 int tc_opt_number(lua_State *L, int opts, const char *name, lua_Number *out);
 
+/* options.c: the client's options policy. */
+struct tc_options {
+    const char *key; /* NULL when missing */
+    size_t key_len;
+    const char *api, *simple, *language, *ca_file; /* ca_file NULL: system roots */
+    size_t language_len;
+    lua_Number timeout; /* seconds */
+    int insecure;
+};
+/* Reads the options table at opts with the defaults filled in; raises
+ * "bad field 'x' to '<fname>'" on a field of the wrong type. The strings
+ * borrow from the table. */
+void tc_read_options(lua_State *L, int opts, struct tc_options *o, const char *fname);
+/* NULL when the options are acceptable (*plain then tells whether api is
+ * http://), else the problem, "<field>: ...", written into buf. */
+const char *tc_check_options(const struct tc_options *o, char *buf, size_t len, int *plain);
+/* The gRPC target "host:port" of the simple option into target, and
+ * whether it uses TLS; NULL, or what is wrong. */
+const char *tc_grpc_target(const char *simple, int insecure, char *target, size_t len, int *tls);
+/* 127.0.0.0/8, ::1 (bracketed or not) and localhost. */
+int tc_is_loopback(const char *host);
+/* NULL when seconds is a timeout we accept, (0, 86400], else the problem. */
+const char *tc_timeout_problem(lua_Number seconds);
+/* NULL for 1 to 35 printable ASCII characters, else the problem. */
+const char *tc_language_problem(const char *s, size_t n);
+
 /* Registers the metatable of a typed userdata (auxiliar.c): methods as __index,
  * close as both __gc and (Lua 5.4) __close, so closing is idempotent by
  * contract, and __tostring, which must never show a secret. */
 void tc_new_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction close,
                   lua_CFunction tostring);
 
-/* Each file adds its functions to the module table on top of the stack. */
-void tc_money_register(lua_State *L); /* money.c */
-void tc_order_register(lua_State *L); /* order.c */
-void tc_http_register(lua_State *L);  /* http.c */
-void tc_grpc_register(lua_State *L);  /* grpc.c */
+/* The typed userdata. */
+#define TC_HTTP_MT "ticketscloud.Http"
+#define TC_CHANNEL_MT "ticketscloud.Channel"
+#define TC_STREAM_MT "ticketscloud.Stream"
+#define TC_MESSAGE_MT "ticketscloud.Message" /* a decoded message's C memory */
+
+/* The functions of the module table, core.<name> is core_<name> (the list
+ * is core.c's), and the methods of each class. */
+int core_error(lua_State *L);           /* errors.c */
+int core_fail(lua_State *L);
+int core_check_arg(lua_State *L);       /* auxiliar.c */
+int core_check_field(lua_State *L);
+int core_options(lua_State *L);         /* options.c */
+int core_grpc_target(lua_State *L);
+int core_check_id(lua_State *L);        /* validate.c */
+int core_check_text(lua_State *L);
+int core_check_count(lua_State *L);
+int core_check_json(lua_State *L);
+int core_order_held(lua_State *L);      /* order.c */
+int core_order_tickets_body(lua_State *L);
+int core_order_random_body(lua_State *L);
+int core_order_verify(lua_State *L);
+int core_order_check_money(lua_State *L);
+int core_money_parse(lua_State *L);     /* money.c: core.money.parse, ... */
+int core_money_format(lua_State *L);
+int core_money_add(lua_State *L);
+int core_http(lua_State *L);            /* http.c */
+int core_check_request(lua_State *L);
+int core_sleep(lua_State *L);
+int core_channel(lua_State *L);         /* grpc.c */
+int core_encode(lua_State *L);          /* codec.c: upvalue 1 caches message types */
+int core_decode(lua_State *L);
+
+int core_error_tostring(lua_State *L);  /* the error tables' __tostring */
+extern const luaL_Reg tc_http_methods[];
+int tc_http_close(lua_State *L);
+int tc_http_tostring(lua_State *L);
+extern const luaL_Reg tc_channel_methods[];
+int tc_channel_close(lua_State *L);
+int tc_channel_tostring(lua_State *L);
+extern const luaL_Reg tc_stream_methods[];
+int tc_stream_close(lua_State *L);
+int tc_stream_tostring(lua_State *L);
+int tc_stream_call(lua_State *L);
+int tc_message_gc(lua_State *L);
 
 /* errors.c */
-void tc_error_register(lua_State *L);
 /* Pushes an error table { kind, status, messages = { message } }. status < 0
  * leaves the status out. Returns nothing on the stack but the table. */
 void tc_push_error(lua_State *L, const char *kind, int status, const char *message);
@@ -69,7 +131,5 @@ int tc_codec_encode(lua_State *L, int idx, const struct ProtobufCMessageDescript
  * when the bytes are not a valid message. */
 int tc_codec_decode(lua_State *L, const struct ProtobufCMessageDescriptor *d, const uint8_t *data,
                     size_t len);
-/* Adds core.encode and core.decode (called by tc_grpc_register). */
-void tc_codec_register(lua_State *L);
 
 #endif

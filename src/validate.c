@@ -13,6 +13,7 @@
  *   core.check_json(v, what)          -> v | nil, err   (tables walked)
  */
 #include "private.h"
+#include "bytes.h"
 #include "validate.h"
 
 #include <stdio.h>
@@ -20,69 +21,6 @@
 
 #define MAX_DEPTH 16
 #define PATH_SIZE 200
-
-int tc_valid_id(const char *s, size_t len)
-{
-    if (len != 24)
-        return 0;
-    for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')))
-            return 0;
-    }
-    return 1;
-}
-
-/* Length of the UTF-8 sequence at s (at most n bytes), or 0 if malformed;
- * the code point goes to *cp. Overlong forms and surrogates are malformed. */
-static size_t utf8_decode(const unsigned char *s, size_t n, unsigned long *cp)
-{
-    unsigned long c = s[0], min;
-    size_t len;
-
-    if (c < 0x80) {
-        *cp = c;
-        return 1;
-    }
-    if ((c & 0xE0) == 0xC0) {
-        len = 2, c &= 0x1F, min = 0x80;
-    } else if ((c & 0xF0) == 0xE0) {
-        len = 3, c &= 0x0F, min = 0x800;
-    } else if ((c & 0xF8) == 0xF0) {
-        len = 4, c &= 0x07, min = 0x10000;
-    } else {
-        return 0;
-    }
-    if (len > n)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        c = (c << 6) | (s[i] & 0x3F);
-    }
-    if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF))
-        return 0;
-    *cp = c;
-    return len;
-}
-
-const char *tc_text_problem(const char *s, size_t len)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
-
-    while (i < len) {
-        unsigned long cp;
-        size_t n = utf8_decode(p + i, len - i, &cp);
-        if (n == 0)
-            return "not valid UTF-8";
-        /* C0 controls, DEL and the C1 controls. */
-        if (cp < 0x20 || (cp >= 0x7F && cp <= 0x9F))
-            return "contains a control character";
-        i += n;
-    }
-    return NULL;
-}
 
 /* Pushes a short, printable rendering of the value at idx for a message:
  * ids and short printable strings are quoted, anything else is its type. */
@@ -138,7 +76,7 @@ const char *tc_check_id(lua_State *L, int idx, const char *what)
     return s;
 }
 
-static int check_id(lua_State *L)
+int core_check_id(lua_State *L)
 {
     const char *what = luaL_optstring(L, 2, "id");
 
@@ -149,7 +87,7 @@ static int check_id(lua_State *L)
     return 1;
 }
 
-static int check_text(lua_State *L)
+int core_check_text(lua_State *L)
 {
     const char *what = luaL_optstring(L, 2, "text");
     const char *problem;
@@ -183,7 +121,7 @@ int tc_to_count(lua_State *L, int idx, lua_Integer *out)
     return 1;
 }
 
-static int check_count(lua_State *L)
+int core_check_count(lua_State *L)
 {
     const char *what = luaL_optstring(L, 2, "count");
     lua_Integer min = luaL_optinteger(L, 3, 1), v;
@@ -271,7 +209,7 @@ static int walk_json(lua_State *L, int idx, char *path, size_t plen, int depth)
     return 0;
 }
 
-static int check_json(lua_State *L)
+int core_check_json(lua_State *L)
 {
     char path[PATH_SIZE];
 
@@ -280,18 +218,4 @@ static int check_json(lua_State *L)
     if (walk_json(L, 1, path, strlen(path), 0))
         return 2;
     return 1;
-}
-
-static const luaL_Reg validate_functions[] = {
-    { "check_id", check_id },
-    { "check_text", check_text },
-    { "check_count", check_count },
-    { "check_json", check_json },
-    { NULL, NULL },
-};
-
-void tc_validate_register(lua_State *L)
-{
-    /* module */
-    luaL_setfuncs(L, validate_functions, 0);
 }

@@ -1,7 +1,7 @@
 /*
  * validate.h: checks on request data before anything is sent (validate.c).
  *
- * Shared by order.c, whose register function also registers these checks.
+ * Shared by order.c and http.c; the byte-level rules are bytes.h's.
  */
 #ifndef TC_VALIDATE_H
 #define TC_VALIDATE_H
@@ -9,12 +9,6 @@
 #include "compat.h"
 
 #include <stddef.h>
-
-/* An ObjectId as the service documents it: exactly 24 of [A-Za-z0-9]. */
-int tc_valid_id(const char *s, size_t len);
-
-/* NULL when s is valid UTF-8 without control characters, else what is wrong. */
-const char *tc_text_problem(const char *s, size_t len);
 
 /* The largest count of tickets we send. */
 #define TC_MAX_COUNT 2147483647
@@ -29,8 +23,5 @@ int tc_fail_value(lua_State *L, int idx, const char *what, const char *problem);
 /* The id at idx, checked: returns it, or NULL after pushing nil and an
  * "invalid" error naming `what` (the caller returns 2). */
 const char *tc_check_id(lua_State *L, int idx, const char *what);
-
-/* core.check_id, check_text, check_count, check_json. */
-void tc_validate_register(lua_State *L);
 
 #endif

@@ -67,10 +67,6 @@ _M.money = core.money
 _M.error = core.error
 _M.null = rest.null
 
-local DEFAULT_API = "https://ticketscloud.com"
-local DEFAULT_SIMPLE = "simple.ticketscloud.com:443"
-local DEFAULT_TIMEOUT = 10
-local DEFAULT_LANGUAGE = "ru"
 local DEFAULT_RETRY = { attempts = 6, base = 0.1, max = 2 }
 
 -- The catalogue methods (gRPC): client:events{...}, client:seats{...}, ...
@@ -95,16 +91,6 @@ end
 -- tc.new(opts) -> client | nil, err
 function _M.new(opts)
     if type(opts) ~= "table" then arg_error("new", 1, "table", opts) end
-    local key = opt_field(opts, "key", "string")
-    local options = {
-        key = key,
-        api = opt_field(opts, "api", "string") or DEFAULT_API,
-        simple = opt_field(opts, "simple", "string") or DEFAULT_SIMPLE,
-        timeout = opt_field(opts, "timeout", "number") or DEFAULT_TIMEOUT,
-        language = opt_field(opts, "language", "string") or DEFAULT_LANGUAGE,
-        ca_file = opt_field(opts, "ca_file", "string"),
-        insecure = opt_field(opts, "insecure", "boolean") or false,
-    }
     local retry = opt_field(opts, "retry", "table") or {}
     local sleep = opt_field(opts, "sleep", "function") or core.sleep
     local trace = opt_field(opts, "trace", "function")
@@ -114,10 +100,9 @@ function _M.new(opts)
         error("bad field 'transport' to 'new' (an object with a request method expected)", 2)
     end
 
-    if key == nil or key == "" then return invalid("key: the API key is required") end
-    if options.timeout ~= options.timeout or options.timeout <= 0 then
-        return invalid("timeout: a positive number of seconds")
-    end
+    -- key, api, simple, timeout, language, ca_file, insecure: options.c
+    local options, err = core.options(opts)
+    if not options then return nil, err end
     local r = {}
     for k, default in pairs(DEFAULT_RETRY) do
         local v = retry[k]
@@ -132,13 +117,9 @@ function _M.new(opts)
         end
         r[k] = v
     end
-    local ok, err = simple.check_options(options)
-    if not ok then return nil, err end
     local http = transport
     if not http then
-        http, err = core.http{ base = options.api, key = key, timeout = options.timeout,
-                               ca_file = options.ca_file, insecure = options.insecure,
-                               language = options.language }
+        http, err = core.http(options)
         if not http then return nil, err end
     end
     local self = { options = options, http = http, retry = r, sleep = sleep, trace = trace }

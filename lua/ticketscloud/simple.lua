@@ -62,7 +62,6 @@ local METHODS = {
 }
 
 local MAX_DEPTH = 16
-local DEFAULT_TIMEOUT = 10
 
 local function invalid(message)
     return nil, core_error{ kind = "invalid", messages = { message } }
@@ -105,60 +104,14 @@ local function check_request(name, spec, request)
     return check_strings(request, name, 1)
 end
 
-local function is_loopback(host)
-    return host == "localhost" or host == "::1" or host:find("^127%.%d+%.%d+%.%d+$") ~= nil
-end
-
--- Parses options.simple: returns the gRPC target ("host:port") and whether
--- it uses TLS, or nil, err (kind "invalid") when the policy above refuses it.
-function _M.target(simple, insecure)
-    if type(simple) ~= "string" or simple == "" or simple:find("[%c%s]") then
-        return invalid("simple: expected host:port, https://host:port or http://host:port")
-    end
-    local scheme, rest = simple:match("^(%a[%w+.-]*)://(.*)$")
-    if scheme and scheme ~= "http" and scheme ~= "https" then
-        return invalid("simple: unknown scheme " .. scheme .. "://")
-    end
-    rest = rest or simple
-    local tls = scheme == "https" or (scheme == nil and not insecure)
-    local host, port = rest:match("^%[([%x:.]+)%]:?(%d*)/?$")
-    if not host then host, port = rest:match("^([%w.-]+):?(%d*)/?$") end
-    if not host or host == "" then
-        return invalid("simple: expected host:port, https://host:port or http://host:port")
-    end
-    if port == "" then port = tls and "443" or "80" end
-    if not tls and not insecure and not is_loopback(host) then
-        return invalid("simple: plaintext gRPC is allowed to loopback only (set insecure = true)")
-    end
-    if host:find(":") then host = "[" .. host .. "]" end
-    return host .. ":" .. port, tls
-end
-
--- Checks the gRPC part of the client options, for tc.new to refuse bad ones
--- at once. Returns true or nil, err.
-function _M.check_options(options)
-    local target, err = _M.target(options.simple, options.insecure)
-    if not target then return nil, err end
-    return true
-end
-
 -- The client's channel, made on first use.
 local function channel(self)
     local ch = self.channel
     if ch then return ch end
     local options = self.options
     if self.closed or not options then return invalid("closed") end
-    local target, tls = _M.target(options.simple, options.insecure)
-    if not target then return nil, tls end
     local err
-    ch, err = core.channel{
-        target = target,
-        tls = tls,
-        key = options.key,
-        language = options.language,
-        ca_file = options.ca_file,
-        timeout = options.timeout or DEFAULT_TIMEOUT,
-    }
+    ch, err = core.channel(options)
     if not ch then return nil, err end
     self.channel = ch
     return ch

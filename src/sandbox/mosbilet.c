@@ -14,13 +14,10 @@
 
 static const char *const status_names[] = { "executed", "done", "cancelled", "expired" };
 
-/* Length in characters (UTF-8 code points; jansson checked the encoding). */
+/* Length in characters (jansson checked the encoding). */
 static size_t chars(const char *s)
 {
-    size_t n = 0;
-    for (; *s; s++)
-        if (((unsigned char)*s & 0xC0) != 0x80) n++;
-    return n;
+    return tc_utf8_len(s, strlen(s));
 }
 
 /* A required (or, with optional, allowed) non-empty string field. */

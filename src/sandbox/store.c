@@ -256,7 +256,7 @@ static json_t *message(const char *fmt, va_list ap)
     char *msg = malloc((size_t)n + 1);
     if (!msg) return NULL;
     vsnprintf(msg, (size_t)n + 1, fmt, ap);
-    utf8_scrub(msg);
+    tc_utf8_scrub(msg); /* jansson needs valid UTF-8; ids in paths are raw bytes */
     json_t *s = json_string(msg);
     free(msg);
     return s;

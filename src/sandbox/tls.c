@@ -6,6 +6,7 @@
  * file gets a message naming it instead of a failed handshake later.
  */
 #include "tls.h"
+#include "bytes.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -56,14 +57,6 @@ static bool has_block(const char *pem, const char *kind)
     return false;
 }
 
-static void wipe_free(char *s)
-{
-    if (!s) return;
-    volatile char *p = s;
-    while (*p) *p++ = '\0';
-    free(s);
-}
-
 bool tls_load(struct sandbox_tls *tls, const char *cert_path, const char *key_path, char *err,
               size_t errlen)
 {
@@ -96,6 +89,6 @@ bool tls_load(struct sandbox_tls *tls, const char *cert_path, const char *key_pa
 void tls_free(struct sandbox_tls *tls)
 {
     free(tls->cert);
-    wipe_free(tls->key);
+    tc_wipe_free(tls->key);
     tls->cert = tls->key = NULL;
 }

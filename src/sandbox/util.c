@@ -178,52 +178,7 @@ int64_t apply_percent(int64_t amount, int64_t nanopct)
 
 bool is_object_id(const char *s)
 {
-    size_t i;
-    for (i = 0; s[i]; i++)
-        if (i >= ID_LEN || !isalnum((unsigned char)s[i])) return false;
-    return i == ID_LEN;
-}
-
-/* Length of the valid UTF-8 sequence at s (the rules of RFC 3629, as
- * jansson checks them), or 0 when s does not start one. */
-static size_t utf8_seq(const unsigned char *s)
-{
-    size_t n;
-    uint32_t cp;
-    if (s[0] < 0x80) return 1;
-    if (s[0] >= 0xC2 && s[0] <= 0xDF) {
-        n = 2;
-        cp = s[0] & 0x1F;
-    } else if (s[0] >= 0xE0 && s[0] <= 0xEF) {
-        n = 3;
-        cp = s[0] & 0x0F;
-    } else if (s[0] >= 0xF0 && s[0] <= 0xF4) {
-        n = 4;
-        cp = s[0] & 0x07;
-    } else {
-        return 0;
-    }
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xC0) != 0x80) return 0;
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || (cp >= 0xD800 && cp <= 0xDFFF) ||
-        cp > 0x10FFFF)
-        return 0;
-    return n;
-}
-
-void utf8_scrub(char *s)
-{
-    unsigned char *p = (unsigned char *)s;
-    while (*p) {
-        size_t n = utf8_seq(p);
-        if (n == 0) {
-            *p++ = '?';
-        } else {
-            p += n;
-        }
-    }
+    return tc_valid_id(s, strnlen(s, ID_LEN + 1));
 }
 
 uint64_t fnv1a64(const char *s)

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bytes.h" /* UTF-8, ids and secrets: the rules the module uses too */
+
 /* An ObjectId as the API writes it: 24 characters plus the terminator. */
 #define ID_LEN 24
 #define ID_SIZE (ID_LEN + 1)
@@ -46,11 +48,6 @@ bool split_addr(const char *addr, char *host, size_t hostlen, int *port);
 
 /* True when s is exactly 24 characters of [0-9a-zA-Z]. */
 bool is_object_id(const char *s);
-
-/* Replaces every byte of s that is not part of valid UTF-8 with '?', in
- * place, so that jansson accepts the text (paths and query strings are raw
- * bytes after percent-decoding). */
-void utf8_scrub(char *s);
 
 /* 64-bit FNV-1a of a string, for deterministic derived ids. */
 uint64_t fnv1a64(const char *s);
