@@ -280,18 +280,24 @@ static int complete_order(struct sandbox *sb, struct order *o, int64_t now_s)
     return 0;
 }
 
-/* The part of a change that needs the lock. Returns 0 when it was applied,
- * -1 when all_or_nothing could not be met and the order was left exactly as
- * it was (both answer 200 with the order), or an HTTP status with *err set
- * and nothing applied. */
-static int apply_change(struct sandbox *sb, struct order *o, const struct change *ch,
-                        int64_t now, json_t *promo_errors, json_t **err)
-{
-    const struct catalog *cat = sb->cat;
-    const struct cat_event *ev = &cat->events[o->event];
-    int64_t now_s = now / 1000;
-    int status = 0;
+/* ---- a change, step by step ---------------------------------------------- */
 
+/* apply_change() runs the steps below in this order, which is that of the
+ * business rules in spec §5.9. Each returns 0 to go on; what else it may
+ * return is said at the step. When a step refuses the request,
+ * apply_change() puts back what the earlier steps changed (struct undo). */
+
+/* True when the change asks for status `done`. */
+static bool wants_done(const struct change *ch)
+{
+    return ch->status && strcmp(ch->status, "done") == 0;
+}
+
+/* The rules that need only the request and the order's event. Returns 0,
+ * or 400 with *err set; changes nothing. */
+static int check_change_rules(const struct cat_event *ev, const struct change *ch,
+                              json_t **err)
+{
     if (ch->status && strcmp(ch->status, "done") != 0 && strcmp(ch->status, "cancelled") != 0) {
         *err = error_body("Incorrect status %s for this operation", ch->status);
         return 400;
@@ -308,81 +314,146 @@ static int apply_change(struct sandbox *sb, struct order *o, const struct change
         *err = error_body("Cant use promocode when event have promotion");
         return 400;
     }
+    return 0;
+}
 
-    /* The reservation, remembering the old list to put it back. */
-    size_t nold = o->ntickets, nwant = 0, nplan = 0, missing = 0;
-    uint32_t *old = malloc((nold + 1) * sizeof *old), *want = NULL, *plan = NULL;
-    uint32_t *old_promos = NULL;
-    size_t nold_promos = o->npromos;
-    if (!old) return 500;
-    if (nold) memcpy(old, o->tickets, nold * sizeof *old);
+/* What a refused change puts back: the order's tickets as they were, and
+ * its promocodes once replace_promocodes() has replaced them. */
+struct undo {
+    uint32_t *tickets; /* a copy */
+    size_t ntickets;
+    bool promos_replaced;
+    uint32_t *promos;  /* the order's previous list, owned here until restored */
+    size_t npromos;
+};
+
+/* Copies the order's tickets into u. False when out of memory. */
+static bool undo_save(struct undo *u, const struct order *o)
+{
+    memset(u, 0, sizeof *u);
+    u->ntickets = o->ntickets;
+    u->tickets = malloc((u->ntickets + 1) * sizeof *u->tickets);
+    if (!u->tickets) return false;
+    if (u->ntickets) memcpy(u->tickets, o->tickets, u->ntickets * sizeof *u->tickets);
+    return true;
+}
+
+/* Puts back the order's tickets (still free: the lock has been held since
+ * they were released) and, when they were replaced, its promocodes. */
+static void undo_restore(struct sandbox *sb, struct order *o, struct undo *u)
+{
+    set_held(sb, o, u->tickets, u->ntickets);
+    if (u->promos_replaced) {
+        free(o->promos);
+        o->promos = u->promos;
+        o->npromos = u->npromos;
+        u->promos = NULL;
+    }
+}
+
+/* Frees what u still owns: the ticket copy and, after an accepted change,
+ * the replaced promocode list. */
+static void undo_free(struct undo *u)
+{
+    free(u->tickets);
+    free(u->promos);
+}
+
+/* Room for the plan of `random`: what the order holds now plus, per set
+ * of its event, the count asked for, at most the set's size. */
+static size_t random_room(const struct catalog *cat, const struct order *o,
+                          const json_t *random)
+{
+    size_t cap = o->ntickets;
+    const char *key;
+    json_t *n;
+    json_object_foreach((json_t *)random, key, n) {
+        long s = catalog_set(cat, key);
+        if (s >= 0 && cat->sets[s].event == o->event)
+            cap += (size_t)json_integer_value(n) < cat->sets[s].count
+                       ? (size_t)json_integer_value(n)
+                       : cat->sets[s].count;
+    }
+    return cap;
+}
+
+/* Makes the order hold what `tickets` or `random` asks for (neither:
+ * nothing to do). Returns 0 once the order holds the new list. Otherwise
+ * its tickets are as they were, and it returns -1 when all_or_nothing
+ * could not be met, 400 with *err set for an unknown ticket or one of
+ * another event, or 500 when out of memory. */
+static int reserve_requested(struct sandbox *sb, struct order *o, const struct change *ch,
+                             json_t **err)
+{
+    size_t nold = o->ntickets, nplan = 0, missing = 0;
+    uint32_t *want = NULL, *plan = NULL;
+    int status = 0;
     if (ch->tickets) {
-        nwant = json_array_size(ch->tickets);
+        size_t nwant = json_array_size(ch->tickets);
         want = malloc((nwant + 1) * sizeof *want);
         plan = malloc((nwant + nold + 1) * sizeof *plan);
-        if (!want || !plan || !reserve_tickets(o, nwant + nold)) {
+        if (!want || !plan || !reserve_tickets(o, nwant + nold))
             status = 500;
-            goto out;
-        }
-        if ((status = resolve_tickets(sb, o, ch->tickets, want, err)) != 0) goto out;
-        missing = plan_tickets(sb, o, want, nwant, plan, &nplan);
+        else if ((status = resolve_tickets(sb, o, ch->tickets, want, err)) == 0)
+            missing = plan_tickets(sb, o, want, nwant, plan, &nplan);
     } else if (ch->random) {
-        size_t cap = nold;
-        const char *key;
-        json_t *n;
-        json_object_foreach((json_t *)ch->random, key, n) {
-            long s = catalog_set(cat, key);
-            if (s >= 0 && cat->sets[s].event == o->event)
-                cap += (size_t)json_integer_value(n) < cat->sets[s].count
-                           ? (size_t)json_integer_value(n)
-                           : cat->sets[s].count;
-        }
+        size_t cap = random_room(sb->cat, o, ch->random);
         plan = malloc((cap + 1) * sizeof *plan);
         if (!plan || !reserve_tickets(o, cap)) {
             status = 500;
-            goto out;
-        }
-        missing = plan_random(sb, o, ch->random, plan, &nplan, cap);
-        if (nplan == SIZE_MAX) {
-            status = 500;
-            goto out;
+        } else {
+            missing = plan_random(sb, o, ch->random, plan, &nplan, cap);
+            if (nplan == SIZE_MAX) status = 500;
         }
     }
-    if (missing > 0 && ch->all_or_nothing) {
-        status = -1; /* nothing changes; the caller answers 200 with the order */
-        goto out;
-    }
-    if (plan) set_held(sb, o, plan, nplan);
+    if (status == 0 && missing > 0 && ch->all_or_nothing)
+        status = -1;
+    else if (status == 0 && plan)
+        set_held(sb, o, plan, nplan);
+    free(want);
+    free(plan);
+    return status;
+}
 
-    if (ch->promocodes) {
-        old_promos = o->promos;
-        o->promos = NULL;
-        if ((status = apply_promocodes(sb, o, ch->promocodes, now_s, promo_errors)) != 0)
-            goto rollback;
-    }
+/* Makes `promocodes` the order's promocodes (apply_promocodes), keeping
+ * the previous list in u. Returns 0, or 500 when out of memory. */
+static int replace_promocodes(struct sandbox *sb, struct order *o, const json_t *codes,
+                              int64_t now_s, json_t *promo_errors, struct undo *u)
+{
+    u->promos_replaced = true;
+    u->promos = o->promos;
+    u->npromos = o->npromos;
+    o->promos = NULL;
+    return apply_promocodes(sb, o, codes, now_s, promo_errors);
+}
 
-    if (ch->status && strcmp(ch->status, "done") == 0) {
-        struct amounts total;
-        pricing_total(cat, o, now_s, &total);
-        if (o->ntickets == 0) {
-            *err = error_body("there is no tickets in order");
-            status = 400;
-            goto rollback;
-        }
-        if (sb->balance >= 0 && sb->balance < total.full) {
-            *err = error_body(NOT_ENOUGH_MONEY);
-            status = 400;
-            goto rollback;
-        }
+/* For status `done`: the order, with its new tickets and promocodes, must
+ * hold a ticket, and a limited balance must cover its full amount.
+ * Returns 0, or 400 with *err set; changes nothing. */
+static int check_done(const struct sandbox *sb, const struct order *o, int64_t now_s,
+                      json_t **err)
+{
+    struct amounts total;
+    pricing_total(sb->cat, o, now_s, &total);
+    if (o->ntickets == 0) {
+        *err = error_body("there is no tickets in order");
+        return 400;
     }
+    if (sb->balance >= 0 && sb->balance < total.full) {
+        *err = error_body(NOT_ENOUGH_MONEY);
+        return 400;
+    }
+    return 0;
+}
 
-    /* Everything is accepted: the plain fields, then the status. */
+/* Sets settings.customer, settings.send_tickets and vendor_data (a null
+ * value deletes its key). Returns 0, or 500 when the customer cannot be
+ * copied, before anything is changed. */
+static int apply_settings(struct order *o, const struct change *ch)
+{
     if (ch->customer) {
         json_t *c = json_deep_copy(ch->customer);
-        if (!c) {
-            status = 500;
-            goto rollback;
-        }
+        if (!c) return 500;
         json_decref(o->customer);
         o->customer = c;
     }
@@ -397,28 +468,55 @@ static int apply_change(struct sandbox *sb, struct order *o, const struct change
                 json_object_set_new(o->vendor_data, key, json_deep_copy(v));
         }
     }
-    if (ch->status && strcmp(ch->status, "done") == 0) {
+    return 0;
+}
+
+/* `done` completes the order and spends its full amount from a limited
+ * balance; `cancelled` ends it. Returns 0, or 500 when out of memory,
+ * before the status is changed. */
+static int apply_status(struct sandbox *sb, struct order *o, const struct change *ch,
+                        int64_t now_s)
+{
+    if (wants_done(ch)) {
         struct amounts total;
-        pricing_total(cat, o, now_s, &total);
-        if ((status = complete_order(sb, o, now_s)) != 0) goto rollback;
+        pricing_total(sb->cat, o, now_s, &total);
+        if (complete_order(sb, o, now_s) != 0) return 500;
         if (sb->balance >= 0) sb->balance -= total.full;
     } else if (ch->status) {
         store_finish(sb, o, ORDER_CANCELLED, now_s);
     }
-    free(old_promos);
+    return 0;
+}
+
+/* The part of a change that needs the lock. Returns 0 when it was applied,
+ * -1 when all_or_nothing could not be met and the order was left exactly as
+ * it was (both answer 200 with the order), or an HTTP status with *err set
+ * and nothing applied. */
+static int apply_change(struct sandbox *sb, struct order *o, const struct change *ch,
+                        int64_t now, json_t *promo_errors, json_t **err)
+{
+    int64_t now_s = now / 1000;
+    struct undo undo;
+    int status = check_change_rules(&sb->cat->events[o->event], ch, err);
+    if (status != 0) return status;
+    if (!undo_save(&undo, o)) return 500;
+
+    /* Promocodes and `done` depend on the tickets, so they come first. */
+    if ((status = reserve_requested(sb, o, ch, err)) != 0) goto out;
+    if (ch->promocodes &&
+        (status = replace_promocodes(sb, o, ch->promocodes, now_s, promo_errors, &undo)) != 0)
+        goto rollback;
+    if (wants_done(ch) && (status = check_done(sb, o, now_s, err)) != 0) goto rollback;
+
+    /* Everything is accepted: the plain fields, then the status. */
+    if ((status = apply_settings(o, ch)) != 0) goto rollback;
+    if ((status = apply_status(sb, o, ch, now_s)) != 0) goto rollback;
     goto out;
 
 rollback:
-    set_held(sb, o, old, nold);
-    if (ch->promocodes) {
-        free(o->promos);
-        o->promos = old_promos;
-        o->npromos = nold_promos;
-    }
+    undo_restore(sb, o, &undo);
 out:
-    free(old);
-    free(want);
-    free(plan);
+    undo_free(&undo);
     if (status == 500 && !*err) *err = error_body("out of memory");
     return status;
 }
