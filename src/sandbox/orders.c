@@ -746,14 +746,14 @@ static size_t order_count(const struct sandbox *sb)
     return sb->norders;
 }
 
-static bool order_matches(const struct sandbox *sb, size_t i, const struct order_query *q)
+static bool order_matches(const struct sandbox *sb, size_t i, const struct list_filter *f)
 {
     const struct order *o = sb->orders[i];
-    if (q->status_mask && !(q->status_mask & (1u << o->status))) return false;
-    if (q->has_created && (o->created_at < q->created_from || o->created_at > q->created_to))
+    if (f->status_mask && !(f->status_mask & (1u << o->status))) return false;
+    if (f->has_created && (o->created_at < f->created_from || o->created_at > f->created_to))
         return false;
-    if (q->only_with_customer && !o->customer) return false;
-    return query_has_event(q, sb->cat->events[o->event].id);
+    if (f->only_with_customer && !o->customer) return false;
+    return list_filter_has_event(f, sb->cat->events[o->event].id);
 }
 
 static json_t *order_item(struct sandbox *sb, size_t i, json_t *refs, int64_t now_s)
@@ -761,11 +761,11 @@ static json_t *order_item(struct sandbox *sb, size_t i, json_t *refs, int64_t no
     return render_order(sb, sb->orders[i], refs, now_s);
 }
 
-int store_list_orders(struct sandbox *sb, const struct order_query *q, json_t **out)
+int store_list_orders(struct sandbox *sb, const struct list_filter *f, json_t **out)
 {
     static const struct store_list orders = { order_count, order_matches, order_item,
                                               render_refs };
-    return store_list_page(sb, q, &orders, out);
+    return store_list_page(sb, f, &orders, out);
 }
 
 /* POST /v2/services/promocodes/check {event, code} (spec §3.9). The catalog
