@@ -3,11 +3,12 @@
  * and the promocode check.
  *
  * A change request is checked in two rounds. First its shape (types,
- * lengths) without the lock; then, locked, the business rules in the order
- * of spec §5.9. The reservation is applied first because promocodes and
- * `done` depend on the tickets; if a later rule refuses the request, the
- * previous ticket list is put back, which always succeeds because the lock
- * was held throughout. So a 400 never leaves a half-applied change.
+ * lengths) without the lock, by order_request.c; then, locked, the
+ * business rules in the order of spec §5.9. The reservation is applied
+ * first because promocodes and `done` depend on the tickets; if a later
+ * rule refuses the request, the previous ticket list is put back, which
+ * always succeeds because the lock was held throughout. So a 400 never
+ * leaves a half-applied change.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -16,203 +17,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "order_request.h"
 #include "pricing.h"
 #include "render.h"
 #include "store.h"
 #include "util.h"
 
 #define NOT_ENOUGH_MONEY "Not enough money, \xd1\x81ontact to TicketsCloud manager"
-#define MAX_RANDOM 100000
-
-/* A change request (POST or PATCH body) after the shape checks. The
- * pointers borrow from the body. */
-struct change {
-    const char *event;                /* POST only */
-    const json_t *tickets, *random;   /* array of strings / object of counts */
-    bool all_or_nothing, has_aon;
-    const json_t *customer;           /* settings.customer */
-    bool has_send_tickets, send_tickets;
-    const json_t *vendor_data;
-    const json_t *promocodes;         /* array of strings */
-    const char *status;
-};
-
-/* ---- shape checks ------------------------------------------------------ */
-
-/* Length in characters (UTF-8 code points). */
-static size_t utf8_len(const char *s)
-{
-    size_t n = 0;
-    for (; *s; s++)
-        if (((unsigned char)*s & 0xC0) != 0x80) n++;
-    return n;
-}
-
-static void check_customer(const json_t *c, json_t *errors)
-{
-    static const char *const fields[] = { "name", "email", "phone", "lang" };
-    const char *key;
-    json_t *v;
-    if (!json_is_object(c)) {
-        error_add(errors, "settings.customer must be an object");
-        return;
-    }
-    json_object_foreach((json_t *)c, key, v) {
-        bool known = false;
-        for (size_t i = 0; i < 4; i++) known |= strcmp(key, fields[i]) == 0;
-        if (!known) {
-            error_add(errors, "settings.customer.%s is not a customer field "
-                              "(name, email, phone, lang)", key);
-        } else if (!json_is_string(v) || utf8_len(json_string_value(v)) > 256) {
-            error_add(errors, "settings.customer.%s must be a string of at most 256 characters",
-                      key);
-        } else if (strcmp(key, "lang") == 0 && strcmp(json_string_value(v), "en") != 0 &&
-                   strcmp(json_string_value(v), "ru") != 0) {
-            error_add(errors, "settings.customer.lang must be \"en\" or \"ru\"");
-        } else if (strcmp(key, "email") == 0 && *json_string_value(v) &&
-                   !strchr(json_string_value(v), '@')) {
-            error_add(errors, "settings.customer.email must be an e-mail address");
-        }
-    }
-}
-
-/* vendor_data: order_id <= 64 characters; raw <= 20 keys of <= 40
- * characters whose values are strings of <= 128 characters, numbers or
- * booleans (spec §8 row 17). */
-static void check_vendor_data(const json_t *vd, json_t *errors)
-{
-    const char *key;
-    json_t *v;
-    if (!json_is_object(vd)) {
-        error_add(errors, "vendor_data must be an object");
-        return;
-    }
-    json_object_foreach((json_t *)vd, key, v) {
-        if (strcmp(key, "order_id") == 0) {
-            if (!json_is_null(v) &&
-                (!json_is_string(v) || utf8_len(json_string_value(v)) > 64))
-                error_add(errors, "vendor_data.order_id must be a string of at most 64 "
-                                  "characters");
-        } else if (strcmp(key, "raw") == 0) {
-            const char *rk;
-            json_t *rv;
-            if (!json_is_object(v)) {
-                error_add(errors, "vendor_data.raw must be an object");
-                continue;
-            }
-            if (json_object_size(v) > 20)
-                error_add(errors, "vendor_data.raw must have at most 20 keys");
-            json_object_foreach(v, rk, rv) {
-                if (utf8_len(rk) > 40)
-                    error_add(errors, "vendor_data.raw key '%s' is longer than 40 characters",
-                              rk);
-                else if (!(json_is_number(rv) || json_is_boolean(rv) ||
-                           (json_is_string(rv) && utf8_len(json_string_value(rv)) <= 128)))
-                    error_add(errors, "vendor_data.raw.%s must be a string of at most 128 "
-                                      "characters, a number or a boolean", rk);
-            }
-        } else {
-            error_add(errors, "vendor_data.%s is not allowed: only order_id and raw", key);
-        }
-    }
-}
-
-static void check_string_list(const json_t *v, const char *name, json_t *errors)
-{
-    size_t i;
-    json_t *item;
-    if (!json_is_array(v)) {
-        error_add(errors, "%s must be a list of strings", name);
-        return;
-    }
-    json_array_foreach(v, i, item) {
-        if (!json_is_string(item)) {
-            error_add(errors, "%s must be a list of strings", name);
-            return;
-        }
-    }
-}
-
-/* Fills ch from body; shape errors go to errors, business rules that need
- * no state (settings flags, expired_after) to rule_errors. */
-static void read_change(const json_t *body, bool post, struct change *ch, json_t *errors,
-                        json_t *rule_errors)
-{
-    json_t *v;
-    memset(ch, 0, sizeof *ch);
-    if (json_object_get(body, "expired_after"))
-        error_add(rule_errors, "expired_after is not changable");
-    if (post && (v = json_object_get(body, "event")) && !json_is_null(v)) {
-        if (!json_is_string(v))
-            error_add(errors, "event must be an id string");
-        else
-            ch->event = json_string_value(v);
-    }
-    if ((v = json_object_get(body, "tickets"))) {
-        check_string_list(v, "tickets", errors);
-        ch->tickets = v;
-    }
-    if ((v = json_object_get(body, "random"))) {
-        const char *key;
-        json_t *n;
-        if (!json_is_object(v)) error_add(errors, "random must be an object {set id: count}");
-        json_object_foreach(v, key, n) {
-            if (!json_is_integer(n) || json_integer_value(n) < 0 ||
-                json_integer_value(n) > MAX_RANDOM)
-                error_add(errors, "random.%s must be a whole number from 0 to 100000", key);
-        }
-        ch->random = v;
-    }
-    if ((v = json_object_get(body, "all_or_nothing"))) {
-        if (!json_is_boolean(v)) error_add(errors, "all_or_nothing must be true or false");
-        ch->has_aon = true;
-        ch->all_or_nothing = json_is_true(v);
-    }
-    if ((v = json_object_get(body, "settings"))) {
-        json_t *s;
-        if (!json_is_object(v)) error_add(errors, "settings must be an object");
-        if ((s = json_object_get(v, "customer"))) {
-            check_customer(s, errors);
-            ch->customer = s;
-        }
-        if ((s = json_object_get(v, "send_tickets"))) {
-            if (!json_is_boolean(s))
-                error_add(errors, "settings.send_tickets must be true or false");
-            ch->has_send_tickets = true;
-            ch->send_tickets = json_is_true(s);
-        }
-        if ((s = json_object_get(v, "invitation"))) {
-            if (!json_is_boolean(s))
-                error_add(errors, "settings.invitation must be true or false");
-            else if (json_is_true(s))
-                error_add(rule_errors, "only org can send invitations");
-        }
-        if ((s = json_object_get(v, "courier"))) {
-            if (!json_is_boolean(s))
-                error_add(errors, "settings.courier must be true or false");
-            else if (json_is_true(s))
-                error_add(rule_errors, "Courier must set only with salespoint");
-        }
-        if (json_object_get(v, "smart_tickets"))
-            error_add(rule_errors, "Kryptonite integrations is disabled");
-    }
-    if ((v = json_object_get(body, "vendor_data"))) {
-        check_vendor_data(v, errors);
-        ch->vendor_data = v;
-    }
-    if ((v = json_object_get(body, "promocodes"))) {
-        check_string_list(v, "promocodes", errors);
-        ch->promocodes = v;
-    }
-    if ((v = json_object_get(body, "status"))) {
-        if (!json_is_string(v))
-            error_add(errors, "status must be a string");
-        else
-            ch->status = json_string_value(v);
-    }
-}
-
-/* ---- orders ------------------------------------------------------------ */
 
 static struct order *find_order(struct sandbox *sb, const char *id)
 {
@@ -469,18 +280,24 @@ static int complete_order(struct sandbox *sb, struct order *o, int64_t now_s)
     return 0;
 }
 
-/* The part of a change that needs the lock. Returns 0 when it was applied,
- * -1 when all_or_nothing could not be met and the order was left exactly as
- * it was (both answer 200 with the order), or an HTTP status with *err set
- * and nothing applied. */
-static int apply_change(struct sandbox *sb, struct order *o, const struct change *ch,
-                        int64_t now, json_t *promo_errors, json_t **err)
-{
-    const struct catalog *cat = sb->cat;
-    const struct cat_event *ev = &cat->events[o->event];
-    int64_t now_s = now / 1000;
-    int status = 0;
+/* ---- a change, step by step ---------------------------------------------- */
 
+/* apply_change() runs the steps below in this order, which is that of the
+ * business rules in spec §5.9. Each returns 0 to go on; what else it may
+ * return is said at the step. When a step refuses the request,
+ * apply_change() puts back what the earlier steps changed (struct undo). */
+
+/* True when the change asks for status `done`. */
+static bool wants_done(const struct change *ch)
+{
+    return ch->status && strcmp(ch->status, "done") == 0;
+}
+
+/* The rules that need only the request and the order's event. Returns 0,
+ * or 400 with *err set; changes nothing. */
+static int check_change_rules(const struct cat_event *ev, const struct change *ch,
+                              json_t **err)
+{
     if (ch->status && strcmp(ch->status, "done") != 0 && strcmp(ch->status, "cancelled") != 0) {
         *err = error_body("Incorrect status %s for this operation", ch->status);
         return 400;
@@ -497,81 +314,146 @@ static int apply_change(struct sandbox *sb, struct order *o, const struct change
         *err = error_body("Cant use promocode when event have promotion");
         return 400;
     }
+    return 0;
+}
 
-    /* The reservation, remembering the old list to put it back. */
-    size_t nold = o->ntickets, nwant = 0, nplan = 0, missing = 0;
-    uint32_t *old = malloc((nold + 1) * sizeof *old), *want = NULL, *plan = NULL;
-    uint32_t *old_promos = NULL;
-    size_t nold_promos = o->npromos;
-    if (!old) return 500;
-    if (nold) memcpy(old, o->tickets, nold * sizeof *old);
+/* What a refused change puts back: the order's tickets as they were, and
+ * its promocodes once replace_promocodes() has replaced them. */
+struct undo {
+    uint32_t *tickets; /* a copy */
+    size_t ntickets;
+    bool promos_replaced;
+    uint32_t *promos;  /* the order's previous list, owned here until restored */
+    size_t npromos;
+};
+
+/* Copies the order's tickets into u. False when out of memory. */
+static bool undo_save(struct undo *u, const struct order *o)
+{
+    memset(u, 0, sizeof *u);
+    u->ntickets = o->ntickets;
+    u->tickets = malloc((u->ntickets + 1) * sizeof *u->tickets);
+    if (!u->tickets) return false;
+    if (u->ntickets) memcpy(u->tickets, o->tickets, u->ntickets * sizeof *u->tickets);
+    return true;
+}
+
+/* Puts back the order's tickets (still free: the lock has been held since
+ * they were released) and, when they were replaced, its promocodes. */
+static void undo_restore(struct sandbox *sb, struct order *o, struct undo *u)
+{
+    set_held(sb, o, u->tickets, u->ntickets);
+    if (u->promos_replaced) {
+        free(o->promos);
+        o->promos = u->promos;
+        o->npromos = u->npromos;
+        u->promos = NULL;
+    }
+}
+
+/* Frees what u still owns: the ticket copy and, after an accepted change,
+ * the replaced promocode list. */
+static void undo_free(struct undo *u)
+{
+    free(u->tickets);
+    free(u->promos);
+}
+
+/* Room for the plan of `random`: what the order holds now plus, per set
+ * of its event, the count asked for, at most the set's size. */
+static size_t random_room(const struct catalog *cat, const struct order *o,
+                          const json_t *random)
+{
+    size_t cap = o->ntickets;
+    const char *key;
+    json_t *n;
+    json_object_foreach((json_t *)random, key, n) {
+        long s = catalog_set(cat, key);
+        if (s >= 0 && cat->sets[s].event == o->event)
+            cap += (size_t)json_integer_value(n) < cat->sets[s].count
+                       ? (size_t)json_integer_value(n)
+                       : cat->sets[s].count;
+    }
+    return cap;
+}
+
+/* Makes the order hold what `tickets` or `random` asks for (neither:
+ * nothing to do). Returns 0 once the order holds the new list. Otherwise
+ * its tickets are as they were, and it returns -1 when all_or_nothing
+ * could not be met, 400 with *err set for an unknown ticket or one of
+ * another event, or 500 when out of memory. */
+static int reserve_requested(struct sandbox *sb, struct order *o, const struct change *ch,
+                             json_t **err)
+{
+    size_t nold = o->ntickets, nplan = 0, missing = 0;
+    uint32_t *want = NULL, *plan = NULL;
+    int status = 0;
     if (ch->tickets) {
-        nwant = json_array_size(ch->tickets);
+        size_t nwant = json_array_size(ch->tickets);
         want = malloc((nwant + 1) * sizeof *want);
         plan = malloc((nwant + nold + 1) * sizeof *plan);
-        if (!want || !plan || !reserve_tickets(o, nwant + nold)) {
+        if (!want || !plan || !reserve_tickets(o, nwant + nold))
             status = 500;
-            goto out;
-        }
-        if ((status = resolve_tickets(sb, o, ch->tickets, want, err)) != 0) goto out;
-        missing = plan_tickets(sb, o, want, nwant, plan, &nplan);
+        else if ((status = resolve_tickets(sb, o, ch->tickets, want, err)) == 0)
+            missing = plan_tickets(sb, o, want, nwant, plan, &nplan);
     } else if (ch->random) {
-        size_t cap = nold;
-        const char *key;
-        json_t *n;
-        json_object_foreach((json_t *)ch->random, key, n) {
-            long s = catalog_set(cat, key);
-            if (s >= 0 && cat->sets[s].event == o->event)
-                cap += (size_t)json_integer_value(n) < cat->sets[s].count
-                           ? (size_t)json_integer_value(n)
-                           : cat->sets[s].count;
-        }
+        size_t cap = random_room(sb->cat, o, ch->random);
         plan = malloc((cap + 1) * sizeof *plan);
         if (!plan || !reserve_tickets(o, cap)) {
             status = 500;
-            goto out;
-        }
-        missing = plan_random(sb, o, ch->random, plan, &nplan, cap);
-        if (nplan == SIZE_MAX) {
-            status = 500;
-            goto out;
+        } else {
+            missing = plan_random(sb, o, ch->random, plan, &nplan, cap);
+            if (nplan == SIZE_MAX) status = 500;
         }
     }
-    if (missing > 0 && ch->all_or_nothing) {
-        status = -1; /* nothing changes; the caller answers 200 with the order */
-        goto out;
-    }
-    if (plan) set_held(sb, o, plan, nplan);
+    if (status == 0 && missing > 0 && ch->all_or_nothing)
+        status = -1;
+    else if (status == 0 && plan)
+        set_held(sb, o, plan, nplan);
+    free(want);
+    free(plan);
+    return status;
+}
 
-    if (ch->promocodes) {
-        old_promos = o->promos;
-        o->promos = NULL;
-        if ((status = apply_promocodes(sb, o, ch->promocodes, now_s, promo_errors)) != 0)
-            goto rollback;
-    }
+/* Makes `promocodes` the order's promocodes (apply_promocodes), keeping
+ * the previous list in u. Returns 0, or 500 when out of memory. */
+static int replace_promocodes(struct sandbox *sb, struct order *o, const json_t *codes,
+                              int64_t now_s, json_t *promo_errors, struct undo *u)
+{
+    u->promos_replaced = true;
+    u->promos = o->promos;
+    u->npromos = o->npromos;
+    o->promos = NULL;
+    return apply_promocodes(sb, o, codes, now_s, promo_errors);
+}
 
-    if (ch->status && strcmp(ch->status, "done") == 0) {
-        struct amounts total;
-        pricing_total(cat, o, now_s, &total);
-        if (o->ntickets == 0) {
-            *err = error_body("there is no tickets in order");
-            status = 400;
-            goto rollback;
-        }
-        if (sb->balance >= 0 && sb->balance < total.full) {
-            *err = error_body(NOT_ENOUGH_MONEY);
-            status = 400;
-            goto rollback;
-        }
+/* For status `done`: the order, with its new tickets and promocodes, must
+ * hold a ticket, and a limited balance must cover its full amount.
+ * Returns 0, or 400 with *err set; changes nothing. */
+static int check_done(const struct sandbox *sb, const struct order *o, int64_t now_s,
+                      json_t **err)
+{
+    struct amounts total;
+    pricing_total(sb->cat, o, now_s, &total);
+    if (o->ntickets == 0) {
+        *err = error_body("there is no tickets in order");
+        return 400;
     }
+    if (sb->balance >= 0 && sb->balance < total.full) {
+        *err = error_body(NOT_ENOUGH_MONEY);
+        return 400;
+    }
+    return 0;
+}
 
-    /* Everything is accepted: the plain fields, then the status. */
+/* Sets settings.customer, settings.send_tickets and vendor_data (a null
+ * value deletes its key). Returns 0, or 500 when the customer cannot be
+ * copied, before anything is changed. */
+static int apply_settings(struct order *o, const struct change *ch)
+{
     if (ch->customer) {
         json_t *c = json_deep_copy(ch->customer);
-        if (!c) {
-            status = 500;
-            goto rollback;
-        }
+        if (!c) return 500;
         json_decref(o->customer);
         o->customer = c;
     }
@@ -586,28 +468,55 @@ static int apply_change(struct sandbox *sb, struct order *o, const struct change
                 json_object_set_new(o->vendor_data, key, json_deep_copy(v));
         }
     }
-    if (ch->status && strcmp(ch->status, "done") == 0) {
+    return 0;
+}
+
+/* `done` completes the order and spends its full amount from a limited
+ * balance; `cancelled` ends it. Returns 0, or 500 when out of memory,
+ * before the status is changed. */
+static int apply_status(struct sandbox *sb, struct order *o, const struct change *ch,
+                        int64_t now_s)
+{
+    if (wants_done(ch)) {
         struct amounts total;
-        pricing_total(cat, o, now_s, &total);
-        if ((status = complete_order(sb, o, now_s)) != 0) goto rollback;
+        pricing_total(sb->cat, o, now_s, &total);
+        if (complete_order(sb, o, now_s) != 0) return 500;
         if (sb->balance >= 0) sb->balance -= total.full;
     } else if (ch->status) {
         store_finish(sb, o, ORDER_CANCELLED, now_s);
     }
-    free(old_promos);
+    return 0;
+}
+
+/* The part of a change that needs the lock. Returns 0 when it was applied,
+ * -1 when all_or_nothing could not be met and the order was left exactly as
+ * it was (both answer 200 with the order), or an HTTP status with *err set
+ * and nothing applied. */
+static int apply_change(struct sandbox *sb, struct order *o, const struct change *ch,
+                        int64_t now, json_t *promo_errors, json_t **err)
+{
+    int64_t now_s = now / 1000;
+    struct undo undo;
+    int status = check_change_rules(&sb->cat->events[o->event], ch, err);
+    if (status != 0) return status;
+    if (!undo_save(&undo, o)) return 500;
+
+    /* Promocodes and `done` depend on the tickets, so they come first. */
+    if ((status = reserve_requested(sb, o, ch, err)) != 0) goto out;
+    if (ch->promocodes &&
+        (status = replace_promocodes(sb, o, ch->promocodes, now_s, promo_errors, &undo)) != 0)
+        goto rollback;
+    if (wants_done(ch) && (status = check_done(sb, o, now_s, err)) != 0) goto rollback;
+
+    /* Everything is accepted: the plain fields, then the status. */
+    if ((status = apply_settings(o, ch)) != 0) goto rollback;
+    if ((status = apply_status(sb, o, ch, now_s)) != 0) goto rollback;
     goto out;
 
 rollback:
-    set_held(sb, o, old, nold);
-    if (ch->promocodes) {
-        free(o->promos);
-        o->promos = old_promos;
-        o->npromos = nold_promos;
-    }
+    undo_restore(sb, o, &undo);
 out:
-    free(old);
-    free(want);
-    free(plan);
+    undo_free(&undo);
     if (status == 500 && !*err) *err = error_body("out of memory");
     return status;
 }
@@ -707,7 +616,7 @@ int store_create_order(struct sandbox *sb, const json_t *body, json_t **out)
         *out = error_body("out of memory");
         goto done;
     }
-    read_change(body, true, &ch, errors, rule_errors);
+    order_request_read(body, true, &ch, errors, rule_errors);
     if ((status = refuse(errors, rule_errors, out)) != 0) goto done;
 
     int64_t now = now_ms();
@@ -774,7 +683,7 @@ int store_patch_order(struct sandbox *sb, const char *id, const json_t *body, in
         *out = error_body("out of memory");
         goto done;
     }
-    read_change(body, false, &ch, errors, rule_errors);
+    order_request_read(body, false, &ch, errors, rule_errors);
     if (json_array_size(errors) > 0) {
         status = refuse(errors, rule_errors, out);
         goto done;
@@ -837,14 +746,14 @@ static size_t order_count(const struct sandbox *sb)
     return sb->norders;
 }
 
-static bool order_matches(const struct sandbox *sb, size_t i, const struct order_query *q)
+static bool order_matches(const struct sandbox *sb, size_t i, const struct list_filter *f)
 {
     const struct order *o = sb->orders[i];
-    if (q->status_mask && !(q->status_mask & (1u << o->status))) return false;
-    if (q->has_created && (o->created_at < q->created_from || o->created_at > q->created_to))
+    if (f->status_mask && !(f->status_mask & (1u << o->status))) return false;
+    if (f->has_created && (o->created_at < f->created_from || o->created_at > f->created_to))
         return false;
-    if (q->only_with_customer && !o->customer) return false;
-    return query_has_event(q, sb->cat->events[o->event].id);
+    if (f->only_with_customer && !o->customer) return false;
+    return list_filter_has_event(f, sb->cat->events[o->event].id);
 }
 
 static json_t *order_item(struct sandbox *sb, size_t i, json_t *refs, int64_t now_s)
@@ -852,11 +761,11 @@ static json_t *order_item(struct sandbox *sb, size_t i, json_t *refs, int64_t no
     return render_order(sb, sb->orders[i], refs, now_s);
 }
 
-int store_list_orders(struct sandbox *sb, const struct order_query *q, json_t **out)
+int store_list_orders(struct sandbox *sb, const struct list_filter *f, json_t **out)
 {
     static const struct store_list orders = { order_count, order_matches, order_item,
                                               render_refs };
-    return store_list_page(sb, q, &orders, out);
+    return store_list_page(sb, f, &orders, out);
 }
 
 /* POST /v2/services/promocodes/check {event, code} (spec §3.9). The catalog

@@ -420,16 +420,16 @@ static size_t refund_count(const struct sandbox *sb)
     return sb->nrefunds;
 }
 
-static bool refund_matches(const struct sandbox *sb, size_t i, const struct order_query *q)
+static bool refund_matches(const struct sandbox *sb, size_t i, const struct list_filter *f)
 {
     const struct refund *r = sb->refunds[i];
-    if (q->status_mask && !(q->status_mask & (1u << r->status))) return false;
-    if (q->has_created && (r->created_at < q->created_from || r->created_at > q->created_to))
+    if (f->status_mask && !(f->status_mask & (1u << r->status))) return false;
+    if (f->has_created && (r->created_at < f->created_from || r->created_at > f->created_to))
         return false;
-    if (q->has_finished && (r->finished_at == 0 || r->finished_at < q->finished_from ||
-                            r->finished_at > q->finished_to))
+    if (f->has_finished && (r->finished_at == 0 || r->finished_at < f->finished_from ||
+                            r->finished_at > f->finished_to))
         return false;
-    return query_has_event(q, sb->cat->events[sb->orders[r->order]->event].id);
+    return list_filter_has_event(f, sb->cat->events[sb->orders[r->order]->event].id);
 }
 
 static json_t *refund_item(struct sandbox *sb, size_t i, json_t *refs, int64_t now_s)
@@ -438,9 +438,9 @@ static json_t *refund_item(struct sandbox *sb, size_t i, json_t *refs, int64_t n
 }
 
 /* Newest first, like the orders. */
-int store_list_refunds(struct sandbox *sb, const struct order_query *q, json_t **out)
+int store_list_refunds(struct sandbox *sb, const struct list_filter *f, json_t **out)
 {
     static const struct store_list refunds = { refund_count, refund_matches, refund_item,
                                                refund_refs };
-    return store_list_page(sb, q, &refunds, out);
+    return store_list_page(sb, f, &refunds, out);
 }

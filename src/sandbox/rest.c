@@ -126,10 +126,10 @@ static json_t *parse_body(const struct request *rq, json_t **err)
 }
 
 /* Query string of GET /v2/resources/orders (or refund_requests, when
- * `refunds`). Strings it keeps (event ids) live in `strings` until the
- * query is done. */
+ * `refunds`), read into filter. Strings it keeps (event ids) live in
+ * `strings` until the query is done. */
 struct query_parse {
-    struct order_query q;
+    struct list_filter filter;
     json_t *errors;
     json_t *strings;
     bool oom;
@@ -200,7 +200,7 @@ static void add_status(struct query_parse *qp, const char *item, size_t len)
                                      1u << ORDER_CANCELLED, 1u << ORDER_EXPIRED, 1u << 8 };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         if (strlen(names[i]) == len && memcmp(item, names[i], len) == 0) {
-            qp->q.status_mask |= bits[i];
+            qp->filter.status_mask |= bits[i];
             return;
         }
     }
@@ -214,7 +214,7 @@ static void add_refund_status(struct query_parse *qp, const char *item, size_t l
                                      1u << REFUND_APPROVED, 1u << REFUND_REJECTED };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         if (strlen(names[i]) == len && memcmp(item, names[i], len) == 0) {
-            qp->q.status_mask |= bits[i];
+            qp->filter.status_mask |= bits[i];
             return;
         }
     }
@@ -234,22 +234,23 @@ static enum MHD_Result query_arg(void *cls, enum MHD_ValueKind kind, const char 
     const char *v = value ? value : "";
     (void)kind;
     if (strcmp(key, "created_at") == 0) {
-        parse_range(qp, key, v, &qp->q.has_created, &qp->q.created_from, &qp->q.created_to);
+        parse_range(qp, key, v, &qp->filter.has_created, &qp->filter.created_from,
+                    &qp->filter.created_to);
     } else if (qp->refunds && strcmp(key, "finished_at") == 0) {
-        parse_range(qp, key, v, &qp->q.has_finished, &qp->q.finished_from,
-                    &qp->q.finished_to);
+        parse_range(qp, key, v, &qp->filter.has_finished, &qp->filter.finished_from,
+                    &qp->filter.finished_to);
     } else if (strcmp(key, "status") == 0) {
         each_item(qp, v, qp->refunds ? add_refund_status : add_status);
     } else if (strcmp(key, "events") == 0) {
         each_item(qp, v, add_event);
     } else if (!qp->refunds && strcmp(key, "only_with_customer") == 0) {
-        if (!parse_bool(v, &qp->q.only_with_customer))
+        if (!parse_bool(v, &qp->filter.only_with_customer))
             error_add(qp->errors, "only_with_customer must be true or false, not '%s'", v);
     } else if (strcmp(key, "page") == 0) {
-        if (!parse_int(v, 1, 1000000000, &qp->q.page))
+        if (!parse_int(v, 1, 1000000000, &qp->filter.page))
             error_add(qp->errors, "page must be a whole number from 1, not '%s'", v);
     } else if (strcmp(key, "page_size") == 0) {
-        if (!parse_int(v, 1, 200, &qp->q.page_size))
+        if (!parse_int(v, 1, 200, &qp->filter.page_size))
             error_add(qp->errors, "page_size must be a whole number from 1 to 200, not '%s'", v);
     }
     return MHD_YES;
@@ -262,7 +263,7 @@ static enum MHD_Result list_orders(struct rest *r, struct MHD_Connection *c,
                                    const struct request *rq, const char *method,
                                    const char *url, bool refunds)
 {
-    struct query_parse qp = { .q = { .page = 1, .page_size = 50 }, .refunds = refunds };
+    struct query_parse qp = { .filter = { .page = 1, .page_size = 50 }, .refunds = refunds };
     qp.errors = json_array();
     qp.strings = json_array();
     const char **events = NULL;
@@ -293,11 +294,11 @@ static enum MHD_Result list_orders(struct rest *r, struct MHD_Connection *c,
         }
         for (size_t i = 0; i < n; i++)
             events[i] = json_string_value(json_array_get(qp.strings, i));
-        qp.q.events = events;
-        qp.q.nevents = n;
+        qp.filter.events = events;
+        qp.filter.nevents = n;
     }
-    status = refunds ? store_list_refunds(r->sb, &qp.q, &out)
-                     : store_list_orders(r->sb, &qp.q, &out);
+    status = refunds ? store_list_refunds(r->sb, &qp.filter, &out)
+                     : store_list_orders(r->sb, &qp.filter, &out);
 done:
     free(events);
     json_decref(qp.errors);

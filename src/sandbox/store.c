@@ -282,27 +282,27 @@ bool error_add(json_t *errors, const char *fmt, ...)
 
 /* ---- lists --------------------------------------------------------------- */
 
-bool query_has_event(const struct order_query *q, const char *ev)
+bool list_filter_has_event(const struct list_filter *f, const char *ev)
 {
-    if (!q->events) return true;
-    for (size_t i = 0; i < q->nevents; i++)
-        if (strcmp(q->events[i], ev) == 0) return true;
+    if (!f->events) return true;
+    for (size_t i = 0; i < f->nevents; i++)
+        if (strcmp(f->events[i], ev) == 0) return true;
     return false;
 }
 
-int store_list_page(struct sandbox *sb, const struct order_query *q, const struct store_list *l,
+int store_list_page(struct sandbox *sb, const struct list_filter *f, const struct store_list *l,
                     json_t **out)
 {
     int64_t now = now_ms();
     json_t *refs = l->new_refs(), *list = json_array();
-    int64_t total = 0, first = (q->page - 1) * q->page_size;
+    int64_t total = 0, first = (f->page - 1) * f->page_size;
     bool ok = refs && list;
     if (ok) {
         pthread_mutex_lock(&sb->lock);
         store_expire_due(sb, now);
         for (size_t i = l->count(sb); i-- > 0;) { /* newest first */
-            if (!l->matches(sb, i, q)) continue;
-            if (total >= first && total < first + q->page_size) {
+            if (!l->matches(sb, i, f)) continue;
+            if (total >= first && total < first + f->page_size) {
                 json_t *data = l->render(sb, i, refs, now / 1000);
                 if (!data || json_array_append_new(list, data) != 0) ok = false;
             }
@@ -311,7 +311,7 @@ int store_list_page(struct sandbox *sb, const struct order_query *q, const struc
         pthread_mutex_unlock(&sb->lock);
     }
     *out = ok ? json_pack("{s:o,s:o,s:{s:I,s:I,s:I}}", "data", list, "refs", refs, "pagination",
-                          "page", (json_int_t)q->page, "page_size", (json_int_t)q->page_size,
+                          "page", (json_int_t)f->page, "page_size", (json_int_t)f->page_size,
                           "total", (json_int_t)total)
               : NULL;
     if (!ok) {

@@ -98,34 +98,38 @@ void sandbox_free(struct sandbox *sb);
 /* Wakes delayed changes so that shutdown does not wait for them. */
 void sandbox_stop(struct sandbox *sb);
 
-/* List filters of GET /v2/resources/orders, already validated; also those
- * of GET /v2/resources/refund_requests, where status_mask has bits of enum
- * refund_status, finished_at applies and only_with_customer does not. */
-struct order_query {
+/* The filters of a list, already validated (rest.c). GET
+ * /v2/resources/orders and GET /v2/resources/refund_requests share this
+ * struct and one paging loop (store_list_page); each kind of item reads
+ * only the fields that apply to it. */
+struct list_filter {
     bool has_created, has_finished;
-    int64_t created_from, created_to, finished_from, finished_to;
-    unsigned status_mask;  /* bit (1 << enum order_status); 0 = any */
+    int64_t created_from, created_to;   /* created_at, both lists */
+    int64_t finished_from, finished_to; /* finished_at, refund requests only */
+    /* Bits (1 << enum order_status) for orders, (1 << enum refund_status)
+     * for refund requests; 0 = any. */
+    unsigned status_mask;
     const char **events;   /* NULL = any */
     size_t nevents;
-    bool only_with_customer;
+    bool only_with_customer; /* orders only */
     int64_t page, page_size;
 };
 
-/* True when the query names no events, or names ev. */
-bool query_has_event(const struct order_query *q, const char *ev);
+/* True when the filter names no events, or names ev. */
+bool list_filter_has_event(const struct list_filter *f, const char *ev);
 
 /* One kind of listed item (orders, refund requests), item i of the store's
  * array for that kind; every function is called with the lock held. */
 struct store_list {
     size_t (*count)(const struct sandbox *sb);
-    bool (*matches)(const struct sandbox *sb, size_t i, const struct order_query *q);
+    bool (*matches)(const struct sandbox *sb, size_t i, const struct list_filter *f);
     json_t *(*render)(struct sandbox *sb, size_t i, json_t *refs, int64_t now_s);
     json_t *(*new_refs)(void);
 };
 
 /* The list envelope {data, refs, pagination} of one page of the items that
- * match q, newest first, built under one lock hold (store.c). */
-int store_list_page(struct sandbox *sb, const struct order_query *q, const struct store_list *l,
+ * match f, newest first, built under one lock hold (store.c). */
+int store_list_page(struct sandbox *sb, const struct list_filter *f, const struct store_list *l,
                     json_t **out);
 
 int store_create_order(struct sandbox *sb, const json_t *body, json_t **out);
@@ -133,7 +137,7 @@ int store_create_order(struct sandbox *sb, const json_t *body, json_t **out);
 int store_patch_order(struct sandbox *sb, const char *id, const json_t *body, int delay_ms,
                       json_t **out);
 int store_get_order(struct sandbox *sb, const char *id, json_t **out);
-int store_list_orders(struct sandbox *sb, const struct order_query *q, json_t **out);
+int store_list_orders(struct sandbox *sb, const struct list_filter *f, json_t **out);
 int store_check_promocode(struct sandbox *sb, const json_t *body, json_t **out);
 /* PUT /v2/services/orders/mosbilet/user_data (mosbilet.c): 202 with *out
  * NULL, or an error. */
@@ -143,7 +147,7 @@ int store_mosbilet_user_data(struct sandbox *sb, const json_t *body, json_t **ou
 int store_create_refund(struct sandbox *sb, const json_t *body, json_t **out);
 int store_patch_refund(struct sandbox *sb, const char *id, const json_t *body, json_t **out);
 int store_get_refund(struct sandbox *sb, const char *id, json_t **out);
-int store_list_refunds(struct sandbox *sb, const struct order_query *q, json_t **out);
+int store_list_refunds(struct sandbox *sb, const struct list_filter *f, json_t **out);
 void store_free_refunds(struct sandbox *sb);
 
 /* Shared by the store's files (store.c, orders.c), lock held. */
