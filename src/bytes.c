@@ -54,6 +54,11 @@ size_t tc_utf8_len(const char *s, size_t n)
     return count;
 }
 
+size_t tc_utf8_strlen(const char *s)
+{
+    return tc_utf8_len(s, strlen(s));
+}
+
 const char *tc_text_problem(const char *s, size_t n)
 {
     size_t i = 0;

@@ -15,6 +15,9 @@ size_t tc_utf8_next(const char *s, size_t n, unsigned long *cp);
 /* The number of code points of s, or (size_t)-1 when s is not valid UTF-8. */
 size_t tc_utf8_len(const char *s, size_t n);
 
+/* The same for a C string (jansson's strings are valid UTF-8). */
+size_t tc_utf8_strlen(const char *s);
+
 /* NULL when s is valid UTF-8 without control characters (C0, DEL, C1),
  * else what is wrong with it. */
 const char *tc_text_problem(const char *s, size_t n);

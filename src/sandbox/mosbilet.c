@@ -14,20 +14,14 @@
 
 static const char *const status_names[] = { "executed", "done", "cancelled", "expired" };
 
-/* Length in characters (jansson checked the encoding). */
-static size_t chars(const char *s)
-{
-    return tc_utf8_len(s, strlen(s));
-}
-
 /* A required (or, with optional, allowed) non-empty string field. */
 static void check_text(const json_t *v, size_t i, const char *key, bool optional,
                        json_t *errors)
 {
     if (!v || json_is_null(v)) {
         if (!optional) error_add(errors, "user_data[%zu].%s is required", i, key);
-    } else if (!json_is_string(v) || chars(json_string_value(v)) == 0 ||
-               chars(json_string_value(v)) > 256) {
+    } else if (!json_is_string(v) || tc_utf8_strlen(json_string_value(v)) == 0 ||
+               tc_utf8_strlen(json_string_value(v)) > 256) {
         error_add(errors, "user_data[%zu].%s must be a string of 1 to 256 characters", i, key);
     }
 }

@@ -13,15 +13,6 @@
 
 #define MAX_RANDOM 100000
 
-/* Length in characters (UTF-8 code points). */
-static size_t utf8_len(const char *s)
-{
-    size_t n = 0;
-    for (; *s; s++)
-        if (((unsigned char)*s & 0xC0) != 0x80) n++;
-    return n;
-}
-
 static void check_customer(const json_t *c, json_t *errors)
 {
     static const char *const fields[] = { "name", "email", "phone", "lang" };
@@ -37,7 +28,7 @@ static void check_customer(const json_t *c, json_t *errors)
         if (!known) {
             error_add(errors, "settings.customer.%s is not a customer field "
                               "(name, email, phone, lang)", key);
-        } else if (!json_is_string(v) || utf8_len(json_string_value(v)) > 256) {
+        } else if (!json_is_string(v) || tc_utf8_strlen(json_string_value(v)) > 256) {
             error_add(errors, "settings.customer.%s must be a string of at most 256 characters",
                       key);
         } else if (strcmp(key, "lang") == 0 && strcmp(json_string_value(v), "en") != 0 &&
@@ -64,7 +55,7 @@ static void check_vendor_data(const json_t *vd, json_t *errors)
     json_object_foreach((json_t *)vd, key, v) {
         if (strcmp(key, "order_id") == 0) {
             if (!json_is_null(v) &&
-                (!json_is_string(v) || utf8_len(json_string_value(v)) > 64))
+                (!json_is_string(v) || tc_utf8_strlen(json_string_value(v)) > 64))
                 error_add(errors, "vendor_data.order_id must be a string of at most 64 "
                                   "characters");
         } else if (strcmp(key, "raw") == 0) {
@@ -77,11 +68,11 @@ static void check_vendor_data(const json_t *vd, json_t *errors)
             if (json_object_size(v) > 20)
                 error_add(errors, "vendor_data.raw must have at most 20 keys");
             json_object_foreach(v, rk, rv) {
-                if (utf8_len(rk) > 40)
+                if (tc_utf8_strlen(rk) > 40)
                     error_add(errors, "vendor_data.raw key '%s' is longer than 40 characters",
                               rk);
                 else if (!(json_is_number(rv) || json_is_boolean(rv) ||
-                           (json_is_string(rv) && utf8_len(json_string_value(rv)) <= 128)))
+                           (json_is_string(rv) && tc_utf8_strlen(json_string_value(rv)) <= 128)))
                     error_add(errors, "vendor_data.raw.%s must be a string of at most 128 "
                                       "characters, a number or a boolean", rk);
             }
