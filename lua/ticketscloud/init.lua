@@ -38,7 +38,7 @@
 -- Data. REST answers are decoded with lua-cjson: JSON null is tc.null
 -- (cjson.null), money is a string "5600.00" (tc.money parses it exactly
 -- into integer minor units). Catalogue messages are plain tables, see
--- ticketscloud.simple.
+-- ticketscloud.catalogue.
 --
 -- Orders: see ticketscloud.order. Refund requests: client:create_refund,
 -- refund, refunds, approve_refund, reject_refund (docs/refunds.md). Pure
@@ -48,7 +48,7 @@
 local core = require "ticketscloud.core"
 local rest = require "ticketscloud.rest"
 local orders = require "ticketscloud.order"
-local simple = require "ticketscloud.simple"
+local catalogue = require "ticketscloud.catalogue"
 
 local error = error
 local ipairs = ipairs
@@ -74,7 +74,7 @@ local DEFAULT_LANGUAGE = "ru"
 local DEFAULT_RETRY = { attempts = 6, base = 0.1, max = 2 }
 
 -- The catalogue methods (gRPC): client:events{...}, client:seats{...}, ...
-for name, fn in pairs(simple.methods) do _M[name] = fn end
+for name, fn in pairs(catalogue.methods) do _M[name] = fn end
 
 local function invalid(message)
     return nil, core_error{ kind = "invalid", messages = { message } }
@@ -132,7 +132,7 @@ function _M.new(opts)
         end
         r[k] = v
     end
-    local ok, err = simple.check_options(options)
+    local ok, err = catalogue.check_options(options)
     if not ok then return nil, err end
     local http = transport
     if not http then
@@ -152,7 +152,7 @@ end
 function _M.close(self)
     self.closed = true
     if self.http and self.http.close then self.http:close() end
-    simple.close(self)
+    catalogue.close(self)
     return true
 end
 

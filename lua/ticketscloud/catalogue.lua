@@ -1,4 +1,4 @@
--- ticketscloud.simple: the catalogue (tc-simple gRPC) methods of the client.
+-- ticketscloud.catalogue: the catalogue (tc-simple gRPC) methods of the client.
 --
 --   for event in client:events{ status = "PUBLIC" } do print(event.id, event.name) end
 --

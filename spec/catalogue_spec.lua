@@ -1,10 +1,10 @@
 -- The catalogue methods (tc-simple gRPC) against tc-sandbox over real sockets.
 --
 --   TC_SANDBOX=build/<dir>/tc-sandbox lua5.4 /usr/bin/busted \
---     --lpath='lua/?.lua;lua/?/init.lua' --cpath='build/<dir>/lua5.4/?.so' spec/simple_spec.lua
+--     --lpath='lua/?.lua;lua/?/init.lua' --cpath='build/<dir>/lua5.4/?.so' spec/catalogue_spec.lua
 
 local sandbox = require "ticketscloud.sandbox"
-local simple = require "ticketscloud.simple"
+local catalogue = require "ticketscloud.catalogue"
 local tc = require "ticketscloud"
 
 -- Fixtures of examples/catalog.json (the order example, spec §5.8).
@@ -416,20 +416,20 @@ describe("tc-simple catalogue", function()
     describe("transport security policy", function()
         it("parses the simple option into a target and TLS", function()
             assert.same({ "simple.ticketscloud.com:443", true },
-                        { simple.target("simple.ticketscloud.com:443") })
+                        { catalogue.target("simple.ticketscloud.com:443") })
             assert.same({ "simple.ticketscloud.com:443", true },
-                        { simple.target("https://simple.ticketscloud.com") })
-            assert.same({ "127.0.0.1:5000", false }, { simple.target("http://127.0.0.1:5000") })
-            assert.same({ "localhost:5000", false }, { simple.target("http://localhost:5000") })
-            assert.same({ "[::1]:5000", false }, { simple.target("http://[::1]:5000") })
-            assert.same({ "10.1.2.3:5000", false }, { simple.target("10.1.2.3:5000", true) })
-            assert.same({ "10.1.2.3:5000", true }, { simple.target("https://10.1.2.3:5000", true) })
+                        { catalogue.target("https://simple.ticketscloud.com") })
+            assert.same({ "127.0.0.1:5000", false }, { catalogue.target("http://127.0.0.1:5000") })
+            assert.same({ "localhost:5000", false }, { catalogue.target("http://localhost:5000") })
+            assert.same({ "[::1]:5000", false }, { catalogue.target("http://[::1]:5000") })
+            assert.same({ "10.1.2.3:5000", false }, { catalogue.target("10.1.2.3:5000", true) })
+            assert.same({ "10.1.2.3:5000", true }, { catalogue.target("https://10.1.2.3:5000", true) })
         end)
 
         it("refuses plaintext off loopback unless insecure = true, and nonsense", function()
             for _, bad in ipairs{ "http://10.1.2.3:5000", "http://simple.ticketscloud.com:80",
                                   "ftp://x:1", "", "host:port:1", "a b:1" } do
-                local target, err = simple.target(bad)
+                local target, err = catalogue.target(bad)
                 assert.is_nil(target, bad)
                 assert.equal("invalid", err.kind)
             end
