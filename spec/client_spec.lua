@@ -5,6 +5,7 @@
 local tc = require "ticketscloud"
 local sandbox = require "ticketscloud.sandbox"
 local rest = require "ticketscloud.rest"
+local answers = require "ticketscloud.answers"
 local core = require "ticketscloud.core"
 
 local EVENT = "5d7134962110d30a34e95b96"
@@ -316,10 +317,10 @@ describe("ticketscloud REST client", function()
             assert.is_nil(none)
             assert.equal("not_found", remember(err).kind)
             -- The decision: a 404 naming the order is final, any other 404 or a 405 falls back.
-            assert.is_true(rest.is_missing_order({ status = 404, messages = {
-                "Order " .. UNKNOWN .. " not found" } }, UNKNOWN))
-            assert.is_false(rest.is_missing_order({ status = 404, messages = { "Not found" } },
-                                                  UNKNOWN))
+            assert.is_true(answers.is_missing({ status = 404, messages = {
+                "Order " .. UNKNOWN .. " not found" } }, "Order", UNKNOWN))
+            assert.is_false(answers.is_missing({ status = 404, messages = { "Not found" } },
+                                               "Order", UNKNOWN))
             assert(order:cancel())
         end)
 

@@ -46,6 +46,7 @@
 -- ticketscloud.rest.
 
 local core = require "ticketscloud.core"
+local answers = require "ticketscloud.answers"
 local rest = require "ticketscloud.rest"
 local orders = require "ticketscloud.order"
 local catalogue = require "ticketscloud.catalogue"
@@ -184,7 +185,7 @@ function _M._send(self, req, opts)
     local trace = self.trace
     if trace then trace(req.method, req.path, req.body, status) end
     if not status then return nil, scrub(self, body) end
-    local doc, err = rest.decode(status, body, req.no_data)
+    local doc, err = answers.decode(status, body, req.no_data)
     if not doc then return nil, scrub(self, err) end
     return doc
 end
@@ -281,7 +282,7 @@ function _M._fetch_order(self, id, event, opts)
     local doc
     doc, err = self:_send(req, opts)
     if doc then return doc end
-    if err.status == 405 or (err.status == 404 and not rest.is_missing_order(err, id)) then
+    if err.status == 405 or (err.status == 404 and not answers.is_missing(err, "Order", id)) then
         return find_order_doc(self, id, event and { events = { event } } or nil, opts)
     end
     return nil, err
@@ -439,7 +440,8 @@ function _M.refund(self, id, opts)
     local doc
     doc, err = self:_send(req, opts)
     if doc then return refund_of(doc) end
-    if not (err.status == 405 or (err.status == 404 and not rest.is_missing_refund(err, id))) then
+    if not (err.status == 405
+            or (err.status == 404 and not answers.is_missing(err, "RefundRequest", id))) then
         return nil, err
     end
     local stream

@@ -43,6 +43,7 @@
 -- expired_after already past by this machine's clock (UTC).
 
 local core = require "ticketscloud.core"
+local answers = require "ticketscloud.answers"
 local rest = require "ticketscloud.rest"
 
 local error = error
@@ -200,7 +201,7 @@ local function change(self, build, opts)
         if err then break end
     end
     if err.kind == "conflict" then err.attempts = retry.attempts end
-    if rest.is_expired_error(err) then err.kind = "expired" end
+    if answers.is_expired_error(err) then err.kind = "expired" end
     return fail(self, err)
 end
 
@@ -389,7 +390,7 @@ function Order.set_visitors(self, visitors, opts)
     return serialized(self, function(o)
         local ok, e = private[o].client:_send(req, opts)
         if not ok then
-            if rest.is_expired_error(e) then e.kind = "expired" end
+            if answers.is_expired_error(e) then e.kind = "expired" end
             return fail(o, e)
         end
         return o
