@@ -34,11 +34,11 @@
 
 local core = require "ticketscloud.core"
 
-local error = error
 local pairs = pairs
 local type = type
 local tostring = tostring
-local core_error = core.error
+local check_arg = core.check_arg
+local fail = core.fail
 local check_id = core.check_id     -- 24 letters and digits
 local check_text = core.check_text -- UTF-8 without control characters
 
@@ -64,10 +64,6 @@ local METHODS = {
 local MAX_DEPTH = 16
 local DEFAULT_TIMEOUT = 10
 
-local function invalid(message)
-    return nil, core_error{ kind = "invalid", messages = { message } }
-end
-
 -- Every string in the request, at any depth, is text without control characters.
 local function check_strings(v, path, depth)
     local t = type(v)
@@ -75,7 +71,7 @@ local function check_strings(v, path, depth)
         local ok, err = check_text(v, path)
         if not ok then return nil, err end
     elseif t == "table" then
-        if depth > MAX_DEPTH then return invalid(path .. ": nested too deeply") end
+        if depth > MAX_DEPTH then return fail("invalid", path .. ": nested too deeply") end
         for k, item in pairs(v) do
             local ok, err = check_strings(item, path .. "." .. tostring(k), depth + 1)
             if not ok then return nil, err end
@@ -86,7 +82,7 @@ end
 
 local function check_request(name, spec, request)
     for _, field in pairs(spec.required or {}) do
-        if request[field] == nil then return invalid(name .. ": '" .. field .. "' is required") end
+        if request[field] == nil then return fail("invalid", name .. ": '" .. field .. "' is required") end
     end
     for field, kind in pairs(spec.ids) do
         local v = request[field]
@@ -113,22 +109,22 @@ end
 -- it uses TLS, or nil, err (kind "invalid") when the policy above refuses it.
 function _M.target(simple, insecure)
     if type(simple) ~= "string" or simple == "" or simple:find("[%c%s]") then
-        return invalid("simple: expected host:port, https://host:port or http://host:port")
+        return fail("invalid", "simple: expected host:port, https://host:port or http://host:port")
     end
     local scheme, rest = simple:match("^(%a[%w+.-]*)://(.*)$")
     if scheme and scheme ~= "http" and scheme ~= "https" then
-        return invalid("simple: unknown scheme " .. scheme .. "://")
+        return fail("invalid", "simple: unknown scheme " .. scheme .. "://")
     end
     rest = rest or simple
     local tls = scheme == "https" or (scheme == nil and not insecure)
     local host, port = rest:match("^%[([%x:.]+)%]:?(%d*)/?$")
     if not host then host, port = rest:match("^([%w.-]+):?(%d*)/?$") end
     if not host or host == "" then
-        return invalid("simple: expected host:port, https://host:port or http://host:port")
+        return fail("invalid", "simple: expected host:port, https://host:port or http://host:port")
     end
     if port == "" then port = tls and "443" or "80" end
     if not tls and not insecure and not is_loopback(host) then
-        return invalid("simple: plaintext gRPC is allowed to loopback only (set insecure = true)")
+        return fail("invalid", "simple: plaintext gRPC is allowed to loopback only (set insecure = true)")
     end
     if host:find(":") then host = "[" .. host .. "]" end
     return host .. ":" .. port, tls
@@ -147,7 +143,7 @@ local function channel(self)
     local ch = self.channel
     if ch then return ch end
     local options = self.options
-    if self.closed or not options then return invalid("closed") end
+    if self.closed or not options then return fail("invalid", "closed") end
     local target, tls = _M.target(options.simple, options.insecure)
     if not target then return nil, tls end
     local err
@@ -177,11 +173,7 @@ local methods = {}
 for name, spec in pairs(METHODS) do
     local rpc = spec.rpc
     methods[name] = function(self, request)
-        if request == nil then
-            request = {}
-        elseif type(request) ~= "table" then
-            error(("bad argument #1 to '%s' (table expected, got %s)"):format(name, type(request)), 2)
-        end
+        request = check_arg(request, "table?", name, 1) or {}
         local ok, err = check_request(name, spec, request)
         if not ok then return nil, err end
         local ch

@@ -58,7 +58,9 @@ local setmetatable = setmetatable
 local tostring = tostring
 local type = type
 
-local core_error = core.error
+local check_arg = core.check_arg
+local check_field = core.check_field
+local fail = core.fail
 local wrap = orders.wrap
 
 local _M = { _VERSION = core._VERSION }
@@ -77,47 +79,31 @@ local DEFAULT_RETRY = { attempts = 6, base = 0.1, max = 2 }
 -- The catalogue methods (gRPC): client:events{...}, client:seats{...}, ...
 for name, fn in pairs(catalogue.methods) do _M[name] = fn end
 
-local function invalid(message)
-    return nil, core_error{ kind = "invalid", messages = { message } }
-end
-
-local function arg_error(fname, n, expected, v)
-    error(("bad argument #%d to '%s' (%s expected, got %s)"):format(n, fname, expected, type(v)), 3)
-end
-
-local function opt_field(opts, name, expected)
-    local v = opts[name]
-    if v ~= nil and type(v) ~= expected then
-        error(("bad field '%s' to 'new' (%s expected, got %s)"):format(name, expected, type(v)), 3)
-    end
-    return v
-end
-
 -- tc.new(opts) -> client | nil, err
 function _M.new(opts)
-    if type(opts) ~= "table" then arg_error("new", 1, "table", opts) end
-    local key = opt_field(opts, "key", "string")
+    check_arg(opts, "table", "new", 1)
+    local key = check_field(opts, "key", "string?", "new")
     local options = {
         key = key,
-        api = opt_field(opts, "api", "string") or DEFAULT_API,
-        simple = opt_field(opts, "simple", "string") or DEFAULT_SIMPLE,
-        timeout = opt_field(opts, "timeout", "number") or DEFAULT_TIMEOUT,
-        language = opt_field(opts, "language", "string") or DEFAULT_LANGUAGE,
-        ca_file = opt_field(opts, "ca_file", "string"),
-        insecure = opt_field(opts, "insecure", "boolean") or false,
+        api = check_field(opts, "api", "string?", "new") or DEFAULT_API,
+        simple = check_field(opts, "simple", "string?", "new") or DEFAULT_SIMPLE,
+        timeout = check_field(opts, "timeout", "number?", "new") or DEFAULT_TIMEOUT,
+        language = check_field(opts, "language", "string?", "new") or DEFAULT_LANGUAGE,
+        ca_file = check_field(opts, "ca_file", "string?", "new"),
+        insecure = check_field(opts, "insecure", "boolean?", "new") or false,
     }
-    local retry = opt_field(opts, "retry", "table") or {}
-    local sleep = opt_field(opts, "sleep", "function") or core.sleep
-    local trace = opt_field(opts, "trace", "function")
+    local retry = check_field(opts, "retry", "table?", "new") or {}
+    local sleep = check_field(opts, "sleep", "function?", "new") or core.sleep
+    local trace = check_field(opts, "trace", "function?", "new")
     local transport = opts.transport
     if transport ~= nil and (type(transport) ~= "table" and type(transport) ~= "userdata"
                              or type(transport.request) ~= "function") then
         error("bad field 'transport' to 'new' (an object with a request method expected)", 2)
     end
 
-    if key == nil or key == "" then return invalid("key: the API key is required") end
+    if key == nil or key == "" then return fail("invalid", "key: the API key is required") end
     if options.timeout ~= options.timeout or options.timeout <= 0 then
-        return invalid("timeout: a positive number of seconds")
+        return fail("invalid", "timeout: a positive number of seconds")
     end
     local r = {}
     for k, default in pairs(DEFAULT_RETRY) do
@@ -126,10 +112,10 @@ function _M.new(opts)
         if k == "attempts" then
             -- An integer: the retry loop counts up to it exactly.
             if type(v) ~= "number" or v < 1 or v % 1 ~= 0 then
-                return invalid("retry.attempts: an integer >= 1 expected")
+                return fail("invalid", "retry.attempts: an integer >= 1 expected")
             end
         elseif type(v) ~= "number" or v ~= v or v < 0 then
-            return invalid("retry." .. k .. ": a number of seconds >= 0 expected")
+            return fail("invalid", "retry." .. k .. ": a number of seconds >= 0 expected")
         end
         r[k] = v
     end
@@ -190,10 +176,6 @@ function _M._send(self, req, opts)
     return doc
 end
 
-local function check_opts(fname, n, opts)
-    if opts ~= nil and type(opts) ~= "table" then arg_error(fname, n, "table", opts) end
-end
-
 -- client:create_order{ event = ID, random = { [SET] = n } }
 -- client:create_order{ tickets = { TICKET, ... } }      (the event follows)
 -- client:create_order{ event = ID }                     (an empty order)
@@ -201,8 +183,8 @@ end
 -- order, checked like every change (ticketscloud.order): a ticket asked for
 -- but not reserved gives nil, err with err.order set to the new order.
 function _M.create_order(self, args, opts)
-    if type(args) ~= "table" then arg_error("create_order", 1, "table", args) end
-    check_opts("create_order", 2, opts)
+    check_arg(args, "table", "create_order", 1)
+    check_arg(opts, "table?", "create_order", 2)
     local req, err = rest.create_order(args)
     if not req then return nil, err end
     local doc
@@ -237,8 +219,7 @@ local function fetch_page(self, list, query, page, opts)
     if not doc then return nil, err end
     for i, item in ipairs(doc.data) do
         if type(item) ~= "table" or type(item.id) ~= "string" then
-            return nil, core_error{ kind = "api", messages = {
-                ("the %s list's data[%d] is not %s"):format(list.noun, i, list.what) } }
+            return fail("api", ("the %s list's data[%d] is not %s"):format(list.noun, i, list.what))
         end
     end
     return doc
@@ -261,15 +242,14 @@ local function find_order_doc(self, id, filter, opts)
     end
     err = list:error()
     if err then return nil, err end
-    return nil, core_error{ kind = "not_found", status = 404,
-                            messages = { "Order " .. id .. " not found" } }
+    return fail("not_found", "Order " .. id .. " not found", 404)
 end
 
 -- client:find_order(id, { events = { EVENT } }) -> order | nil, err
 -- Looks for an order in the list: what client:order falls back to when the
 -- service does not serve GET /v2/resources/orders/:id.
 function _M.find_order(self, id, filter, opts)
-    if type(id) ~= "string" then arg_error("find_order", 1, "string", id) end
+    check_arg(id, "string", "find_order", 1)
     local doc, err = find_order_doc(self, id, filter, opts)
     if not doc then return nil, err end
     return wrap(self, doc)
@@ -293,8 +273,8 @@ end
 -- (404 that is not "Order <id> not found", or 405) the list is scanned,
 -- only the event's orders when opts.event is given.
 function _M.order(self, id, opts)
-    if type(id) ~= "string" then arg_error("order", 1, "string", id) end
-    check_opts("order", 2, opts)
+    check_arg(id, "string", "order", 1)
+    check_arg(opts, "table?", "order", 2)
     local doc, err = self:_fetch_order(id, opts and opts.event, opts)
     if not doc then return nil, err end
     return wrap(self, doc)
@@ -304,9 +284,9 @@ end
 -- body (spec §3.4), no retry. A promocode the service did not apply, or
 -- money that does not add up, gives nil, err with err.order.
 function _M.patch_order(self, id, body, opts)
-    if type(id) ~= "string" then arg_error("patch_order", 1, "string", id) end
-    if type(body) ~= "table" then arg_error("patch_order", 2, "table", body) end
-    check_opts("patch_order", 3, opts)
+    check_arg(id, "string", "patch_order", 1)
+    check_arg(body, "table", "patch_order", 2)
+    check_arg(opts, "table?", "patch_order", 3)
     local req, err = rest.patch_order(id, body)
     if not req then return nil, err end
     local doc
@@ -320,8 +300,8 @@ end
 -- promo.refs; a code that cannot be applied is nil, err (kind "api",
 -- messages = { reason }), spec §3.9.
 function _M.check_promocode(self, args, opts)
-    if type(args) ~= "table" then arg_error("check_promocode", 1, "table", args) end
-    check_opts("check_promocode", 2, opts)
+    check_arg(args, "table", "check_promocode", 1)
+    check_arg(opts, "table?", "check_promocode", 2)
     local req, err = rest.check_promocode(args)
     if not req then return nil, err end
     local doc
@@ -344,7 +324,7 @@ end
 -- The next item, nil at the end, or nil, err (then again on every call);
 -- after close, nil and a "closed" error, as a catalogue stream.
 function Stream.next(self)
-    if self.closed then return invalid("closed") end
+    if self.closed then return fail("invalid", "closed") end
     if self.err then return nil, self.err end
     local items = self.items
     if items and self.i < #items then
@@ -389,8 +369,8 @@ end
 -- stream:error() tells whether the listing ended on an error; stream.total
 -- is the service's count of matching orders once a page was read.
 function _M.orders(self, filter, opts)
-    if filter ~= nil and type(filter) ~= "table" then arg_error("orders", 1, "table", filter) end
-    check_opts("orders", 2, opts)
+    check_arg(filter, "table?", "orders", 1)
+    check_arg(opts, "table?", "orders", 2)
     local query, size = rest.orders_query(filter or {})
     if not query then return nil, size end
     return setmetatable({ client = self, list = ORDER_LIST, query = query, size = size,
@@ -405,12 +385,10 @@ end
 local function refund_of(doc, status)
     local r = doc.data
     if type(r.id) ~= "string" or type(r.status) ~= "string" then
-        return nil, core_error{ kind = "api", messages = {
-            "the answer's data is not a refund request" } }
+        return fail("api", "the answer's data is not a refund request")
     end
     if status and r.status ~= status then
-        return nil, core_error{ kind = "api", messages = {
-            ("refund request %s is %s, not %s"):format(r.id, r.status, status) } }
+        return fail("api", ("refund request %s is %s, not %s"):format(r.id, r.status, status))
     end
     r.refs = doc.refs
     return r
@@ -419,8 +397,8 @@ end
 -- client:create_refund{ order = ID, tickets = { ID, ... }, culprit = "user" | "org",
 --                       requested_at = Unix seconds or "YYYY-MM-DDTHH:MM:SS" (UTC) }
 function _M.create_refund(self, args, opts)
-    if type(args) ~= "table" then arg_error("create_refund", 1, "table", args) end
-    check_opts("create_refund", 2, opts)
+    check_arg(args, "table", "create_refund", 1)
+    check_arg(opts, "table?", "create_refund", 2)
     local req, err = rest.create_refund(args)
     if not req then return nil, err end
     local doc
@@ -433,8 +411,8 @@ end
 -- service does not serve that route (405, or a 404 that is not
 -- "RefundRequest <id> not found") the list is scanned instead.
 function _M.refund(self, id, opts)
-    if type(id) ~= "string" then arg_error("refund", 1, "string", id) end
-    check_opts("refund", 2, opts)
+    check_arg(id, "string", "refund", 1)
+    check_arg(opts, "table?", "refund", 2)
     local req, err = rest.get_refund(id)
     if not req then return nil, err end
     local doc
@@ -451,41 +429,39 @@ function _M.refund(self, id, opts)
         if r.id == id then return r end
     end
     if stream:error() then return nil, stream:error() end
-    return nil, core_error{ kind = "not_found", status = 404,
-                            messages = { "RefundRequest " .. id .. " not found" } }
+    return fail("not_found", "RefundRequest " .. id .. " not found", 404)
 end
 
 -- client:refunds{ status = { "new" }, events = { ID }, created_at = { from, to },
 --                 finished_at = { from, to }, page_size = 50 }
 -- -> a stream of refund requests, newest first, like client:orders.
 function _M.refunds(self, filter, opts)
-    if filter ~= nil and type(filter) ~= "table" then arg_error("refunds", 1, "table", filter) end
-    check_opts("refunds", 2, opts)
+    check_arg(filter, "table?", "refunds", 1)
+    check_arg(opts, "table?", "refunds", 2)
     local query, size = rest.refunds_query(filter or {})
     if not query then return nil, size end
     return setmetatable({ client = self, list = REFUND_LIST, query = query, size = size,
                           page = 0, i = 0, opts = opts }, stream_mts[REFUND_LIST])
 end
 
-local function finish_refund(self, fname, id, status, opts)
-    if type(id) ~= "string" then arg_error(fname, 1, "string", id) end
-    check_opts(fname, 2, opts)
-    local req, err = rest.patch_refund(id, status)
-    if not req then return nil, err end
-    local doc
-    doc, err = self:_send(req, opts)
-    if not doc then return nil, err end
-    return refund_of(doc, status)
+-- The method name that PATCHes a refund request to status.
+local function finish_refund(name, status)
+    return function(self, id, opts)
+        check_arg(id, "string", name, 1)
+        check_arg(opts, "table?", name, 2)
+        local req, err = rest.patch_refund(id, status)
+        if not req then return nil, err end
+        local doc
+        doc, err = self:_send(req, opts)
+        if not doc then return nil, err end
+        return refund_of(doc, status)
+    end
 end
 
 -- client:approve_refund(id): status approved; the tickets go back on sale.
-function _M.approve_refund(self, id, opts)
-    return finish_refund(self, "approve_refund", id, "approved", opts)
-end
+_M.approve_refund = finish_refund("approve_refund", "approved")
 
 -- client:reject_refund(id): status rejected.
-function _M.reject_refund(self, id, opts)
-    return finish_refund(self, "reject_refund", id, "rejected", opts)
-end
+_M.reject_refund = finish_refund("reject_refund", "rejected")
 
 return _M
