@@ -324,6 +324,21 @@ describe("ticketscloud REST client", function()
             assert(order:cancel())
         end)
 
+        it("runs a request built by ticketscloud.rest with client:send", function()
+            local order = assert(client:create_order{ event = EVENT })
+            local doc = assert(client:send(assert(rest.get_order(order.id))))
+            assert.equal(order.id, doc.data.id)
+            assert.is_table(doc.refs)
+            assert.same({ method = "GET", path = rest.ORDERS .. "/" .. order.id, status = 200 },
+                        requests[#requests])
+            local none, err = client:send(assert(rest.get_order(UNKNOWN)))
+            assert.is_nil(none)
+            assert.equal("not_found", remember(err).kind)
+            assert.has_error(function() client:send("GET /") end,
+                             "bad argument #1 to 'send' (table expected, got string)")
+            assert(order:cancel())
+        end)
+
         it("sends a raw PATCH", function()
             local order = assert(client:create_order{ event = EVENT, random = { [FAN] = 1 } })
             local patched = assert(client:patch_order(order.id, {

@@ -164,9 +164,13 @@ local function scrub(self, err)
     return err
 end
 
--- Runs a request of ticketscloud.rest and decodes the answer: the JSON
--- document, or nil, err. opts: headers, timeout.
-function _M._send(self, req, opts)
+-- client:send(req, { headers = {...}, timeout = seconds }) -> doc | nil, err
+-- Runs a request built by ticketscloud.rest (rest.get_order(id), ...) and
+-- returns the decoded answer: the whole JSON document (data, refs, ...).
+-- trace sees the request; the key never reaches an error.
+function _M.send(self, req, opts)
+    check_arg(req, "table", "send", 1)
+    check_arg(opts, "table?", "send", 2)
     local status, body = self.http:request(req.method, req.path, req.body, opts)
     local trace = self.trace
     if trace then trace(req.method, req.path, req.body, status) end
@@ -188,7 +192,7 @@ function _M.create_order(self, args, opts)
     local req, err = rest.create_order(args)
     if not req then return nil, err end
     local doc
-    doc, err = self:_send(req, opts)
+    doc, err = self:send(req, opts)
     if not doc then return nil, err end
     local want = {}
     if args.tickets ~= nil then want.tickets = args.tickets end
@@ -215,7 +219,7 @@ local REFUND_LIST = {
 -- One page of a list: the document, with data checked to be a list of
 -- objects with ids.
 local function fetch_page(self, list, query, page, opts)
-    local doc, err = self:_send(list.request(query, page), opts)
+    local doc, err = self:send(list.request(query, page), opts)
     if not doc then return nil, err end
     for i, item in ipairs(doc.data) do
         if type(item) ~= "table" or type(item.id) ~= "string" then
@@ -260,7 +264,7 @@ function _M._fetch_order(self, id, event, opts)
     local req, err = rest.get_order(id)
     if not req then return nil, err end
     local doc
-    doc, err = self:_send(req, opts)
+    doc, err = self:send(req, opts)
     if doc then return doc end
     if err.status == 405 or (err.status == 404 and not answers.is_missing(err, "Order", id)) then
         return find_order_doc(self, id, event and { events = { event } } or nil, opts)
@@ -290,7 +294,7 @@ function _M.patch_order(self, id, body, opts)
     local req, err = rest.patch_order(id, body)
     if not req then return nil, err end
     local doc
-    doc, err = self:_send(req, opts)
+    doc, err = self:send(req, opts)
     if not doc then return nil, err end
     return orders.verify(wrap(self, doc), doc)
 end
@@ -305,7 +309,7 @@ function _M.check_promocode(self, args, opts)
     local req, err = rest.check_promocode(args)
     if not req then return nil, err end
     local doc
-    doc, err = self:_send(req, opts)
+    doc, err = self:send(req, opts)
     if not doc then return nil, err end
     local promo = doc.data
     promo.refs = doc.refs
@@ -402,7 +406,7 @@ function _M.create_refund(self, args, opts)
     local req, err = rest.create_refund(args)
     if not req then return nil, err end
     local doc
-    doc, err = self:_send(req, opts)
+    doc, err = self:send(req, opts)
     if not doc then return nil, err end
     return refund_of(doc, "new")
 end
@@ -416,7 +420,7 @@ function _M.refund(self, id, opts)
     local req, err = rest.get_refund(id)
     if not req then return nil, err end
     local doc
-    doc, err = self:_send(req, opts)
+    doc, err = self:send(req, opts)
     if doc then return refund_of(doc) end
     if not (err.status == 405
             or (err.status == 404 and not answers.is_missing(err, "RefundRequest", id))) then
@@ -452,7 +456,7 @@ local function finish_refund(name, status)
         local req, err = rest.patch_refund(id, status)
         if not req then return nil, err end
         local doc
-        doc, err = self:_send(req, opts)
+        doc, err = self:send(req, opts)
         if not doc then return nil, err end
         return refund_of(doc, status)
     end

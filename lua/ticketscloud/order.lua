@@ -190,7 +190,7 @@ local function change(self, build, opts)
         local req
         req, err = rest.patch_order(self.id, body)
         if not req then return failed(self, err) end
-        doc, err = client:_send(req, opts)
+        doc, err = client:send(req, opts)
         if doc then
             update(self, doc)
             return verify(self, doc, want)
@@ -375,7 +375,7 @@ Order.set_visitors = method("set_visitors", true, function(self, visitors, opts)
     req, err = rest.mosbilet_user_data(self.id, visitors)
     if not req then return failed(self, err) end
     return serialized(self, function(o)
-        local done, e = private[o].client:_send(req, opts)
+        local done, e = private[o].client:send(req, opts)
         if not done then
             if answers.is_expired_error(e) then e.kind = "expired" end
             return failed(o, e)
