@@ -339,6 +339,34 @@ describe("ticketscloud REST client", function()
             assert(order:cancel())
         end)
 
+        it("reads an order from the list when the service does not serve GET by id", function()
+            -- A server without the route: GET of one order answers 405.
+            local inner = assert(core.http{ base = sb.api, key = sb.key })
+            local gets = 0
+            local c = assert(tc.new{ key = sb.key, api = sb.api, transport = {
+                request = function(_, method, path, body, opts)
+                    if method == "GET" and path:find("^/v2/resources/orders/%w+$") then
+                        gets = gets + 1
+                        return 405, '{"errors": ["Method Not Allowed"]}'
+                    end
+                    return inner:request(method, path, body, opts)
+                end,
+                close = function() return inner:close() end } })
+            local order = assert(c:create_order{ event = EVENT, random = { [FAN] = 1 } })
+            local read = assert(c:order(order.id, { event = EVENT }))
+            assert.equal(1, gets)
+            assert.equal(order.id, read.id)
+            assert.same(order.tickets, read.tickets)
+            assert(read:refresh()) -- the order object reads itself the same way
+            assert.equal(2, gets)
+            local none, err = c:order(UNKNOWN)
+            assert.is_nil(none)
+            assert.equal("not_found", remember(err).kind)
+            assert.same({ "Order " .. UNKNOWN .. " not found" }, err.messages)
+            assert(order:cancel())
+            c:close()
+        end)
+
         it("sends a raw PATCH", function()
             local order = assert(client:create_order{ event = EVENT, random = { [FAN] = 1 } })
             local patched = assert(client:patch_order(order.id, {
