@@ -49,6 +49,7 @@ local core = require "ticketscloud.core"
 local answers = require "ticketscloud.answers"
 local rest = require "ticketscloud.rest"
 local orders = require "ticketscloud.order"
+local pages = require "ticketscloud.pages"
 local catalogue = require "ticketscloud.catalogue"
 
 local error = error
@@ -200,76 +201,37 @@ function _M.create_order(self, args, opts)
     return orders.verify(wrap(self, doc), doc, want)
 end
 
--- The two paged lists: how a page is requested, what its items are called
--- and what a stream makes of each item.
-local ORDER_LIST = {
-    request = rest.list_orders, noun = "order", what = "an order",
-    name = "ticketscloud.OrderStream",
+-- The order list: its stream makes an order object of each item.
+local ORDERS = pages.list{
+    name = "ticketscloud.OrderStream", noun = "order", what = "an order", missing = "Order",
+    query = rest.orders_query, request = rest.list_orders, get = rest.get_order,
     make = function(client, item, refs) return wrap(client, { data = item, refs = refs }) end,
 }
-local REFUND_LIST = {
-    request = rest.list_refunds, noun = "refund request", what = "a refund request",
-    name = "ticketscloud.RefundStream",
+local REFUNDS = pages.list{
+    name = "ticketscloud.RefundStream", noun = "refund request", what = "a refund request",
+    missing = "RefundRequest",
+    query = rest.refunds_query, request = rest.list_refunds, get = rest.get_refund,
     make = function(_, item, refs)
         item.refs = refs
         return item
     end,
 }
 
--- One page of a list: the document, with data checked to be a list of
--- objects with ids.
-local function fetch_page(self, list, query, page, opts)
-    local doc, err = self:send(list.request(query, page), opts)
-    if not doc then return nil, err end
-    for i, item in ipairs(doc.data) do
-        if type(item) ~= "table" or type(item.id) ~= "string" then
-            return fail("api", ("the %s list's data[%d] is not %s"):format(list.noun, i, list.what))
-        end
-    end
-    return doc
-end
-
--- The answer-shaped { data = order, refs = refs } of order id in the list
--- (spec §3.8), walking client:orders: it stops where that listing ends (a
--- short page, or pagination.total).
-local function find_order_doc(self, id, filter, opts)
-    local ok, err = core.check_id(id, "order id")
-    if not ok then return nil, err end
-    local f = {}
-    for k, v in pairs(filter or {}) do f[k] = v end
-    f.page_size = f.page_size or rest.MAX_PAGE_SIZE
-    local list
-    list, err = self:orders(f, opts)
-    if not list then return nil, err end
-    for order in list do
-        if order.id == id then return { data = list.items[list.i], refs = list.refs } end
-    end
-    err = list:error()
-    if err then return nil, err end
-    return fail("not_found", "Order " .. id .. " not found", 404)
-end
-
 -- client:find_order(id, { events = { EVENT } }) -> order | nil, err
 -- Looks for an order in the list: what client:order falls back to when the
 -- service does not serve GET /v2/resources/orders/:id.
 function _M.find_order(self, id, filter, opts)
     check_arg(id, "string", "find_order", 1)
-    local doc, err = find_order_doc(self, id, filter, opts)
+    check_arg(filter, "table?", "find_order", 2)
+    check_arg(opts, "table?", "find_order", 3)
+    local doc, err = pages.find(self, ORDERS, id, filter, opts)
     if not doc then return nil, err end
     return wrap(self, doc)
 end
 
 -- The server's document of one order: GET, else the list.
 function _M._fetch_order(self, id, event, opts)
-    local req, err = rest.get_order(id)
-    if not req then return nil, err end
-    local doc
-    doc, err = self:send(req, opts)
-    if doc then return doc end
-    if err.status == 405 or (err.status == 404 and not answers.is_missing(err, "Order", id)) then
-        return find_order_doc(self, id, event and { events = { event } } or nil, opts)
-    end
-    return nil, err
+    return pages.read(self, ORDERS, id, event and { events = { event } } or nil, opts)
 end
 
 -- client:order(id, { event = EVENT }) -> order | nil, err
@@ -316,56 +278,6 @@ function _M.check_promocode(self, args, opts)
     return promo
 end
 
--- The stream of client:orders and client:refunds: callable, one item per
--- call.
-local Stream = {}
-local stream_mts = {}
-for _, list in ipairs{ ORDER_LIST, REFUND_LIST } do
-    stream_mts[list] = { __index = Stream, __name = list.name,
-                         __call = function(self) return self:next() end }
-end
-
--- The next item, nil at the end, or nil, err (then again on every call);
--- after close, nil and a "closed" error, as a catalogue stream.
-function Stream.next(self)
-    if self.closed then return fail("invalid", "closed") end
-    if self.err then return nil, self.err end
-    local items = self.items
-    if items and self.i < #items then
-        self.i = self.i + 1
-        return self.list.make(self.client, items[self.i], self.refs)
-    end
-    if self.finished then return nil end
-    local page = self.page + 1
-    local doc, err = fetch_page(self.client, self.list, self.query, page, self.opts)
-    if not doc then
-        self.err = err
-        self.items = nil
-        return nil, err
-    end
-    self.page, self.items, self.refs, self.i = page, doc.data, doc.refs, 0
-    local p = doc.pagination
-    if type(p) == "table" and type(p.total) == "number" then self.total = p.total end
-    if #doc.data < self.size or (self.total and page * self.size >= self.total) then
-        self.finished = true
-    end
-    if #doc.data == 0 then return nil end
-    return self:next()
-end
-
--- The error that ended the stream, nil when it ended normally.
-function Stream.error(self)
-    return self.err
-end
-
--- Ends the stream early; stream:error() still tells what ended it before.
--- Idempotent.
-function Stream.close(self)
-    self.closed = true
-    self.items = nil
-    return true
-end
-
 -- client:orders{ status = { "done" }, events = { ID }, created_at = { from, to },
 --                only_with_customer = true, page_size = 50 }
 -- -> a stream of orders (pages fetched as needed), or nil, err. created_at
@@ -375,10 +287,7 @@ end
 function _M.orders(self, filter, opts)
     check_arg(filter, "table?", "orders", 1)
     check_arg(opts, "table?", "orders", 2)
-    local query, size = rest.orders_query(filter or {})
-    if not query then return nil, size end
-    return setmetatable({ client = self, list = ORDER_LIST, query = query, size = size,
-                          page = 0, i = 0, opts = opts }, stream_mts[ORDER_LIST])
+    return pages.stream(self, ORDERS, filter, opts)
 end
 
 -- Refund requests (spec §3.11, docs/refunds.md). Each call returns the
@@ -417,23 +326,9 @@ end
 function _M.refund(self, id, opts)
     check_arg(id, "string", "refund", 1)
     check_arg(opts, "table?", "refund", 2)
-    local req, err = rest.get_refund(id)
-    if not req then return nil, err end
-    local doc
-    doc, err = self:send(req, opts)
-    if doc then return refund_of(doc) end
-    if not (err.status == 405
-            or (err.status == 404 and not answers.is_missing(err, "RefundRequest", id))) then
-        return nil, err
-    end
-    local stream
-    stream, err = self:refunds({ page_size = rest.MAX_PAGE_SIZE }, opts)
-    if not stream then return nil, err end
-    for r in stream do
-        if r.id == id then return r end
-    end
-    if stream:error() then return nil, stream:error() end
-    return fail("not_found", "RefundRequest " .. id .. " not found", 404)
+    local doc, err = pages.read(self, REFUNDS, id, nil, opts)
+    if not doc then return nil, err end
+    return refund_of(doc)
 end
 
 -- client:refunds{ status = { "new" }, events = { ID }, created_at = { from, to },
@@ -442,10 +337,7 @@ end
 function _M.refunds(self, filter, opts)
     check_arg(filter, "table?", "refunds", 1)
     check_arg(opts, "table?", "refunds", 2)
-    local query, size = rest.refunds_query(filter or {})
-    if not query then return nil, size end
-    return setmetatable({ client = self, list = REFUND_LIST, query = query, size = size,
-                          page = 0, i = 0, opts = opts }, stream_mts[REFUND_LIST])
+    return pages.stream(self, REFUNDS, filter, opts)
 end
 
 -- The method name that PATCHes a refund request to status.
