@@ -51,6 +51,7 @@ local rest = require "ticketscloud.rest"
 local orders = require "ticketscloud.order"
 local pages = require "ticketscloud.pages"
 local catalogue = require "ticketscloud.catalogue"
+local refunds = require "ticketscloud.refunds"
 
 local error = error
 local ipairs = ipairs
@@ -78,7 +79,10 @@ local DEFAULT_LANGUAGE = "ru"
 local DEFAULT_RETRY = { attempts = 6, base = 0.1, max = 2 }
 
 -- The catalogue methods (gRPC): client:events{...}, client:seats{...}, ...
-for name, fn in pairs(catalogue.methods) do _M[name] = fn end
+-- and the refund requests: client:create_refund{...}, client:refund(id), ...
+for _, module in ipairs{ catalogue, refunds } do
+    for name, fn in pairs(module.methods) do _M[name] = fn end
+end
 
 -- tc.new(opts) -> client | nil, err
 function _M.new(opts)
@@ -207,15 +211,6 @@ local ORDERS = pages.list{
     query = rest.orders_query, request = rest.list_orders, get = rest.get_order,
     make = function(client, item, refs) return wrap(client, { data = item, refs = refs }) end,
 }
-local REFUNDS = pages.list{
-    name = "ticketscloud.RefundStream", noun = "refund request", what = "a refund request",
-    missing = "RefundRequest",
-    query = rest.refunds_query, request = rest.list_refunds, get = rest.get_refund,
-    make = function(_, item, refs)
-        item.refs = refs
-        return item
-    end,
-}
 
 -- client:find_order(id, { events = { EVENT } }) -> order | nil, err
 -- Looks for an order in the list: what client:order falls back to when the
@@ -289,75 +284,5 @@ function _M.orders(self, filter, opts)
     check_arg(opts, "table?", "orders", 2)
     return pages.stream(self, ORDERS, filter, opts)
 end
-
--- Refund requests (spec §3.11, docs/refunds.md). Each call returns the
--- refund request (the answer's data: id, status, culprit, refund_nominal,
--- customer_money, tickets, ...) with its refs in refund.refs, or nil, err.
-
--- The refund request of an answer, checked to be one.
-local function refund_of(doc, status)
-    local r = doc.data
-    if type(r.id) ~= "string" or type(r.status) ~= "string" then
-        return fail("api", "the answer's data is not a refund request")
-    end
-    if status and r.status ~= status then
-        return fail("api", ("refund request %s is %s, not %s"):format(r.id, r.status, status))
-    end
-    r.refs = doc.refs
-    return r
-end
-
--- client:create_refund{ order = ID, tickets = { ID, ... }, culprit = "user" | "org",
---                       requested_at = Unix seconds or "YYYY-MM-DDTHH:MM:SS" (UTC) }
-function _M.create_refund(self, args, opts)
-    check_arg(args, "table", "create_refund", 1)
-    check_arg(opts, "table?", "create_refund", 2)
-    local req, err = rest.create_refund(args)
-    if not req then return nil, err end
-    local doc
-    doc, err = self:send(req, opts)
-    if not doc then return nil, err end
-    return refund_of(doc, "new")
-end
-
--- client:refund(id): GET /v2/resources/refund_requests/:id; when the
--- service does not serve that route (405, or a 404 that is not
--- "RefundRequest <id> not found") the list is scanned instead.
-function _M.refund(self, id, opts)
-    check_arg(id, "string", "refund", 1)
-    check_arg(opts, "table?", "refund", 2)
-    local doc, err = pages.read(self, REFUNDS, id, nil, opts)
-    if not doc then return nil, err end
-    return refund_of(doc)
-end
-
--- client:refunds{ status = { "new" }, events = { ID }, created_at = { from, to },
---                 finished_at = { from, to }, page_size = 50 }
--- -> a stream of refund requests, newest first, like client:orders.
-function _M.refunds(self, filter, opts)
-    check_arg(filter, "table?", "refunds", 1)
-    check_arg(opts, "table?", "refunds", 2)
-    return pages.stream(self, REFUNDS, filter, opts)
-end
-
--- The method name that PATCHes a refund request to status.
-local function finish_refund(name, status)
-    return function(self, id, opts)
-        check_arg(id, "string", name, 1)
-        check_arg(opts, "table?", name, 2)
-        local req, err = rest.patch_refund(id, status)
-        if not req then return nil, err end
-        local doc
-        doc, err = self:send(req, opts)
-        if not doc then return nil, err end
-        return refund_of(doc, status)
-    end
-end
-
--- client:approve_refund(id): status approved; the tickets go back on sale.
-_M.approve_refund = finish_refund("approve_refund", "approved")
-
--- client:reject_refund(id): status rejected.
-_M.reject_refund = finish_refund("reject_refund", "rejected")
 
 return _M
