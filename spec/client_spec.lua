@@ -800,6 +800,19 @@ describe("ticketscloud REST client", function()
             c:close()
         end)
 
+        it("client:retry_pause: the pause before the next attempt, false after the last", function()
+            local pauses = {}
+            local c = assert(tc.new{ key = "k", retry = { attempts = 3, base = 1, max = 1.5 },
+                                     sleep = function(s) pauses[#pauses + 1] = s end })
+            assert.is_true(c:retry_pause(1))
+            assert.is_true(c:retry_pause(2))
+            assert.is_false(c:retry_pause(3))
+            assert.equal(2, #pauses)
+            assert.is_true(pauses[1] >= 0.5 and pauses[1] <= 1)
+            assert.is_true(pauses[2] >= 0.75 and pauses[2] <= 1.5)
+            c:close()
+        end)
+
         it("refuses changes of done and cancelled orders locally", function()
             local done = assert(client:create_order{ event = EVENT, random = { [FAN] = 1 } })
             assert(done:finish())

@@ -56,6 +56,7 @@ local refunds = require "ticketscloud.refunds"
 local error = error
 local ipairs = ipairs
 local pairs = pairs
+local random = math.random
 local setmetatable = setmetatable
 local tostring = tostring
 local type = type
@@ -185,6 +186,21 @@ function _M.send(self, req, opts)
     return doc
 end
 
+-- client:retry_pause(attempt) -> true once it has waited before attempt + 1,
+-- or false when attempt was the last one the retry option allows. The
+-- pause grows exponentially from retry.base up to retry.max; half of it is
+-- random, so that clients that collided do not retry in lockstep. For the
+-- order object's 409 retries.
+function _M.retry_pause(self, attempt)
+    check_arg(attempt, "number", "retry_pause", 1)
+    local retry = self.retry
+    if attempt >= retry.attempts then return false end
+    local pause = retry.base * 2 ^ (attempt - 1)
+    if pause > retry.max then pause = retry.max end
+    self.sleep(pause / 2 + random() * pause / 2)
+    return true
+end
+
 -- client:create_order{ event = ID, random = { [SET] = n } }
 -- client:create_order{ tickets = { TICKET, ... } }      (the event follows)
 -- client:create_order{ event = ID }                     (an empty order)
@@ -224,8 +240,13 @@ function _M.find_order(self, id, filter, opts)
     return wrap(self, doc)
 end
 
--- The server's document of one order: GET, else the list.
-function _M._fetch_order(self, id, event, opts)
+-- client:read_order(id, event, opts) -> doc | nil, err: the server's
+-- document of order id ({ data = order, refs = refs }, as an answer): GET
+-- /v2/resources/orders/:id, else the list (of event's orders only, when
+-- event is given), as client:order reads it. For the order object.
+function _M.read_order(self, id, event, opts)
+    check_arg(id, "string", "read_order", 1)
+    check_arg(opts, "table?", "read_order", 3)
     return pages.read(self, ORDERS, id, event and { events = { event } } or nil, opts)
 end
 
@@ -236,7 +257,7 @@ end
 function _M.order(self, id, opts)
     check_arg(id, "string", "order", 1)
     check_arg(opts, "table?", "order", 2)
-    local doc, err = self:_fetch_order(id, opts and opts.event, opts)
+    local doc, err = self:read_order(id, opts and opts.event, opts)
     if not doc then return nil, err end
     return wrap(self, doc)
 end

@@ -52,7 +52,6 @@ local next = next
 local os_date = os.date
 local pairs = pairs
 local pcall = pcall
-local random = math.random
 local setmetatable = setmetatable
 local tostring = tostring
 local type = type
@@ -167,27 +166,27 @@ end
 
 -- Reads the order again (GET, or the list, spec §3.8); updates it.
 local function reread(self, opts)
-    local client = private[self].client
-    local doc, err = client:_fetch_order(self.id, self.event, opts)
+    local doc, err = private[self].client:read_order(self.id, self.event, opts)
     if not doc then return nil, err end
     update(self, doc)
     return doc
 end
 
 -- A change: build(self) -> body, want (or nil, err) from the current
--- state; PATCH it; on 409 wait, re-read and rebuild, up to the attempts.
+-- state; PATCH it; on 409 pause (client:retry_pause), re-read and rebuild,
+-- as long as the client allows another attempt.
 local function change(self, build, opts)
     opts = opts or {}
     local ok, err = changeable(self)
     if not ok then return failed(self, err) end
     local client = private[self].client
-    local retry = client.retry
-    local body, want, doc
-    for attempt = 1, retry.attempts do
-        body, want = build(self)
+    local attempt = 0
+    repeat
+        attempt = attempt + 1
+        local body, want = build(self)
         if not body then return failed(self, want) end
         if opts.all_or_nothing ~= nil then body.all_or_nothing = opts.all_or_nothing end
-        local req
+        local req, doc
         req, err = rest.patch_order(self.id, body)
         if not req then return failed(self, err) end
         doc, err = client:send(req, opts)
@@ -195,16 +194,11 @@ local function change(self, build, opts)
             update(self, doc)
             return verify(self, doc, want)
         end
-        if err.kind ~= "conflict" or attempt == retry.attempts then break end
-        -- Exponential pause with jitter: half fixed, half random.
-        local pause = retry.base * 2 ^ (attempt - 1)
-        if pause > retry.max then pause = retry.max end
-        client.sleep(pause / 2 + random() * pause / 2)
+        if err.kind ~= "conflict" or not client:retry_pause(attempt) then break end
         ok, err = reread(self, opts)
         if ok then ok, err = changeable(self) end
-        if not ok then break end
-    end
-    if err.kind == "conflict" then err.attempts = retry.attempts end
+    until not ok
+    if err.kind == "conflict" then err.attempts = attempt end
     if answers.is_expired_error(err) then err.kind = "expired" end
     return failed(self, err)
 end
