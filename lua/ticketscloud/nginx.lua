@@ -1,61 +1,22 @@
--- ticketscloud.nginx: a REST transport for lua-ticketscloud inside nginx
--- (lua-nginx-module) that does not block the worker. nginx itself sends the
--- requests: each one is a subrequest (ngx.location.capture) to an internal
--- location that proxy_passes it to the API, so the worker serves other
--- requests while it waits (docs/openresty.md, examples/nginx.conf).
---
---   local transport = require("ticketscloud.nginx").transport{
---       location = "/_tc_api", key = KEY, timeout = 5,
---       headers = { ["X-Name"] = "tc_x_name" } }  -- optional, see below
---   local client = tc.new{ key = KEY, transport = transport, sleep = ngx.sleep }
---
--- The object has the interface of the C core's libcurl transport:
---   transport:request(method, path, body, opts) -> status, body | nil, err
---   transport:stats() -> { requests = n, failures = n }
---   transport:close()
--- err is a ticketscloud error of kind "transport" or "timeout" ("invalid"
--- for a request it refuses to send).
---
--- What the location must do (examples/nginx.conf):
---   * send the header Authorization from the variable $tc_auth, which the
---     transport sets on the subrequest to "key KEY"; every location that
---     calls the transport declares it (set $tc_auth "";) and no log format
---     may use it;
---   * keep proxy_intercept_errors off and set no error_page for 502 and
---     504, so that nginx's own failures reach the transport as such.
---
--- nginx's failures and the service's answers: when nginx cannot connect,
--- times out or loses the connection, it ends the subrequest with an error
--- status of its own (502, 504) and ngx.location.capture marks the result
--- truncated; that is an error of kind "transport" ("timeout" for 504). A
--- complete answer of the service, whatever its status (its own 502 or 504
--- too), is not truncated and is returned as it is, for ticketscloud.rest to
--- decode.
---
--- Headers of opts.headers: a subrequest cannot carry headers of its own,
--- so each header the caller may send is mapped to a variable (option
--- headers, name -> variable) that the location sends with
--- proxy_set_header NAME $variable; (an empty value sends no header). A
--- header that is not mapped is refused (kind "invalid").
---
--- Timeouts: a subrequest cannot be cut short from Lua. The location's
--- proxy_connect_timeout, proxy_send_timeout and proxy_read_timeout are the
--- limit; set the option timeout to the same number of seconds, it is what
--- the error message says. opts.timeout of a request is not applied.
---
--- Works where ngx.location.capture does: content, access and rewrite
--- handlers (not timers, init_worker_by_lua or filters).
+-- ticketscloud.nginx: a REST transport for the client inside nginx
+-- (lua-nginx-module) that does not block the worker: each request is a
+-- subrequest (ngx.location.capture) to an internal location that
+-- proxy_passes it to the API. What the location must do, failures, headers
+-- and timeouts: docs/openresty.md; the configuration: examples/nginx.conf.
 
 -- luacheck: globals ngx
 
 local core = require "ticketscloud.core"
 
+local error = error
 local pairs = pairs
 local setmetatable = setmetatable
 local tostring = tostring
 local type = type
 
-local core_error = core.error
+local check_arg = core.check_arg
+local check_field = core.check_field
+local fail = core.fail
 
 local _M = { _VERSION = core._VERSION }
 
@@ -64,38 +25,31 @@ local mt = { __index = Transport, __name = "ticketscloud.NginxTransport" }
 
 local METHODS = { GET = true, POST = true, PUT = true, PATCH = true, DELETE = true }
 
-local function fail(kind, message)
-    return nil, core_error{ kind = kind, messages = { message } }
-end
-
-local function arg_error(name, expected, v)
+-- Raises for a field of transport{...} that has the right type but not a
+-- value it can use.
+local function bad_field(name, expected, v)
     error(("bad field '%s' to 'transport' (%s expected, got %s)"):format(name, expected, type(v)), 3)
 end
 
 -- transport{ location = "/_tc_api", key = KEY, timeout = seconds,
 --            headers = { [NAME] = VARIABLE } } -> object (raises on a bad field)
 function _M.transport(opts)
-    if type(opts) ~= "table" then
-        error("bad argument #1 to 'transport' (table expected, got " .. type(opts) .. ")", 2)
-    end
+    check_arg(opts, "table", "transport", 1)
     local location, key = opts.location, opts.key
     if type(location) ~= "string" or location:sub(1, 1) ~= "/" then
-        arg_error("location", "a path starting with '/'", location)
+        bad_field("location", "a path starting with '/'", location)
     end
-    if type(key) ~= "string" or key == "" then arg_error("key", "non-empty string", key) end
+    if type(key) ~= "string" or key == "" then bad_field("key", "non-empty string", key) end
     local timeout = opts.timeout
     if timeout ~= nil and (type(timeout) ~= "number" or timeout <= 0) then
-        arg_error("timeout", "positive number", timeout)
+        bad_field("timeout", "positive number", timeout)
     end
     local headers = {}
-    if opts.headers ~= nil then
-        if type(opts.headers) ~= "table" then arg_error("headers", "table", opts.headers) end
-        for name, var in pairs(opts.headers) do
-            if type(name) ~= "string" or type(var) ~= "string" then
-                arg_error("headers", "names mapped to variable names", var)
-            end
-            headers[name:lower()] = var
+    for name, var in pairs(check_field(opts, "headers", "table?", "transport") or {}) do
+        if type(name) ~= "string" or type(var) ~= "string" then
+            bad_field("headers", "names mapped to variable names", var)
         end
+        headers[name:lower()] = var
     end
     return setmetatable({ location = location, auth = "key " .. key, timeout = timeout,
                           headers = headers, requests = 0, failures = 0 }, mt)
@@ -135,12 +89,8 @@ function Transport.request(self, method, path, body, opts)
     if type(path) ~= "string" or path:sub(1, 1) ~= "/" or path:find("[^\33-\126]") then
         return fail("invalid", "path: must start with '/' and be printable ASCII without spaces")
     end
-    if body ~= nil and type(body) ~= "string" then
-        error("bad argument #3 to 'request' (string expected, got " .. type(body) .. ")", 2)
-    end
-    if opts ~= nil and type(opts) ~= "table" then
-        error("bad argument #4 to 'request' (table expected, got " .. type(opts) .. ")", 2)
-    end
+    check_arg(body, "string?", "request", 3)
+    check_arg(opts, "table?", "request", 4)
     local vars, problem = variables(self, opts)
     if not vars then return fail("invalid", problem) end
 
@@ -153,7 +103,8 @@ function Transport.request(self, method, path, body, opts)
     local status = res.status
     if res.truncated then
         -- nginx ended the subrequest with an error of its own: no complete
-        -- answer of the service (see the top of this file).
+        -- answer of the service (a complete one, even a 502, is returned as
+        -- it is, for answers.decode).
         self.failures = self.failures + 1
         local what = method .. " " .. path
         if status == 504 then
