@@ -1,49 +1,7 @@
--- ticketscloud: a client for the Ticketscloud distributor API.
---
---   local tc = require "ticketscloud"
---   local client = assert(tc.new{ key = KEY })
---   for event in client:events{ status = "PUBLIC" } do print(event.id, event.name) end
---   local order = assert(client:create_order{ event = ID, random = { [SET] = 1 } })
---   assert(order:add_tickets{ SEAT_TICKET })
---   assert(order:finish())
---   client:close()
---
--- tc.new(opts) takes
---   key       the API key (required); kept in C memory for REST and in
---             client.options for the gRPC channel; never in an error message
---   api       REST base URL, default "https://ticketscloud.com"
---   simple    tc-simple gRPC target, default "simple.ticketscloud.com:443"
---   timeout   seconds for each request (a whole gRPC stream), default 10
---   language  preferred-language for gRPC, Accept-Language for REST, default "ru"
---   ca_file   PEM file of trusted CAs instead of the system store
---   insecure  true allows plaintext to hosts other than loopback
---   retry     { attempts = 6, base = 0.1, max = 2 }: 409 retries of order changes
---   sleep     function(seconds) used between retries (default: blocking)
---   trace     function(method, path, body, status) called after each REST
---             request (status nil when no answer came); never sees the key
---   transport an object that sends the REST requests instead of libcurl:
---             :request(method, path, body, opts) -> status, body | nil, err,
---             :stats(), :close() (e.g. ticketscloud.nginx.transport); api,
---             ca_file and insecure then do not apply to REST
--- and returns a client, or nil, err.
---
--- Errors. Argument type mistakes raise. Everything the data or the network
--- causes returns nil, err: err is a table { kind = ..., status = ...,
--- messages = {...} } whose tostring reads well. Kinds: "invalid" (caught
--- before sending: nothing was sent), "auth" (401/403), "not_found" (404),
--- "conflict" (409), "api" (the service refused, or answered nonsense; 400
--- carries the service's `errors` list in messages), "transport",
--- "timeout", "expired" (the order has expired).
---
--- Data. REST answers are decoded with lua-cjson: JSON null is tc.null
--- (cjson.null), money is a string "5600.00" (tc.money parses it exactly
--- into integer minor units). Catalogue messages are plain tables, see
--- ticketscloud.catalogue.
---
--- Orders: see ticketscloud.order. Refund requests: client:create_refund,
--- refund, refunds, approve_refund, reject_refund (docs/refunds.md). Pure
--- request building and answer decoding, for other transports:
--- ticketscloud.rest.
+-- ticketscloud: the client of the Ticketscloud distributor API. tc.new,
+-- client:close and client:send; the order entry points; the catalogue and
+-- refund methods wired in from ticketscloud.catalogue and .refunds. Usage:
+-- README.md, docs/client.md (options, errors, lists) and docs/orders.md.
 
 local core = require "ticketscloud.core"
 local answers = require "ticketscloud.answers"
@@ -85,7 +43,7 @@ for _, module in ipairs{ catalogue, refunds } do
     for name, fn in pairs(module.methods) do _M[name] = fn end
 end
 
--- tc.new(opts) -> client | nil, err
+-- tc.new(opts) -> client | nil, err (the options: docs/client.md)
 function _M.new(opts)
     check_arg(opts, "table", "new", 1)
     local key = check_field(opts, "key", "string?", "new")
@@ -116,7 +74,7 @@ function _M.new(opts)
         local v = retry[k]
         if v == nil then v = default end
         if k == "attempts" then
-            -- An integer: the retry loop counts up to it exactly.
+            -- An integer: retry_pause counts the attempts up to it exactly.
             if type(v) ~= "number" or v < 1 or v % 1 ~= 0 then
                 return fail("invalid", "retry.attempts: an integer >= 1 expected")
             end

@@ -1,46 +1,7 @@
--- ticketscloud.order: the order object and its helpers.
---
--- client:create_order{...} and client:order(id) return an order: the
--- server's order as fields (id, status, tickets, values, expired_after,
--- settings, vendor_data, ... exactly as in the REST answer, spec §4) plus
--- `refs`, and these methods:
---
---   order:add_tickets{ TICKET, ... }      -- order example step 3a
---   order:remove_tickets{ TICKET, ... }
---   order:add_random{ [SET] = n }         -- order example step 3b
---   order:set_random{ [SET] = n }         -- absolute counts, 0 releases a set
---   order:set_customer{ name =, email =, phone =, lang = }
---   order:set_vendor_data{ order_id =, raw = {...} }
---   order:apply_promocodes{ "CODE", ... }
---   order:set_visitors{ { ticket_id =, user_id =, name =, surname =, middle_name = }, ... }
---   order:refresh()
---   order:finish()                        -- status done: barcodes appear
---   order:cancel()
---
--- Each returns the order, or nil, err. Every PATCH carries the whole desired
--- state (spec §5): the C core computes it from the order's tickets as the
--- server last described them, so adding one ticket re-sends those held.
--- Mutators take an optional last argument { all_or_nothing = true,
--- headers = {...}, timeout = seconds }.
---
--- After every change the order is updated from the answer and checked:
--- every ticket asked for must be held (without all_or_nothing the service
--- skips silently what it could not reserve, spec §5.4) and the money must
--- add up (spec §7.6). When a check fails the call returns nil, err with
--- kind "api": err.messages name what is wrong, err.missing lists ticket ids
--- not held, err.sets the sets whose counts differ, and err.order is the
--- order, already updated. A promocode the service did not apply (a 200 with
--- an `errors` list, spec §3.4.4) is reported the same way: nil, err with
--- kind "api", err.messages = the list of { code = ..., msg = ... }.
---
--- Calls on one order run one at a time. A 409 (another change of the order
--- in flight) is retried after a jittered, growing pause, up to the client's
--- retry.attempts; before each retry the order is read again and the body
--- recomputed from what the server holds then.
---
--- A done or cancelled order is refused locally, before any request (kind
--- "invalid"); so is an expired one (kind "expired"): status "expired", or
--- expired_after already past by this machine's clock (UTC).
+-- ticketscloud.order: the order object that client:create_order and
+-- client:order return: its change helpers, the checks after each answer,
+-- the 409 retries and the local refusals (docs/orders.md). It uses its
+-- client only through client:send, client:read_order and client:retry_pause.
 
 local core = require "ticketscloud.core"
 local answers = require "ticketscloud.answers"
