@@ -5,7 +5,7 @@
 -- 2000) in each sequence, alternating: "random" first (POST random, PATCH
 -- tickets, PATCH status) and "seats" first (POST tickets, PATCH random,
 -- PATCH status). Reported: orders/second, latency percentiles of whole
--- orders and of each kind of request (client:_send is wrapped, so a request
+-- orders and of each kind of request (client:send is wrapped, so a request
 -- is timed with its JSON encoding and decoding), CPU per order in this
 -- process and in the sandbox, and client.http:stats(): the requests against
 -- the connections libcurl opened, which shows that the connection is reused.
@@ -63,8 +63,8 @@ local function kind_of(req)
     if req.body:find('"random"', 1, true) then return "PATCH add random" end
     return "PATCH other"
 end
-local send = client._send
-client._send = function(self, req, opts)
+local send = client.send
+client.send = function(self, req, opts)
     local t0 = now()
     local doc, err = send(self, req, opts)
     if recording then

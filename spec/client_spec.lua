@@ -5,6 +5,7 @@
 local tc = require "ticketscloud"
 local sandbox = require "ticketscloud.sandbox"
 local rest = require "ticketscloud.rest"
+local answers = require "ticketscloud.answers"
 local core = require "ticketscloud.core"
 
 local EVENT = "5d7134962110d30a34e95b96"
@@ -316,11 +317,54 @@ describe("ticketscloud REST client", function()
             assert.is_nil(none)
             assert.equal("not_found", remember(err).kind)
             -- The decision: a 404 naming the order is final, any other 404 or a 405 falls back.
-            assert.is_true(rest.is_missing_order({ status = 404, messages = {
-                "Order " .. UNKNOWN .. " not found" } }, UNKNOWN))
-            assert.is_false(rest.is_missing_order({ status = 404, messages = { "Not found" } },
-                                                  UNKNOWN))
+            assert.is_true(answers.is_missing({ status = 404, messages = {
+                "Order " .. UNKNOWN .. " not found" } }, "Order", UNKNOWN))
+            assert.is_false(answers.is_missing({ status = 404, messages = { "Not found" } },
+                                               "Order", UNKNOWN))
             assert(order:cancel())
+        end)
+
+        it("runs a request built by ticketscloud.rest with client:send", function()
+            local order = assert(client:create_order{ event = EVENT })
+            local doc = assert(client:send(assert(rest.get_order(order.id))))
+            assert.equal(order.id, doc.data.id)
+            assert.is_table(doc.refs)
+            assert.same({ method = "GET", path = rest.ORDERS .. "/" .. order.id, status = 200 },
+                        requests[#requests])
+            local none, err = client:send(assert(rest.get_order(UNKNOWN)))
+            assert.is_nil(none)
+            assert.equal("not_found", remember(err).kind)
+            assert.has_error(function() client:send("GET /") end,
+                             "bad argument #1 to 'send' (table expected, got string)")
+            assert(order:cancel())
+        end)
+
+        it("reads an order from the list when the service does not serve GET by id", function()
+            -- A server without the route: GET of one order answers 405.
+            local inner = assert(core.http{ api = sb.api, key = sb.key })
+            local gets = 0
+            local c = assert(tc.new{ key = sb.key, api = sb.api, transport = {
+                request = function(_, method, path, body, opts)
+                    if method == "GET" and path:find("^/v2/resources/orders/%w+$") then
+                        gets = gets + 1
+                        return 405, '{"errors": ["Method Not Allowed"]}'
+                    end
+                    return inner:request(method, path, body, opts)
+                end,
+                close = function() return inner:close() end } })
+            local order = assert(c:create_order{ event = EVENT, random = { [FAN] = 1 } })
+            local read = assert(c:order(order.id, { event = EVENT }))
+            assert.equal(1, gets)
+            assert.equal(order.id, read.id)
+            assert.same(order.tickets, read.tickets)
+            assert(read:refresh()) -- the order object reads itself the same way
+            assert.equal(2, gets)
+            local none, err = c:order(UNKNOWN)
+            assert.is_nil(none)
+            assert.equal("not_found", remember(err).kind)
+            assert.same({ "Order " .. UNKNOWN .. " not found" }, err.messages)
+            assert(order:cancel())
+            c:close()
         end)
 
         it("sends a raw PATCH", function()
@@ -753,6 +797,19 @@ describe("ticketscloud REST client", function()
             end
             core.sleep(2)
             assert(order:cancel())
+            c:close()
+        end)
+
+        it("client:retry_pause: the pause before the next attempt, false after the last", function()
+            local pauses = {}
+            local c = assert(tc.new{ key = "k", retry = { attempts = 3, base = 1, max = 1.5 },
+                                     sleep = function(s) pauses[#pauses + 1] = s end })
+            assert.is_true(c:retry_pause(1))
+            assert.is_true(c:retry_pause(2))
+            assert.is_false(c:retry_pause(3))
+            assert.equal(2, #pauses)
+            assert.is_true(pauses[1] >= 0.5 and pauses[1] <= 1)
+            assert.is_true(pauses[2] >= 0.75 and pauses[2] <= 1.5)
             c:close()
         end)
 

@@ -259,6 +259,36 @@ describe("refund requests", function()
         assert.is_nil(assert(client:refunds{ status = "in_progress" })())
     end)
 
+    it("reads one from the list when the service does not serve GET by id", function()
+        local order, fan = done_order()
+        local r = assert(client:create_refund{ order = order.id, tickets = { fan },
+                                               culprit = "org" })
+        -- A server without the route: a 404 that does not name the request.
+        local inner = assert(core.http{ api = sb.api, key = sb.key })
+        local gets = 0
+        local c = assert(tc.new{ key = sb.key, api = sb.api, transport = {
+            request = function(_, method, path, body, opts)
+                if method == "GET" and path:find("^/v2/resources/refund_requests/%w+$") then
+                    gets = gets + 1
+                    return 404, '{"errors": ["Not Found"]}'
+                end
+                return inner:request(method, path, body, opts)
+            end,
+            close = function() return inner:close() end } })
+        local one = assert(c:refund(r.id))
+        assert.equal(1, gets)
+        assert.equal(r.id, one.id)
+        assert.equal("new", one.status)
+        assert.equal("done", one.refs.orders[order.id].status)
+        local none, err = c:refund(UNKNOWN)
+        assert.is_nil(none)
+        assert.equal("not_found", err.kind)
+        assert.equal(404, err.status)
+        assert.same({ "RefundRequest " .. UNKNOWN .. " not found" }, err.messages)
+        assert(c:reject_refund(r.id))
+        c:close()
+    end)
+
     describe("errors with their exact strings", function()
         it("names every missing field", function()
             local status, doc = send("POST", rest.REFUNDS, {})

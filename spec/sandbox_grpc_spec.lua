@@ -970,8 +970,8 @@ end)
 describe("tc-sandbox gRPC refuses a catalog entity that does not fit its message", function()
     local BIN = os.getenv("TC_SANDBOX") or "build/tc-sandbox"
 
-    -- A catalog error like those of the loader (docs/catalog.md): one line
-    -- naming the file and the entry, exit status 2, nothing listening.
+    -- A catalog error like those of the loader (docs/sandbox-catalog.md): one
+    -- line naming the file and the entry, exit status 2, nothing listening.
     local function refused(extra, pattern)
         local path = catalog_with(extra)
         local p = assert(io.popen("timeout 20 " .. quote(BIN) .. " --catalog " .. quote(path) ..

@@ -8,7 +8,7 @@
 -- --rows x --per-row seats, plus the map entry with every seat's
 -- coordinates), an unseated set with --stock tickets, and --events more
 -- small events so that listings are long too. Ids are deterministic: the
--- same options always give the same file. The format is docs/catalog.md.
+-- same options always give the same file. The format is docs/sandbox-catalog.md.
 
 local cjson = require "cjson"
 

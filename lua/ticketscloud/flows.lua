@@ -12,31 +12,22 @@
 --       finish = true,
 --   })
 
-local tc = require "ticketscloud"
+local core = require "ticketscloud.core"
 
 local error = error
 local type = type
 local next = next
 
-local _M = {}
+local check_arg = core.check_arg
+local check_field = core.check_field
+local fail = core.fail
 
-local function invalid(message)
-    return nil, tc.error{ kind = "invalid", messages = { message } }
-end
-
--- A type mistake in the options raises, like a wrong argument.
-local function opt_field(opts, name, expected)
-    local v = opts[name]
-    if v ~= nil and type(v) ~= expected then
-        error(("bad field '%s' to 'mixed_order' (%s expected, got %s)"):format(name, expected, type(v)), 3)
-    end
-    return v
-end
+local _M = { _VERSION = core._VERSION }
 
 -- After a failed step: cancels the order, unless keep is set, so that its
 -- tickets go back on sale, and returns nil, err with err.order set to the
 -- order (then cancelled).
-local function fail(order, err, keep)
+local function abandon(order, err, keep)
     if order and not keep and order.status == "executed" then
         order:cancel()
     end
@@ -60,13 +51,11 @@ function _M.mixed_order(client, opts)
     if type(client) ~= "table" then
         error(("bad argument #1 to 'mixed_order' (client expected, got %s)"):format(type(client)), 2)
     end
-    if type(opts) ~= "table" then
-        error(("bad argument #2 to 'mixed_order' (table expected, got %s)"):format(type(opts)), 2)
-    end
-    local seats = opt_field(opts, "seats", "table") or {}
-    local random = opt_field(opts, "random", "table") or {}
-    local on_step = opt_field(opts, "on_step", "function") or function() end
-    opt_field(opts, "customer", "table")
+    check_arg(opts, "table", "mixed_order", 2)
+    local seats = check_field(opts, "seats", "table?", "mixed_order") or {}
+    local random = check_field(opts, "random", "table?", "mixed_order") or {}
+    local on_step = check_field(opts, "on_step", "function?", "mixed_order") or function() end
+    check_field(opts, "customer", "table?", "mixed_order")
     local first = opts.first or "random"
     local order, err
 
@@ -74,41 +63,41 @@ function _M.mixed_order(client, opts)
         -- Nothing random: an empty order of the event (spec §5.7).
         order, err = client:create_order{ event = opts.event, random = next(random) and random or nil }
         -- A creation that did not reserve everything still made an order.
-        if not order then return fail(err and err.order, err, opts.keep_on_error) end
+        if not order then return abandon(err and err.order, err, opts.keep_on_error) end
         on_step("create the order with the unseated tickets", order)
         if #seats > 0 then
             local ok
             ok, err = order:add_tickets(seats)
-            if not ok then return fail(order, err, opts.keep_on_error) end
+            if not ok then return abandon(order, err, opts.keep_on_error) end
             on_step("add the seated tickets", order)
         end
     elseif first == "seats" then
-        if #seats == 0 then return invalid('seats: first = "seats" needs a seated ticket') end
+        if #seats == 0 then return fail("invalid", 'seats: first = "seats" needs a seated ticket') end
         -- Like the order example's step 2b: the event is inferred from the tickets.
         order, err = client:create_order{ tickets = seats }
-        if not order then return fail(err and err.order, err, opts.keep_on_error) end
+        if not order then return abandon(err and err.order, err, opts.keep_on_error) end
         on_step("create the order with the seated tickets", order)
         if next(random) then
             local ok
             ok, err = order:add_random(random)
-            if not ok then return fail(order, err, opts.keep_on_error) end
+            if not ok then return abandon(order, err, opts.keep_on_error) end
             on_step("add the unseated tickets", order)
         end
     else
-        return invalid('first must be "random" or "seats"')
+        return fail("invalid", 'first must be "random" or "seats"')
     end
 
     if opts.customer then
         local ok
         ok, err = order:set_customer(opts.customer)
-        if not ok then return fail(order, err, opts.keep_on_error) end
+        if not ok then return abandon(order, err, opts.keep_on_error) end
         on_step("set the customer", order)
     end
 
     if opts.finish then
         local ok
         ok, err = order:finish()
-        if not ok then return fail(order, err, opts.keep_on_error) end
+        if not ok then return abandon(order, err, opts.keep_on_error) end
         on_step("finish the order", order)
     end
     return order

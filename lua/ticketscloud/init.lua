@@ -1,63 +1,27 @@
--- ticketscloud: a client for the Ticketscloud distributor API.
---
---   local tc = require "ticketscloud"
---   local client = assert(tc.new{ key = KEY })
---   for event in client:events{ status = "PUBLIC" } do print(event.id, event.name) end
---   local order = assert(client:create_order{ event = ID, random = { [SET] = 1 } })
---   assert(order:add_tickets{ SEAT_TICKET })
---   assert(order:finish())
---   client:close()
---
--- tc.new(opts) takes
---   key       the API key (required); kept in C memory for REST and in
---             client.options for the gRPC channel; never in an error message
---   api       REST base URL, default "https://ticketscloud.com"
---   simple    tc-simple gRPC target, default "simple.ticketscloud.com:443"
---   timeout   seconds for each request (a whole gRPC stream), default 10
---   language  preferred-language for gRPC, Accept-Language for REST, default "ru"
---   ca_file   PEM file of trusted CAs instead of the system store
---   insecure  true allows plaintext to hosts other than loopback
---   retry     { attempts = 6, base = 0.1, max = 2 }: 409 retries of order changes
---   sleep     function(seconds) used between retries (default: blocking)
---   trace     function(method, path, body, status) called after each REST
---             request (status nil when no answer came); never sees the key
---   transport an object that sends the REST requests instead of libcurl:
---             :request(method, path, body, opts) -> status, body | nil, err,
---             :stats(), :close() (e.g. ticketscloud.nginx.transport); api,
---             ca_file and insecure then do not apply to REST
--- and returns a client, or nil, err.
---
--- Errors. Argument type mistakes raise. Everything the data or the network
--- causes returns nil, err: err is a table { kind = ..., status = ...,
--- messages = {...} } whose tostring reads well. Kinds: "invalid" (caught
--- before sending: nothing was sent), "auth" (401/403), "not_found" (404),
--- "conflict" (409), "api" (the service refused, or answered nonsense; 400
--- carries the service's `errors` list in messages), "transport",
--- "timeout", "expired" (the order has expired).
---
--- Data. REST answers are decoded with lua-cjson: JSON null is tc.null
--- (cjson.null), money is a string "5600.00" (tc.money parses it exactly
--- into integer minor units). Catalogue messages are plain tables, see
--- ticketscloud.simple.
---
--- Orders: see ticketscloud.order. Refund requests: client:create_refund,
--- refund, refunds, approve_refund, reject_refund (docs/refunds.md). Pure
--- request building and answer decoding, for other transports:
--- ticketscloud.rest.
+-- ticketscloud: the client of the Ticketscloud distributor API. tc.new,
+-- client:close and client:send; the order entry points; the catalogue and
+-- refund methods wired in from ticketscloud.catalogue and .refunds. Usage:
+-- README.md, docs/client.md (options, errors, lists) and docs/orders.md.
 
 local core = require "ticketscloud.core"
+local answers = require "ticketscloud.answers"
 local rest = require "ticketscloud.rest"
 local orders = require "ticketscloud.order"
-local simple = require "ticketscloud.simple"
+local pages = require "ticketscloud.pages"
+local catalogue = require "ticketscloud.catalogue"
+local refunds = require "ticketscloud.refunds"
 
 local error = error
 local ipairs = ipairs
 local pairs = pairs
+local random = math.random
 local setmetatable = setmetatable
 local tostring = tostring
 local type = type
 
-local core_error = core.error
+local check_arg = core.check_arg
+local check_field = core.check_field
+local fail = core.fail
 local wrap = orders.wrap
 
 local _M = { _VERSION = core._VERSION }
@@ -70,30 +34,17 @@ _M.null = rest.null
 local DEFAULT_RETRY = { attempts = 6, base = 0.1, max = 2 }
 
 -- The catalogue methods (gRPC): client:events{...}, client:seats{...}, ...
-for name, fn in pairs(simple.methods) do _M[name] = fn end
-
-local function invalid(message)
-    return nil, core_error{ kind = "invalid", messages = { message } }
+-- and the refund requests: client:create_refund{...}, client:refund(id), ...
+for _, module in ipairs{ catalogue, refunds } do
+    for name, fn in pairs(module.methods) do _M[name] = fn end
 end
 
-local function arg_error(fname, n, expected, v)
-    error(("bad argument #%d to '%s' (%s expected, got %s)"):format(n, fname, expected, type(v)), 3)
-end
-
-local function opt_field(opts, name, expected)
-    local v = opts[name]
-    if v ~= nil and type(v) ~= expected then
-        error(("bad field '%s' to 'new' (%s expected, got %s)"):format(name, expected, type(v)), 3)
-    end
-    return v
-end
-
--- tc.new(opts) -> client | nil, err
+-- tc.new(opts) -> client | nil, err (the options: docs/client.md)
 function _M.new(opts)
-    if type(opts) ~= "table" then arg_error("new", 1, "table", opts) end
-    local retry = opt_field(opts, "retry", "table") or {}
-    local sleep = opt_field(opts, "sleep", "function") or core.sleep
-    local trace = opt_field(opts, "trace", "function")
+    check_arg(opts, "table", "new", 1)
+    local retry = check_field(opts, "retry", "table?", "new") or {}
+    local sleep = check_field(opts, "sleep", "function?", "new") or core.sleep
+    local trace = check_field(opts, "trace", "function?", "new")
     local transport = opts.transport
     if transport ~= nil and (type(transport) ~= "table" and type(transport) ~= "userdata"
                              or type(transport.request) ~= "function") then
@@ -108,12 +59,12 @@ function _M.new(opts)
         local v = retry[k]
         if v == nil then v = default end
         if k == "attempts" then
-            -- An integer: the retry loop counts up to it exactly.
+            -- An integer: retry_pause counts the attempts up to it exactly.
             if type(v) ~= "number" or v < 1 or v % 1 ~= 0 then
-                return invalid("retry.attempts: an integer >= 1 expected")
+                return fail("invalid", "retry.attempts: an integer >= 1 expected")
             end
         elseif type(v) ~= "number" or v ~= v or v < 0 then
-            return invalid("retry." .. k .. ": a number of seconds >= 0 expected")
+            return fail("invalid", "retry." .. k .. ": a number of seconds >= 0 expected")
         end
         r[k] = v
     end
@@ -133,7 +84,7 @@ end
 function _M.close(self)
     self.closed = true
     if self.http and self.http.close then self.http:close() end
-    simple.close(self)
+    catalogue.close(self)
     return true
 end
 
@@ -158,20 +109,35 @@ local function scrub(self, err)
     return err
 end
 
--- Runs a request of ticketscloud.rest and decodes the answer: the JSON
--- document, or nil, err. opts: headers, timeout.
-function _M._send(self, req, opts)
+-- client:send(req, { headers = {...}, timeout = seconds }) -> doc | nil, err
+-- Runs a request built by ticketscloud.rest (rest.get_order(id), ...) and
+-- returns the decoded answer: the whole JSON document (data, refs, ...).
+-- trace sees the request; the key never reaches an error.
+function _M.send(self, req, opts)
+    check_arg(req, "table", "send", 1)
+    check_arg(opts, "table?", "send", 2)
     local status, body = self.http:request(req.method, req.path, req.body, opts)
     local trace = self.trace
     if trace then trace(req.method, req.path, req.body, status) end
     if not status then return nil, scrub(self, body) end
-    local doc, err = rest.decode(status, body, req.no_data)
+    local doc, err = answers.decode(status, body, req.no_data)
     if not doc then return nil, scrub(self, err) end
     return doc
 end
 
-local function check_opts(fname, n, opts)
-    if opts ~= nil and type(opts) ~= "table" then arg_error(fname, n, "table", opts) end
+-- client:retry_pause(attempt) -> true once it has waited before attempt + 1,
+-- or false when attempt was the last one the retry option allows. The
+-- pause grows exponentially from retry.base up to retry.max; half of it is
+-- random, so that clients that collided do not retry in lockstep. For the
+-- order object's 409 retries.
+function _M.retry_pause(self, attempt)
+    check_arg(attempt, "number", "retry_pause", 1)
+    local retry = self.retry
+    if attempt >= retry.attempts then return false end
+    local pause = retry.base * 2 ^ (attempt - 1)
+    if pause > retry.max then pause = retry.max end
+    self.sleep(pause / 2 + random() * pause / 2)
+    return true
 end
 
 -- client:create_order{ event = ID, random = { [SET] = n } }
@@ -181,12 +147,12 @@ end
 -- order, checked like every change (ticketscloud.order): a ticket asked for
 -- but not reserved gives nil, err with err.order set to the new order.
 function _M.create_order(self, args, opts)
-    if type(args) ~= "table" then arg_error("create_order", 1, "table", args) end
-    check_opts("create_order", 2, opts)
+    check_arg(args, "table", "create_order", 1)
+    check_arg(opts, "table?", "create_order", 2)
     local req, err = rest.create_order(args)
     if not req then return nil, err end
     local doc
-    doc, err = self:_send(req, opts)
+    doc, err = self:send(req, opts)
     if not doc then return nil, err end
     local want = {}
     if args.tickets ~= nil then want.tickets = args.tickets end
@@ -194,78 +160,33 @@ function _M.create_order(self, args, opts)
     return orders.verify(wrap(self, doc), doc, want)
 end
 
--- The two paged lists: how a page is requested, what its items are called
--- and what a stream makes of each item.
-local ORDER_LIST = {
-    request = rest.list_orders, noun = "order", what = "an order",
-    name = "ticketscloud.OrderStream",
+-- The order list: its stream makes an order object of each item.
+local ORDERS = pages.list{
+    name = "ticketscloud.OrderStream", noun = "order", what = "an order", missing = "Order",
+    query = rest.orders_query, request = rest.list_orders, get = rest.get_order,
     make = function(client, item, refs) return wrap(client, { data = item, refs = refs }) end,
 }
-local REFUND_LIST = {
-    request = rest.list_refunds, noun = "refund request", what = "a refund request",
-    name = "ticketscloud.RefundStream",
-    make = function(_, item, refs)
-        item.refs = refs
-        return item
-    end,
-}
-
--- One page of a list: the document, with data checked to be a list of
--- objects with ids.
-local function fetch_page(self, list, query, page, opts)
-    local doc, err = self:_send(list.request(query, page), opts)
-    if not doc then return nil, err end
-    for i, item in ipairs(doc.data) do
-        if type(item) ~= "table" or type(item.id) ~= "string" then
-            return nil, core_error{ kind = "api", messages = {
-                ("the %s list's data[%d] is not %s"):format(list.noun, i, list.what) } }
-        end
-    end
-    return doc
-end
-
--- The answer-shaped { data = order, refs = refs } of order id in the list
--- (spec §3.8), walking client:orders: it stops where that listing ends (a
--- short page, or pagination.total).
-local function find_order_doc(self, id, filter, opts)
-    local ok, err = core.check_id(id, "order id")
-    if not ok then return nil, err end
-    local f = {}
-    for k, v in pairs(filter or {}) do f[k] = v end
-    f.page_size = f.page_size or rest.MAX_PAGE_SIZE
-    local list
-    list, err = self:orders(f, opts)
-    if not list then return nil, err end
-    for order in list do
-        if order.id == id then return { data = list.items[list.i], refs = list.refs } end
-    end
-    err = list:error()
-    if err then return nil, err end
-    return nil, core_error{ kind = "not_found", status = 404,
-                            messages = { "Order " .. id .. " not found" } }
-end
 
 -- client:find_order(id, { events = { EVENT } }) -> order | nil, err
 -- Looks for an order in the list: what client:order falls back to when the
 -- service does not serve GET /v2/resources/orders/:id.
 function _M.find_order(self, id, filter, opts)
-    if type(id) ~= "string" then arg_error("find_order", 1, "string", id) end
-    local doc, err = find_order_doc(self, id, filter, opts)
+    check_arg(id, "string", "find_order", 1)
+    check_arg(filter, "table?", "find_order", 2)
+    check_arg(opts, "table?", "find_order", 3)
+    local doc, err = pages.find(self, ORDERS, id, filter, opts)
     if not doc then return nil, err end
     return wrap(self, doc)
 end
 
--- The server's document of one order: GET, else the list.
-function _M._fetch_order(self, id, event, opts)
-    local req, err = rest.get_order(id)
-    if not req then return nil, err end
-    local doc
-    doc, err = self:_send(req, opts)
-    if doc then return doc end
-    if err.status == 405 or (err.status == 404 and not rest.is_missing_order(err, id)) then
-        return find_order_doc(self, id, event and { events = { event } } or nil, opts)
-    end
-    return nil, err
+-- client:read_order(id, event, opts) -> doc | nil, err: the server's
+-- document of order id ({ data = order, refs = refs }, as an answer): GET
+-- /v2/resources/orders/:id, else the list (of event's orders only, when
+-- event is given), as client:order reads it. For the order object.
+function _M.read_order(self, id, event, opts)
+    check_arg(id, "string", "read_order", 1)
+    check_arg(opts, "table?", "read_order", 3)
+    return pages.read(self, ORDERS, id, event and { events = { event } } or nil, opts)
 end
 
 -- client:order(id, { event = EVENT }) -> order | nil, err
@@ -273,9 +194,9 @@ end
 -- (404 that is not "Order <id> not found", or 405) the list is scanned,
 -- only the event's orders when opts.event is given.
 function _M.order(self, id, opts)
-    if type(id) ~= "string" then arg_error("order", 1, "string", id) end
-    check_opts("order", 2, opts)
-    local doc, err = self:_fetch_order(id, opts and opts.event, opts)
+    check_arg(id, "string", "order", 1)
+    check_arg(opts, "table?", "order", 2)
+    local doc, err = self:read_order(id, opts and opts.event, opts)
     if not doc then return nil, err end
     return wrap(self, doc)
 end
@@ -284,13 +205,13 @@ end
 -- body (spec §3.4), no retry. A promocode the service did not apply, or
 -- money that does not add up, gives nil, err with err.order.
 function _M.patch_order(self, id, body, opts)
-    if type(id) ~= "string" then arg_error("patch_order", 1, "string", id) end
-    if type(body) ~= "table" then arg_error("patch_order", 2, "table", body) end
-    check_opts("patch_order", 3, opts)
+    check_arg(id, "string", "patch_order", 1)
+    check_arg(body, "table", "patch_order", 2)
+    check_arg(opts, "table?", "patch_order", 3)
     local req, err = rest.patch_order(id, body)
     if not req then return nil, err end
     local doc
-    doc, err = self:_send(req, opts)
+    doc, err = self:send(req, opts)
     if not doc then return nil, err end
     return orders.verify(wrap(self, doc), doc)
 end
@@ -300,66 +221,16 @@ end
 -- promo.refs; a code that cannot be applied is nil, err (kind "api",
 -- messages = { reason }), spec §3.9.
 function _M.check_promocode(self, args, opts)
-    if type(args) ~= "table" then arg_error("check_promocode", 1, "table", args) end
-    check_opts("check_promocode", 2, opts)
+    check_arg(args, "table", "check_promocode", 1)
+    check_arg(opts, "table?", "check_promocode", 2)
     local req, err = rest.check_promocode(args)
     if not req then return nil, err end
     local doc
-    doc, err = self:_send(req, opts)
+    doc, err = self:send(req, opts)
     if not doc then return nil, err end
     local promo = doc.data
     promo.refs = doc.refs
     return promo
-end
-
--- The stream of client:orders and client:refunds: callable, one item per
--- call.
-local Stream = {}
-local stream_mts = {}
-for _, list in ipairs{ ORDER_LIST, REFUND_LIST } do
-    stream_mts[list] = { __index = Stream, __name = list.name,
-                         __call = function(self) return self:next() end }
-end
-
--- The next item, nil at the end, or nil, err (then again on every call);
--- after close, nil and a "closed" error, as a catalogue stream.
-function Stream.next(self)
-    if self.closed then return invalid("closed") end
-    if self.err then return nil, self.err end
-    local items = self.items
-    if items and self.i < #items then
-        self.i = self.i + 1
-        return self.list.make(self.client, items[self.i], self.refs)
-    end
-    if self.finished then return nil end
-    local page = self.page + 1
-    local doc, err = fetch_page(self.client, self.list, self.query, page, self.opts)
-    if not doc then
-        self.err = err
-        self.items = nil
-        return nil, err
-    end
-    self.page, self.items, self.refs, self.i = page, doc.data, doc.refs, 0
-    local p = doc.pagination
-    if type(p) == "table" and type(p.total) == "number" then self.total = p.total end
-    if #doc.data < self.size or (self.total and page * self.size >= self.total) then
-        self.finished = true
-    end
-    if #doc.data == 0 then return nil end
-    return self:next()
-end
-
--- The error that ended the stream, nil when it ended normally.
-function Stream.error(self)
-    return self.err
-end
-
--- Ends the stream early; stream:error() still tells what ended it before.
--- Idempotent.
-function Stream.close(self)
-    self.closed = true
-    self.items = nil
-    return true
 end
 
 -- client:orders{ status = { "done" }, events = { ID }, created_at = { from, to },
@@ -369,102 +240,9 @@ end
 -- stream:error() tells whether the listing ended on an error; stream.total
 -- is the service's count of matching orders once a page was read.
 function _M.orders(self, filter, opts)
-    if filter ~= nil and type(filter) ~= "table" then arg_error("orders", 1, "table", filter) end
-    check_opts("orders", 2, opts)
-    local query, size = rest.orders_query(filter or {})
-    if not query then return nil, size end
-    return setmetatable({ client = self, list = ORDER_LIST, query = query, size = size,
-                          page = 0, i = 0, opts = opts }, stream_mts[ORDER_LIST])
-end
-
--- Refund requests (spec §3.11, docs/refunds.md). Each call returns the
--- refund request (the answer's data: id, status, culprit, refund_nominal,
--- customer_money, tickets, ...) with its refs in refund.refs, or nil, err.
-
--- The refund request of an answer, checked to be one.
-local function refund_of(doc, status)
-    local r = doc.data
-    if type(r.id) ~= "string" or type(r.status) ~= "string" then
-        return nil, core_error{ kind = "api", messages = {
-            "the answer's data is not a refund request" } }
-    end
-    if status and r.status ~= status then
-        return nil, core_error{ kind = "api", messages = {
-            ("refund request %s is %s, not %s"):format(r.id, r.status, status) } }
-    end
-    r.refs = doc.refs
-    return r
-end
-
--- client:create_refund{ order = ID, tickets = { ID, ... }, culprit = "user" | "org",
---                       requested_at = Unix seconds or "YYYY-MM-DDTHH:MM:SS" (UTC) }
-function _M.create_refund(self, args, opts)
-    if type(args) ~= "table" then arg_error("create_refund", 1, "table", args) end
-    check_opts("create_refund", 2, opts)
-    local req, err = rest.create_refund(args)
-    if not req then return nil, err end
-    local doc
-    doc, err = self:_send(req, opts)
-    if not doc then return nil, err end
-    return refund_of(doc, "new")
-end
-
--- client:refund(id): GET /v2/resources/refund_requests/:id; when the
--- service does not serve that route (405, or a 404 that is not
--- "RefundRequest <id> not found") the list is scanned instead.
-function _M.refund(self, id, opts)
-    if type(id) ~= "string" then arg_error("refund", 1, "string", id) end
-    check_opts("refund", 2, opts)
-    local req, err = rest.get_refund(id)
-    if not req then return nil, err end
-    local doc
-    doc, err = self:_send(req, opts)
-    if doc then return refund_of(doc) end
-    if not (err.status == 405 or (err.status == 404 and not rest.is_missing_refund(err, id))) then
-        return nil, err
-    end
-    local stream
-    stream, err = self:refunds({ page_size = rest.MAX_PAGE_SIZE }, opts)
-    if not stream then return nil, err end
-    for r in stream do
-        if r.id == id then return r end
-    end
-    if stream:error() then return nil, stream:error() end
-    return nil, core_error{ kind = "not_found", status = 404,
-                            messages = { "RefundRequest " .. id .. " not found" } }
-end
-
--- client:refunds{ status = { "new" }, events = { ID }, created_at = { from, to },
---                 finished_at = { from, to }, page_size = 50 }
--- -> a stream of refund requests, newest first, like client:orders.
-function _M.refunds(self, filter, opts)
-    if filter ~= nil and type(filter) ~= "table" then arg_error("refunds", 1, "table", filter) end
-    check_opts("refunds", 2, opts)
-    local query, size = rest.refunds_query(filter or {})
-    if not query then return nil, size end
-    return setmetatable({ client = self, list = REFUND_LIST, query = query, size = size,
-                          page = 0, i = 0, opts = opts }, stream_mts[REFUND_LIST])
-end
-
-local function finish_refund(self, fname, id, status, opts)
-    if type(id) ~= "string" then arg_error(fname, 1, "string", id) end
-    check_opts(fname, 2, opts)
-    local req, err = rest.patch_refund(id, status)
-    if not req then return nil, err end
-    local doc
-    doc, err = self:_send(req, opts)
-    if not doc then return nil, err end
-    return refund_of(doc, status)
-end
-
--- client:approve_refund(id): status approved; the tickets go back on sale.
-function _M.approve_refund(self, id, opts)
-    return finish_refund(self, "approve_refund", id, "approved", opts)
-end
-
--- client:reject_refund(id): status rejected.
-function _M.reject_refund(self, id, opts)
-    return finish_refund(self, "reject_refund", id, "rejected", opts)
+    check_arg(filter, "table?", "orders", 1)
+    check_arg(opts, "table?", "orders", 2)
+    return pages.stream(self, ORDERS, filter, opts)
 end
 
 return _M

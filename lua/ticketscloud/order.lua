@@ -1,48 +1,10 @@
--- ticketscloud.order: the order object and its helpers.
---
--- client:create_order{...} and client:order(id) return an order: the
--- server's order as fields (id, status, tickets, values, expired_after,
--- settings, vendor_data, ... exactly as in the REST answer, spec §4) plus
--- `refs`, and these methods:
---
---   order:add_tickets{ TICKET, ... }      -- order example step 3a
---   order:remove_tickets{ TICKET, ... }
---   order:add_random{ [SET] = n }         -- order example step 3b
---   order:set_random{ [SET] = n }         -- absolute counts, 0 releases a set
---   order:set_customer{ name =, email =, phone =, lang = }
---   order:set_vendor_data{ order_id =, raw = {...} }
---   order:apply_promocodes{ "CODE", ... }
---   order:set_visitors{ { ticket_id =, user_id =, name =, surname =, middle_name = }, ... }
---   order:refresh()
---   order:finish()                        -- status done: barcodes appear
---   order:cancel()
---
--- Each returns the order, or nil, err. Every PATCH carries the whole desired
--- state (spec §5): the C core computes it from the order's tickets as the
--- server last described them, so adding one ticket re-sends those held.
--- Mutators take an optional last argument { all_or_nothing = true,
--- headers = {...}, timeout = seconds }.
---
--- After every change the order is updated from the answer and checked:
--- every ticket asked for must be held (without all_or_nothing the service
--- skips silently what it could not reserve, spec §5.4) and the money must
--- add up (spec §7.6). When a check fails the call returns nil, err with
--- kind "api": err.messages name what is wrong, err.missing lists ticket ids
--- not held, err.sets the sets whose counts differ, and err.order is the
--- order, already updated. A promocode the service did not apply (a 200 with
--- an `errors` list, spec §3.4.4) is reported the same way: nil, err with
--- kind "api", err.messages = the list of { code = ..., msg = ... }.
---
--- Calls on one order run one at a time. A 409 (another change of the order
--- in flight) is retried after a jittered, growing pause, up to the client's
--- retry.attempts; before each retry the order is read again and the body
--- recomputed from what the server holds then.
---
--- A done or cancelled order is refused locally, before any request (kind
--- "invalid"); so is an expired one (kind "expired"): status "expired", or
--- expired_after already past by this machine's clock (UTC).
+-- ticketscloud.order: the order object that client:create_order and
+-- client:order return: its change helpers, the checks after each answer,
+-- the 409 retries and the local refusals (docs/orders.md). It uses its
+-- client only through client:send, client:read_order and client:retry_pause.
 
 local core = require "ticketscloud.core"
+local answers = require "ticketscloud.answers"
 local rest = require "ticketscloud.rest"
 
 local error = error
@@ -51,12 +13,14 @@ local next = next
 local os_date = os.date
 local pairs = pairs
 local pcall = pcall
-local random = math.random
 local setmetatable = setmetatable
 local tostring = tostring
 local type = type
 
+local check_arg = core.check_arg
+local check_field = core.check_field
 local core_error = core.error
+local fail = core.fail
 
 local _M = { _VERSION = core._VERSION }
 
@@ -97,49 +61,52 @@ function _M.wrap(client, doc)
     return self
 end
 
-local function fail(self, err)
+-- How a call on an order fails: nil, err with err.order set to the order.
+local function failed(self, err)
     err.order = self
     return nil, err
 end
 
-local function problem(kind, message)
-    return core_error{ kind = kind, messages = { message } }
+-- The same with a new error of kind with one message.
+local function refuse(self, kind, message)
+    local _, err = fail(kind, message)
+    return failed(self, err)
 end
 
--- Refuses locally what the service would refuse anyway.
-local function refusal(self)
+-- true, or nil, err for a change the service would refuse anyway.
+local function changeable(self)
     local status = self.status
     if status == "expired" then
-        return problem("expired", ("order %s has expired"):format(self.id))
+        return fail("expired", ("order %s has expired"):format(self.id))
     end
     if FINAL[status] then
-        return problem("invalid", ("order %s is %s: it cannot be changed"):format(self.id, status))
+        return fail("invalid", ("order %s is %s: it cannot be changed"):format(self.id, status))
     end
     local expired_after = self.expired_after
     if type(expired_after) == "string"
             and os_date("!%Y-%m-%d %H:%M:%S") >= expired_after then
-        return problem("expired", ("order %s expired at %s UTC"):format(self.id, expired_after))
+        return fail("expired", ("order %s expired at %s UTC"):format(self.id, expired_after))
     end
-    return nil
+    return true
 end
 
 -- The checks after an answer: promocode errors, the tickets (want, see
 -- core.order_verify), the status and the money.
 local function verify(self, doc, want)
     if type(doc.errors) == "table" and #doc.errors > 0 then
-        return fail(self, core_error{ kind = "api", status = 200, messages = doc.errors })
+        return failed(self, core_error{ kind = "api", status = 200, messages = doc.errors })
     end
     local ok, err
     if want and (want.tickets or want.released or want.counts) then
         ok, err = core.order_verify(self.tickets, want)
-        if not ok then return fail(self, err) end
+        if not ok then return failed(self, err) end
     end
     if want and want.status and self.status ~= want.status then
-        return fail(self, problem("api", ("order %s is %s, not %s"):format(
-            self.id, tostring(self.status), want.status)))
+        return refuse(self, "api", ("order %s is %s, not %s"):format(
+            self.id, tostring(self.status), want.status))
     end
     ok, err = core.order_check_money(doc.data, doc.refs)
-    if not ok then return fail(self, err) end
+    if not ok then return failed(self, err) end
     return self
 end
 _M.verify = verify
@@ -149,7 +116,7 @@ _M.verify = verify
 local function serialized(self, fn, ...)
     local st = private[self]
     if st.busy then
-        return nil, problem("conflict", ("another call on order %s is running"):format(self.id))
+        return fail("conflict", ("another call on order %s is running"):format(self.id))
     end
     st.busy = true
     local ok, a, b = pcall(fn, self, ...)
@@ -160,64 +127,58 @@ end
 
 -- Reads the order again (GET, or the list, spec §3.8); updates it.
 local function reread(self, opts)
-    local client = private[self].client
-    local doc, err = client:_fetch_order(self.id, self.event, opts)
+    local doc, err = private[self].client:read_order(self.id, self.event, opts)
     if not doc then return nil, err end
     update(self, doc)
     return doc
 end
 
 -- A change: build(self) -> body, want (or nil, err) from the current
--- state; PATCH it; on 409 wait, re-read and rebuild, up to the attempts.
+-- state; PATCH it; on 409 pause (client:retry_pause), re-read and rebuild,
+-- as long as the client allows another attempt.
 local function change(self, build, opts)
     opts = opts or {}
-    local err = refusal(self)
-    if err then return fail(self, err) end
+    local ok, err = changeable(self)
+    if not ok then return failed(self, err) end
     local client = private[self].client
-    local retry = client.retry
-    local body, want, doc
-    for attempt = 1, retry.attempts do
-        body, want = build(self)
-        if not body then return fail(self, want) end
+    local attempt = 0
+    repeat
+        attempt = attempt + 1
+        local body, want = build(self)
+        if not body then return failed(self, want) end
         if opts.all_or_nothing ~= nil then body.all_or_nothing = opts.all_or_nothing end
-        local req
+        local req, doc
         req, err = rest.patch_order(self.id, body)
-        if not req then return fail(self, err) end
-        doc, err = client:_send(req, opts)
+        if not req then return failed(self, err) end
+        doc, err = client:send(req, opts)
         if doc then
             update(self, doc)
             return verify(self, doc, want)
         end
-        if err.kind ~= "conflict" or attempt == retry.attempts then break end
-        -- Exponential pause with jitter: half fixed, half random.
-        local pause = retry.base * 2 ^ (attempt - 1)
-        if pause > retry.max then pause = retry.max end
-        client.sleep(pause / 2 + random() * pause / 2)
-        local again
-        again, err = reread(self, opts)
-        if not again then break end
-        err = refusal(self)
-        if err then break end
-    end
-    if err.kind == "conflict" then err.attempts = retry.attempts end
-    if rest.is_expired_error(err) then err.kind = "expired" end
-    return fail(self, err)
+        if err.kind ~= "conflict" or not client:retry_pause(attempt) then break end
+        ok, err = reread(self, opts)
+        if ok then ok, err = changeable(self) end
+    until not ok
+    if err.kind == "conflict" then err.attempts = attempt end
+    if answers.is_expired_error(err) then err.kind = "expired" end
+    return failed(self, err)
 end
 
-local function check_opts(opts, name)
-    if opts == nil then return end
-    if type(opts) ~= "table" then
-        error(("bad argument #2 to '%s' (table expected, got %s)"):format(name, type(opts)), 3)
-    end
-    local all = opts.all_or_nothing
-    if all ~= nil and type(all) ~= "boolean" then
-        error(("bad field 'all_or_nothing' to '%s' (boolean expected, got %s)"):format(name, type(all)), 3)
-    end
-end
-
-local function check_table(v, name)
-    if type(v) ~= "table" then
-        error(("bad argument #1 to '%s' (table expected, got %s)"):format(name, type(v)), 3)
+-- Makes the public method name of body(self, arg, opts). Its arguments are
+-- checked here, in the function the caller called, so that a mistake
+-- raises at the caller's line: arg a table when takes_table (else the
+-- method takes only opts), opts nil or a table. opts is argument #2 either
+-- way.
+local function method(name, takes_table, body)
+    return function(self, arg, opts)
+        if takes_table then
+            check_arg(arg, "table", name, 1)
+        else
+            arg, opts = nil, arg
+        end
+        check_arg(opts, "table?", name, 2)
+        if opts then check_field(opts, "all_or_nothing", "boolean?", name) end
+        return body(self, arg, opts)
     end
 end
 
@@ -227,40 +188,32 @@ local function held_ids(self)
 end
 
 -- tickets: every id held plus the new ones (order example step 3a).
-function Order.add_tickets(self, tickets, opts)
-    check_table(tickets, "add_tickets")
-    check_opts(opts, "add_tickets")
+Order.add_tickets = method("add_tickets", true, function(self, tickets, opts)
     return serialized(self, change, function(o)
         local list, err = core.order_tickets_body(o.tickets, tickets)
         if not list then return nil, err end
         return { tickets = rest.array(list) }, { tickets = list }
     end, opts)
-end
+end)
 
 -- tickets: every id held but these.
-function Order.remove_tickets(self, tickets, opts)
-    check_table(tickets, "remove_tickets")
-    check_opts(opts, "remove_tickets")
+Order.remove_tickets = method("remove_tickets", true, function(self, tickets, opts)
     return serialized(self, change, function(o)
         local list, err = core.order_tickets_body(o.tickets, nil, tickets)
         if not list then return nil, err end
         return { tickets = rest.array(list) }, { tickets = list, released = tickets }
     end, opts)
-end
+end)
 
 local function random_change(name, mode)
-    return function(self, counts, opts)
-        check_table(counts, name)
-        check_opts(opts, name)
-        if next(counts) == nil then
-            return fail(self, problem("invalid", name .. ": no set given"))
-        end
+    return method(name, true, function(self, counts, opts)
+        if next(counts) == nil then return refuse(self, "invalid", name .. ": no set given") end
         return serialized(self, change, function(o)
             local map, err = core.order_random_body(o.tickets, counts, mode)
             if not map then return nil, err end
             return { random = map }, { counts = map }
         end, opts)
-    end
+    end)
 end
 
 -- random: the count held in every set, seated sets included, plus the new
@@ -279,24 +232,22 @@ end
 local CUSTOMER = { name = true, email = true, phone = true, lang = true }
 
 -- settings.customer (spec §3.4.1)
-function Order.set_customer(self, customer, opts)
-    check_table(customer, "set_customer")
-    check_opts(opts, "set_customer")
+Order.set_customer = method("set_customer", true, function(self, customer, opts)
     for k, v in pairs(customer) do
         if not CUSTOMER[k] then
-            return fail(self, problem("invalid", "customer: unknown field " .. tostring(k)))
+            return refuse(self, "invalid", "customer: unknown field " .. tostring(k))
         end
         local ok, err = core.check_text(v, "customer." .. k)
-        if not ok then return fail(self, err) end
+        if not ok then return failed(self, err) end
     end
     if customer.lang ~= nil and customer.lang ~= "ru" and customer.lang ~= "en" then
-        return fail(self, problem("invalid", 'customer.lang: "ru" or "en" expected'))
+        return refuse(self, "invalid", 'customer.lang: "ru" or "en" expected')
     end
     if customer.email ~= nil and not customer.email:find("^[^@%s]+@[^@%s]+$") then
-        return fail(self, problem("invalid", "customer.email: not an e-mail address"))
+        return refuse(self, "invalid", "customer.email: not an e-mail address")
     end
     return serialized(self, change, keep_tickets({ settings = { customer = customer } }), opts)
-end
+end)
 
 -- The length of a UTF-8 string in characters: its bytes that do not
 -- continue a sequence (check_json refuses malformed UTF-8 afterwards).
@@ -307,10 +258,8 @@ end
 
 -- vendor_data (spec §3.4.3): order_id <= 64 characters, raw <= 20 keys of
 -- <= 40 characters, string values <= 128 characters.
-function Order.set_vendor_data(self, vendor_data, opts)
-    check_table(vendor_data, "set_vendor_data")
-    check_opts(opts, "set_vendor_data")
-    local function bad(message) return fail(self, problem("invalid", "vendor_data: " .. message)) end
+Order.set_vendor_data = method("set_vendor_data", true, function(self, vendor_data, opts)
+    local function bad(message) return refuse(self, "invalid", "vendor_data: " .. message) end
     for k in pairs(vendor_data) do
         if k ~= "order_id" and k ~= "raw" then return bad("unknown field " .. tostring(k)) end
     end
@@ -336,74 +285,67 @@ function Order.set_vendor_data(self, vendor_data, opts)
         if n > 20 then return bad("raw has more than 20 keys") end
     end
     local ok, err = core.check_json(vendor_data, "vendor_data")
-    if not ok then return fail(self, err) end
+    if not ok then return failed(self, err) end
     return serialized(self, change, keep_tickets({ vendor_data = vendor_data }), opts)
-end
+end)
 
 -- promocodes, by code (spec §3.4.4). One the service did not apply comes
 -- back as nil, err (kind "api", messages = its { code, msg } list), with the
 -- order updated all the same.
-function Order.apply_promocodes(self, codes, opts)
-    check_table(codes, "apply_promocodes")
-    check_opts(opts, "apply_promocodes")
+Order.apply_promocodes = method("apply_promocodes", true, function(self, codes, opts)
     local list = rest.array()
     for i, code in ipairs(codes) do
         local ok, err = core.check_text(code, "promocodes[" .. i .. "]")
-        if not ok then return fail(self, err) end
-        if code == "" then return fail(self, problem("invalid", "promocodes[" .. i .. "]: empty")) end
+        if not ok then return failed(self, err) end
+        if code == "" then return refuse(self, "invalid", "promocodes[" .. i .. "]: empty") end
         list[i] = code
     end
-    if #list == 0 then return fail(self, problem("invalid", "apply_promocodes: no code given")) end
+    if #list == 0 then return refuse(self, "invalid", "apply_promocodes: no code given") end
     return serialized(self, change, keep_tickets({ promocodes = list }), opts)
-end
+end)
 
 -- status done (spec §3.4.5): the order is paid, tickets get barcodes.
-function Order.finish(self, opts)
-    check_opts(opts, "finish")
+Order.finish = method("finish", false, function(self, _, opts)
     return serialized(self, change, function(o)
         return { status = "done" }, { tickets = held_ids(o), status = "done" }
     end, opts)
-end
+end)
 
 -- status cancelled: the tickets go back on sale.
-function Order.cancel(self, opts)
-    check_opts(opts, "cancel")
+Order.cancel = method("cancel", false, function(self, _, opts)
     return serialized(self, change, function()
         return { status = "cancelled" }, { status = "cancelled" }
     end, opts)
-end
+end)
 
 -- Visitor data for AIS Mosbilet venues (spec §3.10): PUT
 -- /v2/services/orders/mosbilet/user_data, allowed only while the order is
 -- executed (refused locally otherwise). The order itself is unchanged, so
 -- it is returned as it is; no 409 retry (the call does not change the
 -- order's tickets).
-function Order.set_visitors(self, visitors, opts)
-    check_table(visitors, "set_visitors")
-    check_opts(opts, "set_visitors")
-    local err = refusal(self)
-    if err then return fail(self, err) end
+Order.set_visitors = method("set_visitors", true, function(self, visitors, opts)
+    local ok, err = changeable(self)
+    if not ok then return failed(self, err) end
     local req
     req, err = rest.mosbilet_user_data(self.id, visitors)
-    if not req then return fail(self, err) end
+    if not req then return failed(self, err) end
     return serialized(self, function(o)
-        local ok, e = private[o].client:_send(req, opts)
-        if not ok then
-            if rest.is_expired_error(e) then e.kind = "expired" end
-            return fail(o, e)
+        local done, e = private[o].client:send(req, opts)
+        if not done then
+            if answers.is_expired_error(e) then e.kind = "expired" end
+            return failed(o, e)
         end
         return o
     end)
-end
+end)
 
 -- Reads the order again. Allowed in any state.
-function Order.refresh(self, opts)
-    check_opts(opts, "refresh")
+Order.refresh = method("refresh", false, function(self, _, opts)
     return serialized(self, function(o)
         local doc, err = reread(o, opts)
-        if not doc then return fail(o, err) end
+        if not doc then return failed(o, err) end
         return o
     end)
-end
+end)
 
 return _M

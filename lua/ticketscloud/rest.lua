@@ -1,29 +1,24 @@
--- ticketscloud.rest: REST requests and responses as pure functions, no I/O.
+-- ticketscloud.rest: the REST requests as pure functions, no I/O.
 --
 -- Each request builder checks its arguments and returns a request
 --
 --     { method = "PATCH", path = "/v2/resources/orders/<id>", body = '{"tickets":[...]}' }
 --
 -- or nil, err (kind "invalid") when the data is wrong, so nothing is sent.
--- decode(status, body) turns an answer into the decoded JSON document or
--- nil, err. The client (ticketscloud) runs them over its libcurl transport;
--- another transport, such as OpenResty cosockets, can run them over its own.
---
--- JSON goes through a private lua-cjson instance. JSON null decodes as
--- cjson.null (a light userdata, `rest.null`); an empty JSON array decodes as
--- an empty table. Lists built here are marked with `rest.array` so that an
--- empty one is sent as [] and not as {}.
+-- The client (ticketscloud) runs them with client:send; another transport
+-- can run them over its own I/O and read the answer with rest.decode
+-- (ticketscloud.answers). JSON goes through ticketscloud.json, re-exported
+-- here: rest.encode, rest.decode_json, rest.null, rest.array.
 
 local core = require "ticketscloud.core"
-local cjson = require "cjson.safe"
+local json = require "ticketscloud.json"
+local answers = require "ticketscloud.answers"
 
 local concat = table.concat
 local ipairs = ipairs
 local next = next
 local os_date = os.date
 local pairs = pairs
-local setmetatable = setmetatable
-local getmetatable = getmetatable
 local tostring = tostring
 local type = type
 
@@ -31,7 +26,7 @@ local check_id = core.check_id
 local check_text = core.check_text
 local check_count = core.check_count
 local check_json = core.check_json
-local core_error = core.error
+local fail = core.fail
 
 local _M = { _VERSION = core._VERSION }
 
@@ -46,64 +41,16 @@ _M.CULPRITS = { user = true, org = true }
 _M.MAX_PAGE_SIZE = 200
 _M.DEFAULT_PAGE_SIZE = 50
 
-local json = cjson.new()
-_M.null = cjson.null
-
-local function invalid(message)
-    return nil, core_error{ kind = "invalid", messages = { message } }
-end
-
--- Lists we build carry this metatable; an empty one is encoded as [].
-local array_mt = { __name = "ticketscloud.array" }
-_M.array_mt = array_mt
-
-function _M.array(t)
-    return setmetatable(t or {}, array_mt)
-end
-
--- lua-cjson 2.1.0 (Debian's) has no array metatable of its own: an empty
--- marked list is swapped for a placeholder string that cannot occur in
--- checked data (control characters are refused), then for [] in the text.
-local EMPTY = "\1[]\1"
-local EMPTY_JSON = json.encode(EMPTY)
-
-local function mark_empty(v)
-    if type(v) ~= "table" then return v, false end
-    if next(v) == nil then
-        if getmetatable(v) == array_mt then return EMPTY, true end
-        return v, false
-    end
-    local copy, changed = {}, false
-    for k, item in pairs(v) do
-        local c, ch = mark_empty(item)
-        copy[k] = c
-        changed = changed or ch
-    end
-    if changed then return copy, true end
-    return v, false
-end
-
--- Encodes a checked body; returns the JSON text or nil, err.
-function _M.encode(body)
-    local value, changed = mark_empty(body)
-    local text, err = json.encode(value)
-    if not text then
-        return invalid("the body cannot be encoded as JSON: " .. tostring(err))
-    end
-    if changed then
-        text = text:gsub(EMPTY_JSON:gsub("%p", "%%%0"), "[]")
-    end
-    return text
-end
-
-function _M.decode_json(text)
-    return json.decode(text)
-end
+_M.null = json.null
+_M.array = json.array
+_M.encode = json.encode
+_M.decode_json = json.decode
+_M.decode = answers.decode
 
 local function request(method, path, body)
     local text, err
     if body ~= nil then
-        text, err = _M.encode(body)
+        text, err = json.encode(body)
         if not text then return nil, err end
     end
     return { method = method, path = path, body = text }
@@ -111,10 +58,10 @@ end
 
 -- A list of ObjectIds: a table with 1..n, each an id. Returns a marked copy.
 local function id_list(v, name)
-    if type(v) ~= "table" then return invalid(name .. ": a list of ids expected") end
-    local n, out = 0, _M.array()
+    if type(v) ~= "table" then return fail("invalid", name .. ": a list of ids expected") end
+    local n, out = 0, json.array()
     for _ in pairs(v) do n = n + 1 end
-    if n ~= #v then return invalid(name .. ": a list of ids expected") end
+    if n ~= #v then return fail("invalid", name .. ": a list of ids expected") end
     for i = 1, n do
         local ok, err = check_id(v[i], name .. "[" .. i .. "]")
         if not ok then return nil, err end
@@ -125,7 +72,7 @@ end
 
 -- A map set id -> count (>= min). Returns a copy with integer counts.
 local function count_map(v, name, min)
-    if type(v) ~= "table" then return invalid(name .. ": a table set id -> count expected") end
+    if type(v) ~= "table" then return fail("invalid", name .. ": a table set id -> count expected") end
     local out = {}
     for set, n in pairs(v) do
         local ok, err = check_id(set, name .. ": the set id")
@@ -139,12 +86,12 @@ local function count_map(v, name, min)
 end
 
 local function text_list(v, name)
-    if type(v) ~= "table" or #v == 0 then return invalid(name .. ": a list of strings expected") end
-    local out = _M.array()
+    if type(v) ~= "table" or #v == 0 then return fail("invalid", name .. ": a list of strings expected") end
+    local out = json.array()
     for i = 1, #v do
         local ok, err = check_text(v[i], name .. "[" .. i .. "]")
         if not ok then return nil, err end
-        if v[i] == "" then return invalid(name .. "[" .. i .. "]: empty") end
+        if v[i] == "" then return fail("invalid", name .. "[" .. i .. "]: empty") end
         out[i] = v[i]
     end
     return out
@@ -162,7 +109,7 @@ function _M.create_order(args)
         if not ok then return nil, err end
     end
     if args.tickets ~= nil and args.random ~= nil then
-        return invalid("tickets and random cannot be sent together (spec §5.4)")
+        return fail("invalid", "tickets and random cannot be sent together (spec §5.4)")
     end
     if args.tickets ~= nil then
         body.tickets, err = id_list(args.tickets, "tickets")
@@ -173,10 +120,10 @@ function _M.create_order(args)
         if not body.random then return nil, err end
     end
     if args.event == nil and args.tickets == nil and args.random == nil then
-        return invalid("event, tickets or random is required")
+        return fail("invalid", "event, tickets or random is required")
     end
     if args.all_or_nothing ~= nil and type(args.all_or_nothing) ~= "boolean" then
-        return invalid("all_or_nothing: a boolean expected")
+        return fail("invalid", "all_or_nothing: a boolean expected")
     end
     if args.promocodes ~= nil then
         body.promocodes, err = text_list(args.promocodes, "promocodes")
@@ -199,7 +146,7 @@ end
 function _M.patch_order(id, body)
     local ok, err = check_id(id, "order id")
     if not ok then return nil, err end
-    if next(body) == nil then return invalid("the body is empty: nothing to change") end
+    if next(body) == nil then return fail("invalid", "the body is empty: nothing to change") end
     ok, err = check_json(body, "body")
     if not ok then return nil, err end
     return request("PATCH", _M.ORDERS .. "/" .. id, body)
@@ -214,17 +161,17 @@ local ISO = "^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d$"
 
 local function datetime(v, name)
     if type(v) == "number" then
-        if v ~= v or v < 0 or v >= 253402300800 then return invalid(name .. ": out of range") end
+        if v ~= v or v < 0 or v >= 253402300800 then return fail("invalid", name .. ": out of range") end
         return os_date("!%Y-%m-%dT%H:%M:%S", v - v % 1)
     elseif type(v) == "string" and v:find(ISO) then
         return v
     end
-    return invalid(name .. ": Unix seconds or 'YYYY-MM-DDTHH:MM:SS' (UTC) expected")
+    return fail("invalid", name .. ": Unix seconds or 'YYYY-MM-DDTHH:MM:SS' (UTC) expected")
 end
 
 -- A range { from, to } (or { from =, to = }) as "from,to" for a query.
 local function range_value(range, name)
-    if type(range) ~= "table" then return invalid(name .. ": { from, to } expected") end
+    if type(range) ~= "table" then return fail("invalid", name .. ": { from, to } expected") end
     local from, err = datetime(range[1] or range.from, name .. ".from")
     if not from then return nil, err end
     local to
@@ -242,11 +189,11 @@ local function list_query(filter, kind)
     if type(status) == "string" then status = { status } end
     if status ~= nil then
         if type(status) ~= "table" or #status == 0 then
-            return invalid("status: a status or a list of them expected")
+            return fail("invalid", "status: a status or a list of them expected")
         end
         for i, s in ipairs(status) do
             if not kind.statuses[s] then
-                return invalid("status[" .. i .. "]: not " .. kind.noun .. " status")
+                return fail("invalid", "status[" .. i .. "]: not " .. kind.noun .. " status")
             end
         end
         q[#q + 1] = "status=" .. concat(status, ",")
@@ -256,7 +203,7 @@ local function list_query(filter, kind)
     if events ~= nil then
         local list, err = id_list(events, "events")
         if not list then return nil, err end
-        if #list == 0 then return invalid("events: an empty list") end
+        if #list == 0 then return fail("invalid", "events: an empty list") end
         q[#q + 1] = "events=" .. concat(list, ",")
     end
     for _, name in ipairs(kind.ranges) do
@@ -268,7 +215,7 @@ local function list_query(filter, kind)
     end
     if kind.customer and filter.only_with_customer ~= nil then
         if type(filter.only_with_customer) ~= "boolean" then
-            return invalid("only_with_customer: a boolean expected")
+            return fail("invalid", "only_with_customer: a boolean expected")
         end
         q[#q + 1] = "only_with_customer=" .. tostring(filter.only_with_customer)
     end
@@ -277,7 +224,7 @@ local function list_query(filter, kind)
         local err
         size, err = check_count(filter.page_size, "page_size", 1)
         if not size then return nil, err end
-        if size > _M.MAX_PAGE_SIZE then return invalid("page_size: at most 200") end
+        if size > _M.MAX_PAGE_SIZE then return fail("invalid", "page_size: at most 200") end
     end
     q[#q + 1] = "page_size=" .. size
     return concat(q, "&"), size
@@ -318,15 +265,15 @@ end
 function _M.create_refund(args)
     local ok, err = check_id(args.order, "order")
     if not ok then return nil, err end
-    if args.culprit == nil then return invalid("culprit: \"user\" or \"org\" is required") end
+    if args.culprit == nil then return fail("invalid", "culprit: \"user\" or \"org\" is required") end
     if not _M.CULPRITS[args.culprit] then
-        return invalid("culprit: \"user\" or \"org\" expected, got " .. tostring(args.culprit))
+        return fail("invalid", "culprit: \"user\" or \"org\" expected, got " .. tostring(args.culprit))
     end
-    if args.tickets == nil then return invalid("tickets: a list of ticket ids is required") end
+    if args.tickets == nil then return fail("invalid", "tickets: a list of ticket ids is required") end
     local tickets
     tickets, err = id_list(args.tickets, "tickets")
     if not tickets then return nil, err end
-    if #tickets == 0 then return invalid("tickets: at least one ticket to refund") end
+    if #tickets == 0 then return fail("invalid", "tickets: at least one ticket to refund") end
     local body = { order = args.order, culprit = args.culprit, tickets = tickets }
     if args.requested_at ~= nil then
         body.requested_at, err = datetime(args.requested_at, "requested_at")
@@ -348,19 +295,9 @@ function _M.patch_refund(id, status)
     local ok, err = check_id(id, "refund id")
     if not ok then return nil, err end
     if status ~= "approved" and status ~= "rejected" then
-        return invalid("status: \"approved\" or \"rejected\" expected")
+        return fail("invalid", "status: \"approved\" or \"rejected\" expected")
     end
     return request("PATCH", _M.REFUNDS .. "/" .. id, { status = status })
-end
-
--- Whether a 404 for GET /refund_requests/:id says the refund request does
--- not exist (tc-sandbox's message), rather than that the route is missing.
-function _M.is_missing_refund(err, id)
-    if err.status ~= 404 then return false end
-    for _, m in ipairs(err.messages or {}) do
-        if m == "RefundRequest " .. id .. " not found" then return true end
-    end
-    return false
 end
 
 local VISITOR = { ticket_id = "id", user_id = "text", name = "text", surname = "text",
@@ -370,36 +307,37 @@ local VISITOR_REQUIRED = { "user_id", "name", "surname" }
 -- PUT /v2/services/orders/mosbilet/user_data (spec §3.10): the order id and
 -- a non-empty list of { ticket_id =, user_id =, name =, surname =,
 -- middle_name = } (user_id, name, surname required, ticket_id an id). The
--- answer is 202 without a body: the request has no_data set (see decode).
+-- answer is 202 without a body: the request has no_data set (see
+-- answers.decode).
 function _M.mosbilet_user_data(order, visitors)
     local ok, err = check_id(order, "order")
     if not ok then return nil, err end
     if type(visitors) ~= "table" or #visitors == 0 then
-        return invalid("visitors: a non-empty list expected")
+        return fail("invalid", "visitors: a non-empty list expected")
     end
-    local list = _M.array()
+    local list = json.array()
     for i, v in ipairs(visitors) do
         local name = "visitors[" .. i .. "]"
-        if type(v) ~= "table" then return invalid(name .. ": a table expected") end
+        if type(v) ~= "table" then return fail("invalid", name .. ": a table expected") end
         local item = {}
         for k, value in pairs(v) do
             local kind = VISITOR[k]
-            if not kind then return invalid(name .. ": unknown field " .. tostring(k)) end
+            if not kind then return fail("invalid", name .. ": unknown field " .. tostring(k)) end
             if kind == "id" then
                 ok, err = check_id(value, name .. "." .. k)
             else
                 ok, err = check_text(value, name .. "." .. k)
-                if ok and value == "" then ok, err = invalid(name .. "." .. k .. ": empty") end
+                if ok and value == "" then ok, err = fail("invalid", name .. "." .. k .. ": empty") end
             end
             if not ok then return nil, err end
             item[k] = value
         end
         for _, k in ipairs(VISITOR_REQUIRED) do
-            if item[k] == nil then return invalid(name .. "." .. k .. ": required") end
+            if item[k] == nil then return fail("invalid", name .. "." .. k .. ": required") end
         end
         list[i] = item
     end
-    if #list ~= #visitors then return invalid("visitors: a list expected") end
+    if #list ~= #visitors then return fail("invalid", "visitors: a list expected") end
     local req
     req, err = request("PUT", _M.MOSBILET, { order = order, user_data = list })
     if req then req.no_data = true end
@@ -412,70 +350,8 @@ function _M.check_promocode(args)
     if not ok then return nil, err end
     ok, err = check_text(args.code, "code")
     if not ok then return nil, err end
-    if args.code == "" then return invalid("code: empty") end
+    if args.code == "" then return fail("invalid", "code: empty") end
     return request("POST", _M.PROMOCODE_CHECK, { event = args.event, code = args.code })
-end
-
-local KINDS = { [400] = "api", [401] = "auth", [403] = "auth", [404] = "not_found",
-                [409] = "conflict" }
-
--- The error for a non-2xx answer (spec §3.2): the kind from the status and
--- the server's messages: its `errors` list (strings, or { code, msg }
--- objects), or the `reason` of the promocode check's shape.
-function _M.http_error(status, doc)
-    local messages
-    if type(doc) == "table" then
-        if type(doc.errors) == "table" and #doc.errors > 0 then
-            messages = doc.errors
-        elseif type(doc.reason) == "string" then
-            messages = { doc.reason }
-        end
-    end
-    if not messages then
-        messages = { ("HTTP %d without the service's error list"):format(status) }
-        if status >= 300 and status < 400 then
-            messages[1] = ("HTTP %d: a redirect, not followed (is the api URL right?)")
-                :format(status)
-        end
-    end
-    return core_error{ kind = KINDS[status] or "api", status = status, messages = messages }
-end
-
--- Decodes an answer. A 2xx answer must be a JSON object with a `data`
--- member; anything else is an error of its status (above), or kind "api"
--- when a 2xx body is not the expected JSON. With no_data (a request whose
--- success has no body, such as mosbilet_user_data) any 2xx gives true.
-function _M.decode(status, body, no_data)
-    local doc = json.decode(body)
-    if no_data and status >= 200 and status <= 299 then return true end
-    if status < 200 or status > 299 then
-        return nil, _M.http_error(status, doc)
-    end
-    if type(doc) ~= "table" or type(doc.data) ~= "table" then
-        return nil, core_error{ kind = "api", status = status, messages = {
-            ("HTTP %d: the answer is not the expected JSON object with data"):format(status) } }
-    end
-    return doc
-end
-
--- Whether a 404 for GET /orders/:id is the service saying that the order
--- does not exist, rather than that it does not serve the route (then the
--- client falls back to the list, spec §3.8).
-function _M.is_missing_order(err, id)
-    if err.status ~= 404 then return false end
-    for _, m in ipairs(err.messages or {}) do
-        if m == "Order " .. id .. " not found" then return true end
-    end
-    return false
-end
-
--- Whether a 400 says the order has expired.
-function _M.is_expired_error(err)
-    if err.status ~= 400 then return false end
-    for _, m in ipairs(err.messages or {}) do
-        if type(m) == "string" and m:find("in status expired", 1, true) then return true end
-    end
-    return false
 end
 
 return _M

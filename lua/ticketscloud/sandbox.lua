@@ -7,25 +7,32 @@
 --   sb:stop()
 --
 -- The binary is opts.bin, else $TC_SANDBOX, else `tc-sandbox` from PATH. It
--- listens on free loopback ports; start() returns once it printed its ready
--- line. The sandbox's own log goes to opts.log (a file name) or to stderr.
+-- listens on free loopback ports; start() returns the handle once it printed
+-- its ready line, or nil, err. The sandbox's own log goes to opts.log (a
+-- file name) or to stderr.
 --
 -- With opts.tls = { cert = PEM_FILE, key = PEM_FILE } both listeners speak
 -- TLS: sb.api is "https://127.0.0.1:P", sb.simple "127.0.0.1:P" (gRPC over
 -- TLS) and sb.tls is true; a client then needs ca_file = the CA that signed
 -- the certificate.
 
+local core = require "ticketscloud.core"
+
 local getmetatable = getmetatable
 local io_popen = io.popen
+local ipairs = ipairs
 local newproxy = rawget(_G, "newproxy") -- Lua 5.1 and LuaJIT only
 local os_execute = os.execute
 local os_getenv = os.getenv
 local concat = table.concat
 local setmetatable = setmetatable
+local tonumber = tonumber
 local tostring = tostring
 local type = type
 
-local _M = {}
+local fail = core.fail
+
+local _M = { _VERSION = core._VERSION }
 
 -- The sample key of the Ticketscloud documentation; the sandbox's default.
 _M.DEFAULT_KEY = "9bd8359943b545500278875r49c5b96d"
@@ -38,7 +45,7 @@ end
 
 -- opts: bin, catalog, key, expire, seed, tls, log, args (a list of extra arguments)
 function _M.start(opts)
-    opts = opts or {}
+    opts = core.check_arg(opts, "table?", "start", 1) or {}
     local bin = opts.bin or os_getenv("TC_SANDBOX") or "tc-sandbox"
     local key = opts.key or _M.DEFAULT_KEY
     local argv = { quote(bin), "--http", "127.0.0.1:0", "--grpc", "127.0.0.1:0",
@@ -48,7 +55,7 @@ function _M.start(opts)
     if opts.seed then argv[#argv + 1] = "--seed " .. quote(opts.seed) end
     if opts.tls then
         if type(opts.tls) ~= "table" or not opts.tls.cert or not opts.tls.key then
-            return nil, "tls: { cert = FILE, key = FILE } expected"
+            return fail("invalid", "tls: { cert = FILE, key = FILE } expected")
         end
         argv[#argv + 1] = "--tls-cert " .. quote(opts.tls.cert)
         argv[#argv + 1] = "--tls-key " .. quote(opts.tls.key)
@@ -62,7 +69,7 @@ function _M.start(opts)
     -- sandbox's, so stop() can signal it.
     local proc, err = io_popen("echo $$; exec " .. concat(argv, " "), "r")
     if not proc then
-        return nil, "cannot start tc-sandbox: " .. tostring(err)
+        return fail("transport", "cannot start tc-sandbox: " .. tostring(err))
     end
     local pid = tonumber(proc:read("*l"))
     local seen = {}
@@ -84,8 +91,8 @@ function _M.start(opts)
         seen[#seen + 1] = line
     end
     proc:close()
-    return nil, "tc-sandbox did not start (" .. bin .. ")" ..
-        (#seen > 0 and (": " .. concat(seen, "\n")) or "")
+    return fail("transport", "tc-sandbox did not start (" .. bin .. ")" ..
+                (#seen > 0 and (": " .. concat(seen, "\n")) or ""))
 end
 
 -- Stops the sandbox (SIGTERM) and waits for it. Returns true when it exited

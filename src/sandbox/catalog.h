@@ -5,7 +5,7 @@
  * loader checks it and builds flat arrays of events, sets and tickets with
  * id indexes, which the store and the REST side use. Nothing here changes
  * after catalog_load() returns, so it is read without a lock. The format is
- * described in docs/catalog.md.
+ * described in docs/sandbox-catalog.md.
  */
 #ifndef TC_SANDBOX_CATALOG_H
 #define TC_SANDBOX_CATALOG_H

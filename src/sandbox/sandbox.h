@@ -9,7 +9,7 @@
  * Catalog entities are written in the proto3 JSON mapping of their v3
  * message (field names as in proto/, enums by name, Timestamps as RFC 3339
  * strings, money in minor units), plus a few sandbox-only keys documented in
- * docs/catalog.md.
+ * docs/sandbox-catalog.md.
  */
 #ifndef TC_SANDBOX_H
 #define TC_SANDBOX_H

@@ -1,4 +1,4 @@
--- ticketscloud.simple: the catalogue (tc-simple gRPC) methods of the client.
+-- ticketscloud.catalogue: the catalogue (tc-simple gRPC) methods of the client.
 --
 --   for event in client:events{ status = "PUBLIC" } do print(event.id, event.name) end
 --
@@ -7,40 +7,17 @@
 --   local err = seats:error()      -- nil when the listing ended normally
 --
 -- Each method takes a request table in the shape of its v3 request message
--- (proto field names; enums by name or number; Timestamps as Unix seconds)
--- and returns a stream, or nil, err when the request is invalid (nothing is
--- sent) or no channel can be made. Calling the stream returns the next
--- message as a plain table, nil at the end, or nil, err when the call failed;
--- after a loop, stream:error() tells which. stream:close() ends it early.
---
--- Messages are plain tables with the proto field names and enums as names.
--- Proto3 does not transmit default values (spec §2.3), so every scalar field
--- is filled with its default when absent: a vacant seat has status "VACANT",
--- a stand-by event status "STAND_BY", an unset string is "". Sub-messages not
--- sent are nil; a oneof shows only its set member. Timestamps are Unix
--- seconds (an integer, a float only when there is a fraction of a second).
---
--- Every stream has a deadline of the client's `timeout` (seconds, default
--- 10) for the whole listing, read included: walk long listings promptly or
--- raise the timeout.
---
--- The client's gRPC channel is made on first use from client.options and
--- kept in client.channel; client:close() closes it (see close below).
---
--- Transport security: "host:port" and "https://host:port" use TLS, verified
--- against the system roots or options.ca_file; "http://host:port" is
--- plaintext, and so is "host:port" with insecure = true. Plaintext is allowed
--- to loopback only (127.0.0.0/8, ::1, localhost) unless insecure = true.
+-- and returns a stream of plain tables (docs/catalogue-client.md). Request
+-- data is checked in the core before anything is sent; the channel is made
+-- on first use from client.options (options.c says which are acceptable).
 
 local core = require "ticketscloud.core"
 
-local error = error
 local pairs = pairs
 local type = type
-local tostring = tostring
-local core_error = core.error
+local check_arg = core.check_arg
+local fail = core.fail
 local check_id = core.check_id     -- 24 letters and digits
-local check_text = core.check_text -- UTF-8 without control characters
 
 local _M = { _VERSION = core._VERSION }
 
@@ -61,31 +38,9 @@ local METHODS = {
     venues      = { rpc = "Venues",     ids = { ids = "ids" } },
 }
 
-local MAX_DEPTH = 16
-
-local function invalid(message)
-    return nil, core_error{ kind = "invalid", messages = { message } }
-end
-
--- Every string in the request, at any depth, is text without control characters.
-local function check_strings(v, path, depth)
-    local t = type(v)
-    if t == "string" then
-        local ok, err = check_text(v, path)
-        if not ok then return nil, err end
-    elseif t == "table" then
-        if depth > MAX_DEPTH then return invalid(path .. ": nested too deeply") end
-        for k, item in pairs(v) do
-            local ok, err = check_strings(item, path .. "." .. tostring(k), depth + 1)
-            if not ok then return nil, err end
-        end
-    end
-    return true
-end
-
 local function check_request(name, spec, request)
     for _, field in pairs(spec.required or {}) do
-        if request[field] == nil then return invalid(name .. ": '" .. field .. "' is required") end
+        if request[field] == nil then return fail("invalid", name .. ": '" .. field .. "' is required") end
     end
     for field, kind in pairs(spec.ids) do
         local v = request[field]
@@ -101,7 +56,9 @@ local function check_request(name, spec, request)
             end
         end
     end
-    return check_strings(request, name, 1)
+    -- Every string at any depth is text without control characters (the
+    -- one JSON-value walker of the core, validate.c).
+    return core.check_json(request, name)
 end
 
 -- The client's channel, made on first use.
@@ -109,7 +66,7 @@ local function channel(self)
     local ch = self.channel
     if ch then return ch end
     local options = self.options
-    if self.closed or not options then return invalid("closed") end
+    if self.closed or not options then return fail("invalid", "closed") end
     local err
     ch, err = core.channel(options)
     if not ch then return nil, err end
@@ -130,11 +87,7 @@ local methods = {}
 for name, spec in pairs(METHODS) do
     local rpc = spec.rpc
     methods[name] = function(self, request)
-        if request == nil then
-            request = {}
-        elseif type(request) ~= "table" then
-            error(("bad argument #1 to '%s' (table expected, got %s)"):format(name, type(request)), 2)
-        end
+        request = check_arg(request, "table?", name, 1) or {}
         local ok, err = check_request(name, spec, request)
         if not ok then return nil, err end
         local ch

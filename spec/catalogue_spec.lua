@@ -1,7 +1,7 @@
 -- The catalogue methods (tc-simple gRPC) against tc-sandbox over real sockets.
 --
 --   TC_SANDBOX=build/<dir>/tc-sandbox lua5.4 /usr/bin/busted \
---     --lpath='lua/?.lua;lua/?/init.lua' --cpath='build/<dir>/lua5.4/?.so' spec/simple_spec.lua
+--     --lpath='lua/?.lua;lua/?/init.lua' --cpath='build/<dir>/lua5.4/?.so' spec/catalogue_spec.lua
 
 local sandbox = require "ticketscloud.sandbox"
 local core = require "ticketscloud.core"

@@ -1,0 +1,80 @@
+-- ticketscloud.answers: what an answer of the REST API means, no I/O. A
+-- 2xx answer is the decoded document; any other status is an error whose
+-- kind comes from the status (spec §3.2); a few errors are recognised by
+-- their messages.
+
+local core = require "ticketscloud.core"
+local json = require "ticketscloud.json"
+
+local ipairs = ipairs
+local type = type
+
+local core_error = core.error
+
+local _M = { _VERSION = core._VERSION }
+
+local KINDS = { [400] = "api", [401] = "auth", [403] = "auth", [404] = "not_found",
+                [409] = "conflict" }
+
+-- The error for a non-2xx answer (spec §3.2): the kind from the status and
+-- the server's messages: its `errors` list (strings, or { code, msg }
+-- objects), or the `reason` of the promocode check's shape.
+function _M.http_error(status, doc)
+    local messages
+    if type(doc) == "table" then
+        if type(doc.errors) == "table" and #doc.errors > 0 then
+            messages = doc.errors
+        elseif type(doc.reason) == "string" then
+            messages = { doc.reason }
+        end
+    end
+    if not messages then
+        messages = { ("HTTP %d without the service's error list"):format(status) }
+        if status >= 300 and status < 400 then
+            messages[1] = ("HTTP %d: a redirect, not followed (is the api URL right?)")
+                :format(status)
+        end
+    end
+    return core_error{ kind = KINDS[status] or "api", status = status, messages = messages }
+end
+
+-- Decodes an answer. A 2xx answer must be a JSON object with a `data`
+-- member; anything else is an error of its status (above), or kind "api"
+-- when a 2xx body is not the expected JSON. With no_data (a request whose
+-- success has no body, such as rest.mosbilet_user_data) any 2xx gives true.
+function _M.decode(status, body, no_data)
+    local doc = json.decode(body)
+    if no_data and status >= 200 and status <= 299 then return true end
+    if status < 200 or status > 299 then
+        return nil, _M.http_error(status, doc)
+    end
+    if type(doc) ~= "table" or type(doc.data) ~= "table" then
+        return core.fail("api", ("HTTP %d: the answer is not the expected JSON object with data")
+                         :format(status), status)
+    end
+    return doc
+end
+
+-- Whether a 404 for GET of one item (noun "Order", "RefundRequest") is the
+-- service saying that item id does not exist ("Order <id> not found"),
+-- rather than that it does not serve the route: then the client reads the
+-- list instead (spec §3.8).
+function _M.is_missing(err, noun, id)
+    if err.status ~= 404 then return false end
+    local text = noun .. " " .. id .. " not found"
+    for _, m in ipairs(err.messages or {}) do
+        if m == text then return true end
+    end
+    return false
+end
+
+-- Whether a 400 says the order has expired.
+function _M.is_expired_error(err)
+    if err.status ~= 400 then return false end
+    for _, m in ipairs(err.messages or {}) do
+        if type(m) == "string" and m:find("in status expired", 1, true) then return true end
+    end
+    return false
+end
+
+return _M
