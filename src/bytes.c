@@ -45,6 +45,10 @@ size_t tc_utf8_len(const char *s, size_t n)
     unsigned long cp;
 
     while (i < n) {
+        if ((unsigned char)s[i] < 0x80) { /* ASCII: most of what we check */
+            i++, count++;
+            continue;
+        }
         size_t len = tc_utf8_next(s + i, n - i, &cp);
         if (len == 0)
             return (size_t)-1;
@@ -65,6 +69,11 @@ const char *tc_text_problem(const char *s, size_t n)
     unsigned long cp;
 
     while (i < n) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c < 0x7F) { /* printable ASCII: most of what we check */
+            i++;
+            continue;
+        }
         size_t len = tc_utf8_next(s + i, n - i, &cp);
         if (len == 0)
             return "not valid UTF-8";
