@@ -205,12 +205,10 @@ static void wait_for_stop(const sigset_t *set)
     fprintf(stderr, "tc-sandbox: %s, stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
 }
 
-int main(int argc, char **argv)
+/* Everything after the options; returns the exit status. */
+static int run(const struct options *opt)
 {
-    struct options opt = { 0 };
     char err[768], pathbuf[PATH_MAX + 64];
-    int rc = parse_options(argc, argv, &opt);
-    if (rc) return rc == 1 ? 0 : 2;
 
     /* Block the stop signals before any thread starts (gRPC starts its own
      * in grpc_init(), called by methods_load()), so every thread inherits
@@ -224,12 +222,12 @@ int main(int argc, char **argv)
 
     char http_host[64], grpc_host[64];
     int port;
-    if (!split_addr(opt.http, http_host, sizeof http_host, &port))
-        return usage_error("--http wants ADDR:PORT such as 127.0.0.1:8080, not '%s'", opt.http);
-    if (!split_addr(opt.grpc, grpc_host, sizeof grpc_host, &port))
-        return usage_error("--grpc wants ADDR:PORT such as 127.0.0.1:50051, not '%s'", opt.grpc);
+    if (!split_addr(opt->http, http_host, sizeof http_host, &port))
+        return usage_error("--http wants ADDR:PORT such as 127.0.0.1:8080, not '%s'", opt->http);
+    if (!split_addr(opt->grpc, grpc_host, sizeof grpc_host, &port))
+        return usage_error("--grpc wants ADDR:PORT such as 127.0.0.1:50051, not '%s'", opt->grpc);
 
-    const char *catalog_path = opt.catalog;
+    const char *catalog_path = opt->catalog;
     if (!catalog_path) catalog_path = find_default_catalog(pathbuf, sizeof pathbuf);
     if (!catalog_path) {
         fprintf(stderr, "tc-sandbox: no catalog: examples/catalog.json not found; "
@@ -242,8 +240,8 @@ int main(int argc, char **argv)
         return 2;
     }
     struct sandbox_options so = {
-        .keys = opt.keys, .nkeys = opt.nkeys, .expire = opt.expire,
-        .seed = opt.seed, .balance = opt.balance,
+        .keys = opt->keys, .nkeys = opt->nkeys, .expire = opt->expire,
+        .seed = opt->seed, .balance = opt->balance,
     };
     struct sandbox *sb = sandbox_new(cat, &so);
     if (!sb) {
@@ -260,8 +258,8 @@ int main(int argc, char **argv)
     }
     /* Kept until exit: libmicrohttpd refers to it. */
     struct sandbox_tls tls_files = { NULL, NULL }, *tls = NULL;
-    if (opt.tls_cert) {
-        if (!tls_load(&tls_files, opt.tls_cert, opt.tls_key, err, sizeof err)) {
+    if (opt->tls_cert) {
+        if (!tls_load(&tls_files, opt->tls_cert, opt->tls_key, err, sizeof err)) {
             fprintf(stderr, "tc-sandbox: %s\n", err);
             methods_free(methods);
             sandbox_free(sb);
@@ -271,18 +269,18 @@ int main(int argc, char **argv)
     }
 
     int http_port = 0, grpc_port = 0;
-    struct rest *rest = rest_start(sb, opt.http, tls, &http_port, err, sizeof err);
+    struct rest *rest = rest_start(sb, opt->http, tls, &http_port, err, sizeof err);
     if (!rest) {
-        fprintf(stderr, "tc-sandbox: --http %s: %s\n", opt.http, err);
+        fprintf(stderr, "tc-sandbox: --http %s: %s\n", opt->http, err);
         methods_free(methods);
         sandbox_free(sb);
         tls_free(&tls_files);
         return 2;
     }
     struct grpc_listener *grpc =
-        grpc_listener_start(sb, methods, opt.grpc, tls, &grpc_port, err, sizeof err);
+        grpc_listener_start(sb, methods, opt->grpc, tls, &grpc_port, err, sizeof err);
     if (!grpc) {
-        fprintf(stderr, "tc-sandbox: --grpc %s: %s\n", opt.grpc, err);
+        fprintf(stderr, "tc-sandbox: --grpc %s: %s\n", opt->grpc, err);
         sandbox_stop(sb);
         rest_stop(rest);
         sandbox_free(sb);
@@ -304,4 +302,12 @@ int main(int argc, char **argv)
     sandbox_free(sb);
     tls_free(&tls_files);
     return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct options opt = { 0 };
+    int rc = parse_options(argc, argv, &opt);
+    if (rc) return rc == 1 ? 0 : 2;
+    return run(&opt);
 }
