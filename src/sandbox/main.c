@@ -308,7 +308,7 @@ static int run(const struct options *opt)
     }
 
     int http_port = 0, grpc_port = 0;
-    struct rest *rest = rest_start(sb, opt->http, tls, &http_port, err, sizeof err);
+    struct rest *rest = rest_start(sb, opt->faults, opt->http, tls, &http_port, err, sizeof err);
     if (!rest) {
         fprintf(stderr, "tc-sandbox: --http %s: %s\n", opt->http, err);
         methods_free(methods);
