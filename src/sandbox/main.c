@@ -316,8 +316,8 @@ static int run(const struct options *opt)
         tls_free(&tls_files);
         return 2;
     }
-    struct grpc_listener *grpc =
-        grpc_listener_start(sb, methods, opt->grpc, tls, &grpc_port, err, sizeof err);
+    struct grpc_listener *grpc = grpc_listener_start(sb, methods, opt->faults, opt->grpc, tls,
+                                                     &grpc_port, err, sizeof err);
     if (!grpc) {
         fprintf(stderr, "tc-sandbox: --grpc %s: %s\n", opt->grpc, err);
         sandbox_stop(sb);
