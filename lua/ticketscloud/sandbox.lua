@@ -15,6 +15,10 @@
 -- TLS: sb.api is "https://127.0.0.1:P", sb.simple "127.0.0.1:P" (gRPC over
 -- TLS) and sb.tls is true; a client then needs ca_file = the CA that signed
 -- the certificate.
+--
+-- opts.faults = SPEC is passed as --faults SPEC: the sandbox then fails on
+-- purpose, e.g. "orders.create:drop_after=1" (see docs/sandbox.md). With
+-- opts.seed as well, the same requests meet the same faults in every run.
 
 local core = require "ticketscloud.core"
 
@@ -43,7 +47,7 @@ local function quote(s)
     return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
 end
 
--- opts: bin, catalog, key, expire, seed, tls, log, args (a list of extra arguments)
+-- opts: bin, catalog, key, expire, seed, faults, tls, log, args (a list of extra arguments)
 function _M.start(opts)
     opts = core.check_arg(opts, "table?", "start", 1) or {}
     local bin = opts.bin or os_getenv("TC_SANDBOX") or "tc-sandbox"
@@ -53,6 +57,7 @@ function _M.start(opts)
     if opts.catalog then argv[#argv + 1] = "--catalog " .. quote(opts.catalog) end
     if opts.expire then argv[#argv + 1] = "--expire " .. quote(opts.expire) end
     if opts.seed then argv[#argv + 1] = "--seed " .. quote(opts.seed) end
+    if opts.faults then argv[#argv + 1] = "--faults " .. quote(opts.faults) end
     if opts.tls then
         if type(opts.tls) ~= "table" or not opts.tls.cert or not opts.tls.key then
             return fail("invalid", "tls: { cert = FILE, key = FILE } expected")

@@ -18,7 +18,9 @@
  *
  * A call is freed when none of its batches is pending and it is not on the
  * ready list. What a call answers comes from grpc_methods.c; this file owns
- * the transport, the metadata and the status.
+ * the transport, the metadata and the status. With --faults, a call asks
+ * faults.c for its fault once its reply is built; `unavailable` cuts the
+ * reply short (cut_short below).
  */
 #include <grpc/byte_buffer.h>
 #include <grpc/byte_buffer_reader.h>
@@ -32,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "faults.h"
 #include "grpc.h"
 #include "grpc_methods.h"
 #include "sandbox.h"
@@ -51,6 +54,7 @@ struct tag {
 struct grpc_listener {
     struct sandbox *sb;
     struct methods *methods;
+    struct faults *faults; /* NULL without --faults */
     grpc_server *server;
     grpc_completion_queue *cq;
     pthread_t thread;
@@ -225,6 +229,27 @@ static bool authorized(struct call *c)
     return ok;
 }
 
+/* --faults: an `unavailable` fault keeps the first half of the reply's
+ * messages, rounded down (so none of a reply of one), and ends the stream
+ * with UNAVAILABLE, as a server that goes away mid-listing does. Whatever
+ * the call would have answered, an error included, is cut the same way. */
+static void cut_short(struct call *c)
+{
+    const grpc_slice *path = &c->details.method;
+    enum fault_route route = faults_grpc_route((const char *)GRPC_SLICE_START_PTR(*path),
+                                               GRPC_SLICE_LENGTH(*path));
+    if (route == ROUTE_NONE) return;
+    char logged[64];
+    snprintf(logged, sizeof logged, "%.*s", (int)GRPC_SLICE_LENGTH(*path),
+             (const char *)GRPC_SLICE_START_PTR(*path));
+    if (faults_pick(c->l->faults, route, "gRPC", logged).kind != FAULT_UNAVAILABLE) return;
+    size_t keep = c->reply.n / 2;
+    for (size_t i = keep; i < c->reply.n; i++) grpc_slice_unref(c->reply.msgs[i]);
+    c->reply.n = keep;
+    c->reply.status = GRPC_STATUS_UNAVAILABLE;
+    c->reply.message = "Unavailable (injected fault)";
+}
+
 /* The request has arrived: decide the reply and start sending it.
  * `preferred-language` is accepted; the catalog has one language. */
 static void answer(struct call *c)
@@ -255,6 +280,7 @@ static void answer(struct call *c)
             grpc_slice_unref(bytes);
         }
     }
+    if (c->l->faults) cut_short(c);
     enqueue(c);
 }
 
@@ -364,8 +390,9 @@ static void begin_shutdown(struct grpc_listener *l)
 }
 
 struct grpc_listener *grpc_listener_start(struct sandbox *sb, struct methods *methods,
-                                          const char *addr, const struct sandbox_tls *tls,
-                                          int *port, char *err, size_t errlen)
+                                          struct faults *faults, const char *addr,
+                                          const struct sandbox_tls *tls, int *port, char *err,
+                                          size_t errlen)
 {
     struct grpc_listener *l = calloc(1, sizeof *l);
     if (!l) {
@@ -375,6 +402,7 @@ struct grpc_listener *grpc_listener_start(struct sandbox *sb, struct methods *me
     }
     l->sb = sb;
     l->methods = methods;
+    l->faults = faults;
     atomic_init(&l->stopping, false);
     l->shutdown = (struct tag){TAG_SHUTDOWN, NULL};
     grpc_init();

@@ -5,7 +5,8 @@
  * listener (grpc.c), both over TLS with --tls-cert / --tls-key (tls.c),
  * prints one ready line on stdout and waits for SIGINT or SIGTERM, which
  * stop everything and free it before exiting 0. Bad options or a bad
- * catalog give one message on stderr and exit status 2.
+ * catalog give one message on stderr and exit status 2. --faults makes
+ * both listeners fail on purpose (faults.c).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -21,6 +22,7 @@
 #include <unistd.h>
 
 #include "catalog.h"
+#include "faults.h"
 #include "grpc.h"
 #include "grpc_methods.h"
 #include "rest.h"
@@ -58,6 +60,29 @@ static const char usage[] =
     "  --balance MONEY    the distributor's money, e.g. 1000.00: completing an order\n"
     "                     spends its full amount and fails with \"Not enough money\"\n"
     "                     when short (default: unlimited)\n"
+    "  --faults SPEC      fail on purpose, for testing clients against a bad network:\n"
+    "                     ROUTE:FAULT=PROBABILITY entries separated by commas, e.g.\n"
+    "                     'orders.create:drop_after=0.1,*:slow=0.02@1500'. At most\n"
+    "                     one fault per request (the first entry whose running total\n"
+    "                     of probabilities exceeds one draw); the draws come from\n"
+    "                     --seed, so the same requests get the same faults.\n"
+    "                     ROUTE: orders.create, orders.patch, orders.get, orders.list,\n"
+    "                     refunds.create, refunds.patch, refunds.get, refunds.list,\n"
+    "                     promocodes.check, mosbilet, * (all of these REST routes),\n"
+    "                     grpc.METHOD (grpc.Seats, grpc.Events...), grpc.* (all ten)\n"
+    "                     FAULT on REST routes:\n"
+    "                       500, 502, 503   that status with {\"errors\": [...]};\n"
+    "                                       the request is not applied\n"
+    "                       drop_before     the connection is closed, no answer;\n"
+    "                                       the request is not applied\n"
+    "                       drop_after      the request is applied, then the\n"
+    "                                       connection is closed without the answer\n"
+    "                       slow=P@MS       applied, answered MS ms (1..60000) later\n"
+    "                     FAULT on gRPC routes:\n"
+    "                       unavailable     about half the messages, then the\n"
+    "                                       status UNAVAILABLE\n"
+    "                     PROBABILITY: 0 to 1, at most 9 digits after the point.\n"
+    "                     Each fault is logged on stderr, and counted at exit.\n"
     "  --help             show this help and exit\n"
     "  --version          show the version and exit\n"
     "\n"
@@ -85,6 +110,8 @@ struct options {
     int64_t expire;
     uint64_t seed;
     int64_t balance;
+    const char *faults_spec;
+    struct faults *faults; /* NULL without --faults */
 };
 
 static int usage_error(const char *fmt, const char *arg)
@@ -111,7 +138,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 {
     enum {
         O_CATALOG = 1, O_HTTP, O_GRPC, O_TLS_CERT, O_TLS_KEY, O_KEY, O_EXPIRE, O_SEED, O_BALANCE,
-        O_HELP, O_VERSION
+        O_FAULTS, O_HELP, O_VERSION
     };
     static const struct option longopts[] = {
         { "catalog", required_argument, NULL, O_CATALOG },
@@ -123,6 +150,7 @@ static int parse_options(int argc, char **argv, struct options *o)
         { "expire", required_argument, NULL, O_EXPIRE },
         { "seed", required_argument, NULL, O_SEED },
         { "balance", required_argument, NULL, O_BALANCE },
+        { "faults", required_argument, NULL, O_FAULTS },
         { "help", no_argument, NULL, O_HELP },
         { "version", no_argument, NULL, O_VERSION },
         { NULL, 0, NULL, 0 },
@@ -161,6 +189,11 @@ static int parse_options(int argc, char **argv, struct options *o)
             if (!parse_money(optarg, &o->balance))
                 return usage_error("--balance wants money such as 1000.00, not '%s'", optarg);
             break;
+        case O_FAULTS:
+            if (o->faults_spec)
+                return usage_error("--faults given twice; join its entries with commas%s", "");
+            o->faults_spec = optarg;
+            break;
         case O_HELP: fputs(usage, stdout); return 1;
         case O_VERSION: printf("tc-sandbox %s\n", TC_VERSION); return 1;
         case ':': return usage_error("%s needs a value", argv[optind - 1]);
@@ -171,6 +204,12 @@ static int parse_options(int argc, char **argv, struct options *o)
     if (!o->tls_cert != !o->tls_key)
         return usage_error("--tls-cert and --tls-key go together%s", "");
     if (o->nkeys == 0) o->keys[o->nkeys++] = DEFAULT_KEY;
+    if (o->faults_spec) {
+        /* Parsed last: the draws are seeded from --seed, wherever it is. */
+        char err[768];
+        o->faults = faults_parse(o->faults_spec, o->seed, err, sizeof err);
+        if (!o->faults) return usage_error("%s", err);
+    }
     return 0;
 }
 
@@ -205,12 +244,10 @@ static void wait_for_stop(const sigset_t *set)
     fprintf(stderr, "tc-sandbox: %s, stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
 }
 
-int main(int argc, char **argv)
+/* Everything after the options; returns the exit status. */
+static int run(const struct options *opt)
 {
-    struct options opt = { 0 };
     char err[768], pathbuf[PATH_MAX + 64];
-    int rc = parse_options(argc, argv, &opt);
-    if (rc) return rc == 1 ? 0 : 2;
 
     /* Block the stop signals before any thread starts (gRPC starts its own
      * in grpc_init(), called by methods_load()), so every thread inherits
@@ -224,12 +261,12 @@ int main(int argc, char **argv)
 
     char http_host[64], grpc_host[64];
     int port;
-    if (!split_addr(opt.http, http_host, sizeof http_host, &port))
-        return usage_error("--http wants ADDR:PORT such as 127.0.0.1:8080, not '%s'", opt.http);
-    if (!split_addr(opt.grpc, grpc_host, sizeof grpc_host, &port))
-        return usage_error("--grpc wants ADDR:PORT such as 127.0.0.1:50051, not '%s'", opt.grpc);
+    if (!split_addr(opt->http, http_host, sizeof http_host, &port))
+        return usage_error("--http wants ADDR:PORT such as 127.0.0.1:8080, not '%s'", opt->http);
+    if (!split_addr(opt->grpc, grpc_host, sizeof grpc_host, &port))
+        return usage_error("--grpc wants ADDR:PORT such as 127.0.0.1:50051, not '%s'", opt->grpc);
 
-    const char *catalog_path = opt.catalog;
+    const char *catalog_path = opt->catalog;
     if (!catalog_path) catalog_path = find_default_catalog(pathbuf, sizeof pathbuf);
     if (!catalog_path) {
         fprintf(stderr, "tc-sandbox: no catalog: examples/catalog.json not found; "
@@ -242,8 +279,8 @@ int main(int argc, char **argv)
         return 2;
     }
     struct sandbox_options so = {
-        .keys = opt.keys, .nkeys = opt.nkeys, .expire = opt.expire,
-        .seed = opt.seed, .balance = opt.balance,
+        .keys = opt->keys, .nkeys = opt->nkeys, .expire = opt->expire,
+        .seed = opt->seed, .balance = opt->balance,
     };
     struct sandbox *sb = sandbox_new(cat, &so);
     if (!sb) {
@@ -260,8 +297,8 @@ int main(int argc, char **argv)
     }
     /* Kept until exit: libmicrohttpd refers to it. */
     struct sandbox_tls tls_files = { NULL, NULL }, *tls = NULL;
-    if (opt.tls_cert) {
-        if (!tls_load(&tls_files, opt.tls_cert, opt.tls_key, err, sizeof err)) {
+    if (opt->tls_cert) {
+        if (!tls_load(&tls_files, opt->tls_cert, opt->tls_key, err, sizeof err)) {
             fprintf(stderr, "tc-sandbox: %s\n", err);
             methods_free(methods);
             sandbox_free(sb);
@@ -271,18 +308,18 @@ int main(int argc, char **argv)
     }
 
     int http_port = 0, grpc_port = 0;
-    struct rest *rest = rest_start(sb, opt.http, tls, &http_port, err, sizeof err);
+    struct rest *rest = rest_start(sb, opt->faults, opt->http, tls, &http_port, err, sizeof err);
     if (!rest) {
-        fprintf(stderr, "tc-sandbox: --http %s: %s\n", opt.http, err);
+        fprintf(stderr, "tc-sandbox: --http %s: %s\n", opt->http, err);
         methods_free(methods);
         sandbox_free(sb);
         tls_free(&tls_files);
         return 2;
     }
-    struct grpc_listener *grpc =
-        grpc_listener_start(sb, methods, opt.grpc, tls, &grpc_port, err, sizeof err);
+    struct grpc_listener *grpc = grpc_listener_start(sb, methods, opt->faults, opt->grpc, tls,
+                                                     &grpc_port, err, sizeof err);
     if (!grpc) {
-        fprintf(stderr, "tc-sandbox: --grpc %s: %s\n", opt.grpc, err);
+        fprintf(stderr, "tc-sandbox: --grpc %s: %s\n", opt->grpc, err);
         sandbox_stop(sb);
         rest_stop(rest);
         sandbox_free(sb);
@@ -299,9 +336,21 @@ int main(int argc, char **argv)
     wait_for_stop(&stop);
 
     sandbox_stop(sb);
+    if (opt->faults) faults_stop(opt->faults);
     grpc_listener_stop(grpc);
     rest_stop(rest);
+    if (opt->faults) faults_report(opt->faults);
     sandbox_free(sb);
     tls_free(&tls_files);
     return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct options opt = { 0 };
+    int rc = parse_options(argc, argv, &opt);
+    if (rc == 0) rc = run(&opt);
+    else rc = rc == 1 ? 0 : 2;
+    faults_free(opt.faults);
+    return rc;
 }

@@ -6,7 +6,10 @@
  * --tls-cert / --tls-key. This file is the HTTP edge:
  * routing, the API key, the body limit, JSON decoding of bodies and query
  * strings, the response encoding and one log line per request. What a
- * request does is the store's business (store.h).
+ * request does is the store's business (store.h). With --faults, each
+ * request asks faults.c for its fault once its route is known, and acts on
+ * it here: an error or a closed connection instead of the store's answer,
+ * or the store's answer lost or late.
  */
 #include "rest.h"
 
@@ -23,6 +26,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "faults.h"
 #include "store.h"
 #include "tls.h"
 #include "util.h"
@@ -38,6 +42,7 @@
 
 struct rest {
     struct sandbox *sb;
+    struct faults *faults; /* NULL without --faults */
     struct MHD_Daemon *daemon;
 };
 
@@ -48,14 +53,41 @@ struct request {
     size_t len, cap;
     bool too_large;
     size_t dropped; /* bytes of an oversized body read and thrown away */
+    struct faults *faults; /* with --faults: what a slow answer sleeps on */
+    struct fault fault;    /* what --faults gave this request; FAULT_NONE without */
 };
 
 /* ---- responses --------------------------------------------------------- */
 
+/* The url for the log, with control characters masked so that a request
+ * cannot forge log lines. */
+static void log_path(const char *url, char *buf, size_t size)
+{
+    size_t n = 0;
+    for (; n < size - 1 && url[n]; n++)
+        buf[n] = ((unsigned char)url[n] < 0x20 || url[n] == 0x7f) ? '?' : url[n];
+    buf[n] = '\0';
+}
+
+/* Every answer goes out here, which is where the faults that act after the
+ * request was applied (drop_after, slow) take the answer away or hold it. */
 static enum MHD_Result send_raw(struct MHD_Connection *c, const struct request *rq,
                                 const char *method, const char *url, unsigned status, char *text,
                                 const char *type, const char *allow)
 {
+    char path[256];
+    log_path(url, path, sizeof path);
+    if (rq && rq->fault.kind != FAULT_NONE) {
+        if (rq->fault.kind == FAULT_DROP_AFTER) {
+            /* The change is committed: the store has returned. MHD_NO with
+             * no response queued closes the connection unanswered. */
+            free(text);
+            fprintf(stderr, "tc-sandbox: %s %s %u %.0f ms, answer dropped\n", method, path,
+                    status, (double)(now_ms() - rq->start_ms));
+            return MHD_NO;
+        }
+        faults_sleep(rq->faults, rq->fault.ms); /* slow, the only other one left */
+    }
     size_t len = text ? strlen(text) : 0;
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(len, text ? text : (char *)"",
@@ -68,13 +100,6 @@ static enum MHD_Result send_raw(struct MHD_Connection *c, const struct request *
     if (allow) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
     enum MHD_Result ret = MHD_queue_response(c, status, resp);
     MHD_destroy_response(resp);
-    /* The path is printed with control characters masked, so a request
-     * cannot forge log lines. */
-    char path[256];
-    size_t n = 0;
-    for (; n < sizeof path - 1 && url[n]; n++)
-        path[n] = ((unsigned char)url[n] < 0x20 || url[n] == 0x7f) ? '?' : url[n];
-    path[n] = '\0';
     double ms = (double)(now_ms() - (rq ? rq->start_ms : now_ms()));
     fprintf(stderr, "tc-sandbox: %s %s %u %.0f ms\n", method, path, status, ms);
     return ret;
@@ -377,6 +402,41 @@ static enum route find_route(const char *path, const char **id, const char **all
     return R_NONE;
 }
 
+/* The --faults route of a request whose method the route allows. */
+static enum fault_route fault_route(enum route route, bool get)
+{
+    switch (route) {
+    case R_ORDERS: return get ? ROUTE_ORDERS_LIST : ROUTE_ORDERS_CREATE;
+    case R_ORDER: return get ? ROUTE_ORDERS_GET : ROUTE_ORDERS_PATCH;
+    case R_REFUNDS: return get ? ROUTE_REFUNDS_LIST : ROUTE_REFUNDS_CREATE;
+    case R_REFUND: return get ? ROUTE_REFUNDS_GET : ROUTE_REFUNDS_PATCH;
+    case R_PROMO_CHECK: return ROUTE_PROMOCODES_CHECK;
+    case R_MOSBILET: return ROUTE_MOSBILET;
+    default: return ROUTE_NONE; /* the export stub */
+    }
+}
+
+/* Answers instead of the store, for the faults that act before the request
+ * is applied: an error status with the API's error body, or (drop_before)
+ * nothing: MHD_NO from the handler closes the connection unanswered. */
+static enum MHD_Result answer_fault(struct MHD_Connection *c, struct request *rq,
+                                    const char *method, const char *url)
+{
+    enum fault_kind kind = rq->fault.kind;
+    rq->fault.kind = FAULT_NONE; /* the error goes out as usual */
+    switch (kind) {
+    case FAULT_500:
+        return send_error(c, rq, method, url, 500, "Internal Server Error (injected fault)",
+                          NULL);
+    case FAULT_502:
+        return send_error(c, rq, method, url, 502, "Bad Gateway (injected fault)", NULL);
+    case FAULT_503:
+        return send_error(c, rq, method, url, 503, "Service Unavailable (injected fault)", NULL);
+    default:
+        return MHD_NO;
+    }
+}
+
 /* Answers the request for path (url without trailing slashes). */
 static enum MHD_Result serve_path(struct rest *r, struct MHD_Connection *c, struct request *rq,
                                   const char *method, const char *url, const char *path)
@@ -397,6 +457,21 @@ static enum MHD_Result serve_path(struct rest *r, struct MHD_Connection *c, stru
     }
     if (rq->too_large)
         return send_error(c, rq, method, url, 413, "request body is larger than 1 MiB", NULL);
+    if (r->faults) {
+        char logged[256];
+        log_path(url, logged, sizeof logged);
+        rq->faults = r->faults;
+        rq->fault = faults_pick(r->faults, fault_route(route, get), method, logged);
+        switch (rq->fault.kind) {
+        case FAULT_500:
+        case FAULT_502:
+        case FAULT_503:
+        case FAULT_DROP_BEFORE:
+            return answer_fault(c, rq, method, url);
+        default:
+            break; /* none, or one that send_raw applies to the answer */
+        }
+    }
     if (!key_ok(r, c, &problem)) return send_error(c, rq, method, url, 401, problem, NULL);
 
     if (route == R_ORDERS && get) return list_orders(r, c, rq, method, url, false);
@@ -578,8 +653,8 @@ static int listen_on(const char *addr, int *port, char *err, size_t errlen)
     return fd;
 }
 
-struct rest *rest_start(struct sandbox *sb, const char *addr, const struct sandbox_tls *tls,
-                        int *port, char *err, size_t errlen)
+struct rest *rest_start(struct sandbox *sb, struct faults *faults, const char *addr,
+                        const struct sandbox_tls *tls, int *port, char *err, size_t errlen)
 {
     struct rest *r = calloc(1, sizeof *r);
     if (!r) {
@@ -587,6 +662,7 @@ struct rest *rest_start(struct sandbox *sb, const char *addr, const struct sandb
         return NULL;
     }
     r->sb = sb;
+    r->faults = faults;
     int fd = listen_on(addr, port, err, errlen);
     if (fd < 0) {
         free(r);
