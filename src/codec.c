@@ -47,7 +47,10 @@
 #define TWO_64 18446744073709551616.0
 
 /* ------------------------------------------------------------------------ */
-/* The box: owner of one protobuf-c message tree (malloc'd).                  */
+/* The box: owner of the protobuf-c message tree (malloc'd) being turned     */
+/* into a table, so that it is freed if Lua raises midway (out of memory).   */
+/* Decoding uses one box per Lua state, kept in the registry and reused: it  */
+/* makes no Lua call, so two decodes never overlap.                           */
 
 struct box {
     ProtobufCMessage *msg;
@@ -67,6 +70,8 @@ int tc_message_gc(lua_State *L)
     return 0;
 }
 
+/* A box of its own, for encoding: filling a message reads the caller's
+ * tables, which may run Lua code. */
 static struct box *push_box(lua_State *L)
 {
     struct box *b = lua_newuserdata(L, sizeof *b);
@@ -74,6 +79,25 @@ static struct box *push_box(lua_State *L)
     b->msg = NULL;
     luaL_getmetatable(L, TC_MESSAGE_MT);
     lua_setmetatable(L, -2);
+    return b;
+}
+
+static const char BOX_KEY = 'b';
+
+/* The state's box, empty (a message left by an earlier raise is freed). */
+static struct box *state_box(lua_State *L)
+{
+    lua_pushlightuserdata(L, (void *)&BOX_KEY);
+    lua_rawget(L, LUA_REGISTRYINDEX);
+    struct box *b = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    if (!b) {
+        b = push_box(L); /* box */
+        lua_pushlightuserdata(L, (void *)&BOX_KEY);
+        lua_insert(L, -2);
+        lua_rawset(L, LUA_REGISTRYINDEX);
+    }
+    box_free(b);
     return b;
 }
 
@@ -313,19 +337,16 @@ static void push_message(lua_State *L, const ProtobufCMessage *m)
 int tc_codec_decode(lua_State *L, const ProtobufCMessageDescriptor *d, const uint8_t *data,
                     size_t len)
 {
-    struct box *b = push_box(L); /* box */
+    struct box *b = state_box(L);
 
     b->msg = protobuf_c_message_unpack(d, NULL, len, data);
-    if (!b->msg) {
-        lua_pop(L, 1);
+    if (!b->msg)
         return 0;
-    }
     if (is_timestamp(d))
         push_timestamp(L, (const Google__Protobuf__Timestamp *)b->msg);
     else
-        push_message(L, b->msg); /* box, table */
+        push_message(L, b->msg); /* table */
     box_free(b);
-    lua_remove(L, -2); /* table */
     return 1;
 }
 

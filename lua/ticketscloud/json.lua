@@ -61,8 +61,6 @@ function _M.encode(value)
 end
 
 -- Decodes JSON text; returns the value or nil, message.
-function _M.decode(text)
-    return json.decode(text)
-end
+_M.decode = json.decode
 
 return _M
