@@ -6,6 +6,7 @@
 #include "private.h"
 
 #include <string.h>
+#include <sys/random.h>
 
 void tc_new_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction close,
                   lua_CFunction tostring)
@@ -132,5 +133,28 @@ int core_check_field(lua_State *L)
         lua_pushfstring(L, "field '%s'", name);
         return type_error(L, 5, lua_tostring(L, -1), fname, expected);
     }
+    return 1;
+}
+
+/* core.request_id() -> 32 random hexadecimal characters (128 bits from the
+ * kernel), the tag that makes an order's creation recognisable. */
+int core_request_id(lua_State *L)
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char bytes[16];
+    char out[32];
+    size_t got = 0;
+
+    while (got < sizeof bytes) {
+        ssize_t n = getrandom(bytes + got, sizeof bytes - got, 0);
+        if (n < 0)
+            return luaL_error(L, "no random bytes from the kernel");
+        got += (size_t)n;
+    }
+    for (size_t i = 0; i < sizeof bytes; i++) {
+        out[2 * i] = hex[bytes[i] >> 4];
+        out[2 * i + 1] = hex[bytes[i] & 15];
+    }
+    lua_pushlstring(L, out, sizeof out);
     return 1;
 }

@@ -18,6 +18,7 @@ static const luaL_Reg core_functions[] = {
     { "fail", core_fail },
     { "check_arg", core_check_arg },
     { "check_field", core_check_field },
+    { "request_id", core_request_id },
     /* the client's options policy */
     { "options", core_options },
     { "grpc_target", core_grpc_target },
@@ -39,6 +40,7 @@ static const luaL_Reg core_functions[] = {
     { "encode", core_encode },
     { "decode", core_decode },
     { "sleep", core_sleep },
+    { "now", core_now },
     { NULL, NULL },
 };
 

@@ -78,6 +78,7 @@ int core_error(lua_State *L);           /* errors.c */
 int core_fail(lua_State *L);
 int core_check_arg(lua_State *L);       /* auxiliar.c */
 int core_check_field(lua_State *L);
+int core_request_id(lua_State *L);
 int core_options(lua_State *L);         /* options.c */
 int core_grpc_target(lua_State *L);
 int core_check_id(lua_State *L);        /* validate.c */
@@ -95,6 +96,7 @@ int core_money_add(lua_State *L);
 int core_http(lua_State *L);            /* http.c */
 int core_check_request(lua_State *L);
 int core_sleep(lua_State *L);
+int core_now(lua_State *L);
 int core_channel(lua_State *L);         /* grpc.c */
 int core_encode(lua_State *L);          /* codec.c: upvalue 1 caches message types */
 int core_decode(lua_State *L);

@@ -68,6 +68,25 @@ function _M.is_missing(err, noun, id)
     return false
 end
 
+-- Whether a request that failed with err may have been applied all the
+-- same: no answer came although the request may have reached the service
+-- (err.sent is false only when nothing left this machine), or a 5xx, which
+-- a proxy may give after the service applied the request.
+function _M.maybe_applied(err)
+    local kind = err.kind
+    if kind == "transport" or kind == "timeout" then return err.sent ~= false end
+    return type(err.status) == "number" and err.status >= 500
+end
+
+-- Whether a request that failed with err is worth sending again after the
+-- order was read anew: another change was in flight (409), or the network
+-- or the service failed (above). Any other 4xx would fail again.
+function _M.retryable(err)
+    if err.kind == "conflict" then return true end
+    if err.kind == "transport" or err.kind == "timeout" then return true end
+    return type(err.status) == "number" and err.status >= 500
+end
+
 -- Whether a 400 says the order has expired.
 function _M.is_expired_error(err)
     if err.status ~= 400 then return false end

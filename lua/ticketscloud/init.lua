@@ -14,11 +14,13 @@ local refunds = require "ticketscloud.refunds"
 local error = error
 local ipairs = ipairs
 local pairs = pairs
+local os_time = os.time
 local random = math.random
 local setmetatable = setmetatable
 local tostring = tostring
 local type = type
 
+local core_error = core.error
 local check_arg = core.check_arg
 local check_field = core.check_field
 local fail = core.fail
@@ -32,6 +34,14 @@ _M.error = core.error
 _M.null = rest.null
 
 local DEFAULT_RETRY = { attempts = 6, base = 0.1, max = 2 }
+-- Seconds a change or a creation may spend on retries, well inside an
+-- order's lifetime (15 minutes).
+local DEFAULT_DEADLINE = 60
+-- The key of vendor_data.raw that tags a creation (docs/reliability.md).
+local TAG = "tc_request_id"
+-- How far the clocks of this machine and the service may disagree when a
+-- creation is looked up by its time.
+local CLOCK_SKEW = 300
 
 -- The catalogue methods (gRPC): client:events{...}, client:seats{...}, ...
 -- and the refund requests: client:create_refund{...}, client:refund(id), ...
@@ -45,6 +55,7 @@ function _M.new(opts)
     local retry = check_field(opts, "retry", "table?", "new") or {}
     local sleep = check_field(opts, "sleep", "function?", "new") or core.sleep
     local trace = check_field(opts, "trace", "function?", "new")
+    local deadline = check_field(opts, "deadline", "number?", "new") or DEFAULT_DEADLINE
     local transport = opts.transport
     if transport ~= nil and (type(transport) ~= "table" and type(transport) ~= "userdata"
                              or type(transport.request) ~= "function") then
@@ -68,12 +79,16 @@ function _M.new(opts)
         end
         r[k] = v
     end
+    if not (deadline > 0 and deadline <= 86400) then
+        return fail("invalid", "deadline: a number of seconds in (0, 86400] expected")
+    end
     local http = transport
     if not http then
         http, err = core.http(options)
         if not http then return nil, err end
     end
-    local self = { options = options, http = http, retry = r, sleep = sleep, trace = trace }
+    local self = { options = options, http = http, retry = r, sleep = sleep, trace = trace,
+                   deadline_seconds = deadline }
     -- The address is taken before the metatable hides it behind __tostring.
     self.name = "ticketscloud.Client: " .. tostring(self):match("0x%x+")
     return setmetatable(self, mt)
@@ -125,39 +140,139 @@ function _M.send(self, req, opts)
     return doc
 end
 
--- client:retry_pause(attempt) -> true once it has waited before attempt + 1,
--- or false when attempt was the last one the retry option allows. The
--- pause grows exponentially from retry.base up to retry.max; half of it is
--- random, so that clients that collided do not retry in lockstep. For the
--- order object's 409 retries.
-function _M.retry_pause(self, attempt)
+-- client:deadline(opts) -> the monotonic time (core.now) by which a call
+-- with these opts gives up retrying: opts.deadline or the client's
+-- deadline option, in seconds from now.
+function _M.deadline(self, opts)
+    check_arg(opts, "table?", "deadline", 1)
+    return core.now() + (opts and opts.deadline or self.deadline_seconds)
+end
+
+-- client:retry_pause(attempt, deadline) -> true once it has waited before
+-- attempt + 1, or false when attempt was the last one the retry option
+-- allows or the pause would end past deadline (a core.now() time, or nil).
+-- The pause grows exponentially from retry.base up to retry.max; half of it
+-- is random, so that clients that collided do not retry in lockstep.
+function _M.retry_pause(self, attempt, deadline)
     check_arg(attempt, "number", "retry_pause", 1)
+    check_arg(deadline, "number?", "retry_pause", 2)
     local retry = self.retry
     if attempt >= retry.attempts then return false end
     local pause = retry.base * 2 ^ (attempt - 1)
     if pause > retry.max then pause = retry.max end
-    self.sleep(pause / 2 + random() * pause / 2)
+    pause = pause / 2 + random() * pause / 2
+    if deadline and core.now() + pause > deadline then return false end
+    self.sleep(pause)
     return true
+end
+
+-- vendor_data with the creation's tag added to raw; the caller's table is
+-- not changed (a vendor_data of the wrong shape is left for rest.create_order
+-- to refuse).
+local function tagged(vendor_data, request_id)
+    if vendor_data ~= nil and (type(vendor_data) ~= "table" or
+                               (vendor_data.raw ~= nil and type(vendor_data.raw) ~= "table")) then
+        return vendor_data
+    end
+    local out, raw = {}, {}
+    for k, v in pairs(vendor_data or {}) do out[k] = v end
+    for k, v in pairs(out.raw or {}) do raw[k] = v end
+    raw[TAG] = request_id
+    out.raw = raw
+    return out
 end
 
 -- client:create_order{ event = ID, random = { [SET] = n } }
 -- client:create_order{ tickets = { TICKET, ... } }      (the event follows)
 -- client:create_order{ event = ID }                     (an empty order)
--- plus all_or_nothing, settings, vendor_data, promocodes. Returns the
--- order, checked like every change (ticketscloud.order): a ticket asked for
--- but not reserved gives nil, err with err.order set to the new order.
+-- plus all_or_nothing, settings, vendor_data, promocodes and request_id.
+-- Returns the order, checked like every change (ticketscloud.order): a
+-- ticket asked for but not reserved gives nil, err with err.order set.
+--
+-- Exactly once: the order is tagged with request_id (given, or made here)
+-- in vendor_data.raw.tc_request_id. When an attempt's outcome is unknown
+-- (no answer, a 5xx), the order is looked up by its tag before any new
+-- attempt: an order that exists is returned, a new attempt is made only
+-- when none does, and when that cannot be learnt before the deadline the
+-- result is nil, err with kind "unknown" and err.request_id, to resolve
+-- later with client:find_created (docs/reliability.md).
 function _M.create_order(self, args, opts)
     check_arg(args, "table", "create_order", 1)
     check_arg(opts, "table?", "create_order", 2)
-    local req, err = rest.create_order(args)
+    local request_id = check_field(args, "request_id", "string?", "create_order")
+    if request_id == nil then
+        request_id = core.request_id()
+    elseif #request_id > 64 or not request_id:find("^[%w%-_.]+$") then
+        return fail("invalid", "request_id: 1 to 64 letters, digits, '-', '_' or '.' expected")
+    end
+    local body = {}
+    for k, v in pairs(args) do body[k] = v end
+    body.request_id = nil
+    body.vendor_data = tagged(args.vendor_data, request_id)
+    local req, err = rest.create_order(body)
     if not req then return nil, err end
-    local doc
-    doc, err = self:send(req, opts)
-    if not doc then return nil, err end
-    local want = {}
-    if args.tickets ~= nil then want.tickets = args.tickets end
-    if args.random ~= nil then want.counts = args.random end
-    return orders.verify(wrap(self, doc), doc, want)
+
+    local want = { tickets = args.tickets, counts = args.random }
+    local where = { event = args.event, since = os_time() - CLOCK_SKEW }
+    local deadline = self:deadline(opts)
+    local unknown = false -- whether an attempt may have created an order not found yet
+    local attempt = 0
+    repeat
+        attempt = attempt + 1
+        local doc
+        doc, err = self:send(req, opts)
+        if doc then return orders.verify(wrap(self, doc), doc, want) end
+        if not answers.retryable(err) then break end
+        if answers.maybe_applied(err) or unknown then
+            unknown = true
+            local found, lookup = self:find_created(request_id, where, opts)
+            if found then return orders.verify(found, { data = found, refs = found.refs }, want) end
+            if lookup.kind == "not_found" then unknown = false else err = lookup end
+        end
+    until not self:retry_pause(attempt, deadline)
+    if unknown then
+        err = core_error{ kind = "unknown", status = err.status, since = where.since,
+                          event = args.event, messages = {
+            "no answer: the order may exist; look it up with client:find_created(err.request_id)",
+            tostring(err) } }
+    end
+    err.request_id = request_id
+    return nil, err
+end
+
+-- client:find_created(request_id, { event = ID, since = unix_seconds })
+-- -> order | nil, err: the order that create_order tagged with request_id
+-- (kind "not_found" when there is none). It reads the list of the event's
+-- orders (every event's without one) created since `since` (default: a day
+-- ago), retrying a read that fails on the network until the deadline.
+function _M.find_created(self, request_id, where, opts)
+    check_arg(request_id, "string", "find_created", 1)
+    check_arg(where, "table?", "find_created", 2)
+    check_arg(opts, "table?", "find_created", 3)
+    where = where or {}
+    local filter = { page_size = rest.MAX_PAGE_SIZE,
+                     created_at = { where.since or os_time() - 86400, os_time() + CLOCK_SKEW },
+                     events = where.event and { where.event } or nil }
+    local deadline = self:deadline(opts)
+    local attempt, err = 0
+    repeat
+        attempt = attempt + 1
+        local list
+        list, err = self:orders(filter, opts)
+        if not list then return nil, err end
+        for order in list do
+            local vd = order.vendor_data
+            if type(vd) == "table" and type(vd.raw) == "table" and vd.raw[TAG] == request_id then
+                list:close()
+                return order
+            end
+        end
+        err = list:error()
+        if not err then
+            return fail("not_found", "no order was created with request id " .. request_id, 404)
+        end
+    until not answers.retryable(err) or not self:retry_pause(attempt, deadline)
+    return nil, err
 end
 
 -- The order list: its stream makes an order object of each item.

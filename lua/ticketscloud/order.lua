@@ -133,15 +133,27 @@ local function reread(self, opts)
     return doc
 end
 
+-- Whether the order already is as a status change wanted: after a finish or
+-- a cancel whose answer was lost, the order read anew decides.
+local function reached(self, body, want)
+    return body.status ~= nil and self.status == body.status
+        and (want.tickets == nil or core.order_verify(self.tickets, want) ~= nil)
+end
+
 -- A change: build(self) -> body, want (or nil, err) from the current
--- state; PATCH it; on 409 pause (client:retry_pause), re-read and rebuild,
--- as long as the client allows another attempt.
+-- state; PATCH it. When it fails in a way worth another attempt (a 409,
+-- no answer, a 5xx: answers.retryable), pause (client:retry_pause), read
+-- the order anew and build the body again from what the service holds,
+-- until the attempts or the deadline run out. A status change whose
+-- outcome was unknown is done once the order read anew shows that status.
 local function change(self, build, opts)
     opts = opts or {}
     local ok, err = changeable(self)
     if not ok then return failed(self, err) end
     local client = private[self].client
-    local attempt = 0
+    local deadline = client:deadline(opts)
+    local unknown = false -- whether a PATCH may have been applied unseen
+    local attempt, failures = 0, 0 -- PATCHes sent; requests that failed
     repeat
         attempt = attempt + 1
         local body, want = build(self)
@@ -155,11 +167,30 @@ local function change(self, build, opts)
             update(self, doc)
             return verify(self, doc, want)
         end
-        if err.kind ~= "conflict" or not client:retry_pause(attempt) then break end
-        ok, err = reread(self, opts)
-        if ok then ok, err = changeable(self) end
+        if not answers.retryable(err) then break end
+        unknown = unknown or answers.maybe_applied(err)
+        failures = failures + 1
+        local again
+        repeat -- the order read anew: the only ground for the next attempt
+            if not client:retry_pause(failures, deadline) then ok = false break end
+            again, err = reread(self, opts)
+            ok = again ~= nil
+            if not ok then failures = failures + 1 end
+        until ok or not answers.retryable(err)
+        if ok and reached(self, body, want) then return verify(self, again, want) end
+        if ok then
+            unknown = false
+            ok, err = changeable(self)
+        end
     until not ok
-    if err.kind == "conflict" then err.attempts = attempt end
+    if unknown then
+        err = core_error{ kind = "unknown", status = err.status, messages = {
+            ("order %s: no answer to a change, and the order could not be read since: "
+             .. "it may or may not be changed; read it again with order:refresh()"):format(self.id),
+            tostring(err) } }
+    elseif err.kind == "conflict" then
+        err.attempts = attempt
+    end
     if answers.is_expired_error(err) then err.kind = "expired" end
     return failed(self, err)
 end
