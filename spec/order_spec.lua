@@ -304,13 +304,16 @@ end)
 describe("request checks", function()
     it("check_id", function()
         assert.equal(EVENT, core.check_id(EVENT))
-        assert.equal("5D7134962110D30A34E95B9z", core.check_id("5D7134962110D30A34E95B9z"))
+        -- hexadecimal digits of either case; any other letter is refused
+        assert.equal("5D7134962110D30A34E95B9F", core.check_id("5D7134962110D30A34E95B9F"))
         for _, v in ipairs{ "", "5d7134962110d30a34e95b9", EVENT .. "6", "5d7134962110d30a34e95b9-",
-                            12, true, {} } do
+                            "5D7134962110D30A34E95B9z", "5d7134962110d30a34e95b9g",
+                            ("z"):rep(24), 12, true, {} } do
             local ok, err = core.check_id(v, "event")
             assert.is_nil(ok)
             assert.equal("invalid", err.kind)
             assert.matches("^ticketscloud: invalid error: event: ", tostring(err))
+            assert.matches("is not an ObjectId %(24 hexadecimal digits%)$", tostring(err))
         end
     end)
 

@@ -1,7 +1,7 @@
 /*
  * validate.c: request data is checked before anything is sent.
  *
- * ids are ObjectIds (24 letters and digits), counts are integers in range,
+ * ids are ObjectIds (24 hexadecimal digits), counts are integers in range,
  * strings are UTF-8 without control characters, and JSON bodies hold only
  * what JSON can carry. A violation is `nil, err` with kind "invalid", so the
  * caller learns of its mistake without the service ever seeing the request.
@@ -65,12 +65,12 @@ const char *tc_check_id(lua_State *L, int idx, const char *what)
     const char *s;
 
     if (lua_type(L, idx) != LUA_TSTRING) {
-        tc_fail_value(L, idx, what, "is not an ObjectId (24 letters and digits)");
+        tc_fail_value(L, idx, what, "is not an ObjectId (24 hexadecimal digits)");
         return NULL;
     }
     s = lua_tolstring(L, idx, &len);
     if (!tc_valid_id(s, len)) {
-        tc_fail_value(L, idx, what, "is not an ObjectId (24 letters and digits)");
+        tc_fail_value(L, idx, what, "is not an ObjectId (24 hexadecimal digits)");
         return NULL;
     }
     return s;
