@@ -39,6 +39,7 @@ static const luaL_Reg core_functions[] = {
     { "encode", core_encode },
     { "decode", core_decode },
     { "sleep", core_sleep },
+    { "now", core_now },
     { NULL, NULL },
 };
 
