@@ -1,15 +1,19 @@
 -- ticketscloud.answers: what an answer of the REST API means, no I/O. A
 -- 2xx answer is the decoded document; any other status is an error whose
 -- kind comes from the status (spec §3.2); a few errors are recognised by
--- their messages.
+-- their messages. A page of a list must hold a list of items with ids;
+-- anything else is kind "api".
 
 local core = require "ticketscloud.core"
 local json = require "ticketscloud.json"
 
 local ipairs = ipairs
+local pairs = pairs
 local type = type
 
+local check_id = core.check_id
 local core_error = core.error
+local fail = core.fail
 
 local _M = { _VERSION = core._VERSION }
 
@@ -49,10 +53,52 @@ function _M.decode(status, body, no_data)
         return nil, _M.http_error(status, doc)
     end
     if type(doc) ~= "table" or type(doc.data) ~= "table" then
-        return core.fail("api", ("HTTP %d: the answer is not the expected JSON object with data")
-                         :format(status), status)
+        return fail("api", ("HTTP %d: the answer is not the expected JSON object with data")
+                    :format(status), status)
     end
     return doc
+end
+
+-- Whether t is a list: its keys are exactly 1..n. (A JSON array decodes so;
+-- an empty table may have been [] or {}, and counts as an empty list.)
+local function is_list(t)
+    if type(t) ~= "table" then return false end
+    local n = 0
+    for _ in pairs(t) do n = n + 1 end
+    for i = 1, n do
+        if t[i] == nil then return false end
+    end
+    return true
+end
+
+-- Whether t is a JSON object (not a non-empty list).
+local function is_object(t)
+    return type(t) == "table" and t[1] == nil
+end
+
+-- The "api" error for an id that is not an ObjectId, named as what.
+local function bad_id(v, what)
+    local _, err = check_id(v, what)
+    return fail("api", err.messages[1])
+end
+
+-- answers.list(doc, noun, what) -> items | nil, err (kind "api"): the data
+-- of a page of a list (noun "order", what "an order") must be a list of
+-- objects whose ids are ObjectIds. A JSON object is not an empty page.
+function _M.list(doc, noun, what)
+    local items = doc.data
+    if not is_list(items) then
+        return fail("api", ("the %s list's data is not a list"):format(noun))
+    end
+    for i, item in ipairs(items) do
+        if not is_object(item) then
+            return fail("api", ("the %s list's data[%d] is not %s"):format(noun, i, what))
+        end
+        if not check_id(item.id) then
+            return bad_id(item.id, ("the %s list's data[%d].id"):format(noun, i))
+        end
+    end
+    return items
 end
 
 -- Whether a 404 for GET of one item (noun "Order", "RefundRequest") is the

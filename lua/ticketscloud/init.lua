@@ -54,6 +54,14 @@ function _M.new(opts)
     -- key, api, simple, timeout, language, ca_file, insecure: options.c
     local options, err = core.options(opts)
     if not options then return nil, err end
+    -- How long a walk of a list may spend fetching pages (pages.lua).
+    local list_timeout = opts.list_timeout
+    if list_timeout == nil then
+        list_timeout = pages.LIST_TIMEOUT_FACTOR * options.timeout
+    else
+        list_timeout, err = pages.check_list_timeout(list_timeout)
+        if not list_timeout then return nil, err end
+    end
     local r = {}
     for k, default in pairs(DEFAULT_RETRY) do
         local v = retry[k]
@@ -73,7 +81,8 @@ function _M.new(opts)
         http, err = core.http(options)
         if not http then return nil, err end
     end
-    local self = { options = options, http = http, retry = r, sleep = sleep, trace = trace }
+    local self = { options = options, http = http, retry = r, sleep = sleep, trace = trace,
+                   list_timeout = list_timeout }
     -- The address is taken before the metatable hides it behind __tostring.
     self.name = "ticketscloud.Client: " .. tostring(self):match("0x%x+")
     return setmetatable(self, mt)
