@@ -6,26 +6,9 @@
 local tc = require "ticketscloud"
 local core = require "ticketscloud.core"
 
--- Helper programs run without the sanitizer runtime a SAN=1 run preloads.
-local HELPER = "env -u LD_PRELOAD lua5.4 spec/helpers/bad_api.lua "
-local ORDER = "5d7134962110d30a34e9ffff"
+local bad_api = require "helpers.bad_api_client"
 
--- Starts the server in mode and makes a client of it (opts added to tc.new's).
--- Returns the client and stop(), which closes the client, waits for the
--- server to exit and returns the number of requests it answered.
-local function bad_api(mode, opts)
-    local p = assert(io.popen(HELPER .. mode))
-    local port = assert(tonumber(p:read("l"):match("^port (%d+)$")))
-    local o = { key = "test-key", api = "http://127.0.0.1:" .. port, timeout = 2 }
-    for k, v in pairs(opts or {}) do o[k] = v end
-    local client = assert(tc.new(o))
-    return client, function()
-        client:close()
-        local out = p:read("a")
-        p:close()
-        return tonumber(out:match("requests (%d+)"))
-    end
-end
+local ORDER = "5d7134962110d30a34e9ffff"
 
 -- Runs fn(), returns its results and the seconds it took.
 local function timed(fn)

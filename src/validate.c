@@ -45,6 +45,10 @@ static void push_shown(lua_State *L, int idx)
         lua_tostring(L, -1);
         return;
     }
+    if (lua_type(L, idx) == LUA_TLIGHTUSERDATA && lua_touserdata(L, idx) == NULL) {
+        lua_pushliteral(L, "null"); /* cjson.null, JSON's null */
+        return;
+    }
     lua_pushstring(L, luaL_typename(L, idx));
 }
 

@@ -1,8 +1,9 @@
 -- ticketscloud.answers: what an answer of the REST API means, no I/O. A
 -- 2xx answer is the decoded document; any other status is an error whose
 -- kind comes from the status (spec §3.2); a few errors are recognised by
--- their messages. A page of a list must hold a list of items with ids;
--- anything else is kind "api".
+-- their messages. What a 2xx answer must hold is checked here too: an
+-- order (answers.order), one item (answers.item), a page of a list
+-- (answers.list); anything else is kind "api".
 
 local core = require "ticketscloud.core"
 local json = require "ticketscloud.json"
@@ -56,6 +57,13 @@ function _M.decode(status, body, no_data)
         return fail("api", ("HTTP %d: the answer is not the expected JSON object with data")
                     :format(status), status)
     end
+    -- One item (an order, a refund request): its id, when it has one, must
+    -- be an ObjectId. Whether it must have one is up to answers.item.
+    local id = doc.data.id
+    if id ~= nil and not check_id(id) then
+        local _, err = check_id(id, "the answer's data.id")
+        return fail("api", ("HTTP %d: %s"):format(status, err.messages[1]), status)
+    end
     return doc
 end
 
@@ -80,6 +88,32 @@ end
 local function bad_id(v, what)
     local _, err = check_id(v, what)
     return fail("api", err.messages[1])
+end
+
+-- answers.item(doc, noun, id) -> doc | nil, err (kind "api"): an answer of
+-- one item (noun "order", "refund request") must hold it in data, an
+-- object whose id is an ObjectId: the id asked about, when id is given.
+function _M.item(doc, noun, id)
+    local data = doc.data
+    if not is_object(data) then return fail("api", "the answer's data is not one " .. noun) end
+    if not check_id(data.id) then return bad_id(data.id, "the answer's " .. noun .. " id") end
+    if id ~= nil and data.id:lower() ~= id:lower() then
+        return fail("api", ("asked about %s %s, the answer is for %s %s"):format(
+            noun, id, noun, data.id))
+    end
+    return doc
+end
+
+-- answers.order(doc, id) -> doc | nil, err (kind "api"): an answer about
+-- an order (POST, PATCH, GET, or the item the list gave) holds an order:
+-- answers.item's rules, and its tickets are a list.
+function _M.order(doc, id)
+    local ok, err = _M.item(doc, "order", id)
+    if not ok then return nil, err end
+    if not is_list(doc.data.tickets) then
+        return fail("api", ("order %s: its tickets are not a list"):format(doc.data.id))
+    end
+    return doc
 end
 
 -- answers.list(doc, noun, what) -> items | nil, err (kind "api"): the data

@@ -162,6 +162,7 @@ function _M.create_order(self, args, opts)
     if not req then return nil, err end
     local doc
     doc, err = self:send(req, opts)
+    if doc then doc, err = answers.order(doc) end
     if not doc then return nil, err end
     local want = {}
     if args.tickets ~= nil then want.tickets = args.tickets end
@@ -195,7 +196,9 @@ end
 function _M.read_order(self, id, event, opts)
     check_arg(id, "string", "read_order", 1)
     check_arg(opts, "table?", "read_order", 3)
-    return pages.read(self, ORDERS, id, event and { events = { event } } or nil, opts)
+    local doc, err = pages.read(self, ORDERS, id, event and { events = { event } } or nil, opts)
+    if not doc then return nil, err end
+    return answers.order(doc, id)
 end
 
 -- client:order(id, { event = EVENT }) -> order | nil, err
@@ -221,6 +224,7 @@ function _M.patch_order(self, id, body, opts)
     if not req then return nil, err end
     local doc
     doc, err = self:send(req, opts)
+    if doc then doc, err = answers.order(doc, id) end
     if not doc then return nil, err end
     return orders.verify(wrap(self, doc), doc)
 end

@@ -9,7 +9,8 @@
 -- once none has come for a second (20 s before the first). It answers
 -- every list request (orders, refund requests) with a page of the mode,
 -- GET of one item with 405 (so the client scans the list) except in the
--- order modes, and prints "requests N" when it exits. Modes:
+-- modes of one item (the last two), and prints "requests N" when it exits.
+-- Modes:
 --
 --   endless      every page is full of items never listed before, no total
 --   repeat       every page lists the same items
@@ -17,11 +18,12 @@
 --   shifted      3 pages (pagination.total), each starting with the last
 --                item of the one before, as when items are added meanwhile
 --   object       data is a JSON object holding items, not a list
---   other        GET or PATCH of order A answers with order OTHER
+--   other        GET or PATCH of order (or refund request) A answers with
+--                OTHER
 --   id_number, id_missing, id_huge, tickets_object
---                GET or PATCH of an order answers with an order whose id is
---                a number, missing, or 1 MB long; or whose tickets are an
---                object
+--                GET or PATCH of an order, or POST of a new one, answers
+--                with an order whose id is a number, missing, or 1 MB long;
+--                or whose tickets are an object
 local socket = require "socket"
 local cjson = require "cjson"
 
@@ -52,9 +54,9 @@ local function page(path)
     return 200, { data = data, refs = {}, pagination = pagination }
 end
 
--- The answer to GET or PATCH of one order.
-local function order(id)
-    local o = item(MODE == "other" and OTHER or id)
+-- The answer to GET or PATCH of one order (or refund request).
+local function one(id, refund)
+    local o = item(MODE == "other" and OTHER or id, refund)
     if MODE == "id_number" then o.id = 12345 end
     if MODE == "id_missing" then o.id = nil end
     if MODE == "id_huge" then o.id = ("a"):rep(1024 * 1024) end
@@ -62,13 +64,16 @@ local function order(id)
     return 200, { data = o, refs = {} }
 end
 
-local ORDER_MODES = { other = true, id_number = true, id_missing = true, id_huge = true,
-                      tickets_object = true }
+local ONE_MODES = { other = true, id_number = true, id_missing = true, id_huge = true,
+                    tickets_object = true }
 
 local function answer(method, path)
-    local id = path:match("^/v2/resources/orders/(%x+)$")
-    if id and ORDER_MODES[MODE] and (method == "GET" or method == "PATCH") then
-        return order(id)
+    local what, id = path:match("^/v2/resources/([%a_]+)/(%x+)$")
+    if id and ONE_MODES[MODE] and (method == "GET" or method == "PATCH") then
+        return one(id, what == "refund_requests")
+    end
+    if path == "/v2/resources/orders" and ONE_MODES[MODE] and method == "POST" then
+        return one("5d7134962110d30a34e9aaaa")
     end
     if method == "GET" and path:find("^/v2/resources/[%a_]+%?") then return page(path) end
     if method == "GET" then return 405, { errors = { "Method Not Allowed" } } end
