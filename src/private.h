@@ -84,6 +84,9 @@ int core_check_id(lua_State *L);        /* validate.c */
 int core_check_text(lua_State *L);
 int core_check_count(lua_State *L);
 int core_check_json(lua_State *L);
+int core_check_customer(lua_State *L);
+int core_check_vendor_data(lua_State *L);
+int core_check_settings(lua_State *L);
 int core_order_held(lua_State *L);      /* order.c */
 int core_order_tickets_body(lua_State *L);
 int core_order_random_body(lua_State *L);
