@@ -180,8 +180,9 @@ function Stream.close(self)
 end
 
 -- pages.find(client, list, id, filter, opts) -> doc | nil, err: the
--- answer-shaped { data = item, refs = refs } of item id, walking the list
--- (filter narrows it) to where it ends.
+-- answer-shaped { data = item, refs = refs } of item id (in either case of
+-- its hexadecimal digits), walking the list (filter narrows it) to where
+-- it ends.
 function _M.find(client, list, id, filter, opts)
     local ok, err = core.check_id(id, list.noun .. " id")
     if not ok then return nil, err end
@@ -191,9 +192,10 @@ function _M.find(client, list, id, filter, opts)
     local stream
     stream, err = _M.stream(client, list, f, opts)
     if not stream then return nil, err end
+    local want = id:lower()
     repeat
         local item, refs = next_item(stream)
-        if item and item.id == id then return { data = item, refs = refs } end
+        if item and item.id:lower() == want then return { data = item, refs = refs } end
     until item == nil
     err = stream:error()
     if err then return nil, err end
