@@ -105,7 +105,7 @@ local function fetch(self, left)
     items, err = answers.list(doc, list.noun, list.what)
     if not items then return nil, err end
     local p = doc.pagination
-    if type(p) == "table" and p.page ~= nil and p.page ~= page then
+    if type(p) == "table" and p.page ~= nil and p.page ~= rest.null and p.page ~= page then
         local got = type(p.page) == "number" and ("%.14g"):format(p.page) or tostring(p.page)
         return fail("api", ("the %s list answered page %s when asked for page %d")
                     :format(list.noun, got, page))
