@@ -103,6 +103,20 @@ describe("order_tickets_body", function()
         assert.equal("invalid", err.kind)
     end)
 
+    it("refuses a table that is not a list of ids, or an empty one: no change to send", function()
+        for _, args in ipairs{ { { a = 1 } }, { { EOY, a = EOY } }, { { [1] = EOY, [3] = T3 } },
+                               { {} }, { nil, { a = 1 } }, { nil, {} } } do
+            local body, err = core.order_tickets_body({}, args[1], args[2])
+            assert.is_nil(body)
+            assert.equal("invalid", err.kind)
+            assert.matches("^ticketscloud: invalid error: tickets: ", tostring(err))
+        end
+        local _, err = core.order_tickets_body({}, { a = 1 })
+        assert.equal("ticketscloud: invalid error: tickets: a list of ids expected", tostring(err))
+        _, err = core.order_tickets_body({}, nil, {})
+        assert.equal("ticketscloud: invalid error: tickets: no ticket given", tostring(err))
+    end)
+
     it("raises on argument type mistakes", function()
         assert.has_error(function() core.order_tickets_body({}, "x") end)
         assert.has_error(function() core.order_tickets_body({}, nil, 5) end)
@@ -304,13 +318,16 @@ end)
 describe("request checks", function()
     it("check_id", function()
         assert.equal(EVENT, core.check_id(EVENT))
-        assert.equal("5D7134962110D30A34E95B9z", core.check_id("5D7134962110D30A34E95B9z"))
+        -- hexadecimal digits of either case; any other letter is refused
+        assert.equal("5D7134962110D30A34E95B9F", core.check_id("5D7134962110D30A34E95B9F"))
         for _, v in ipairs{ "", "5d7134962110d30a34e95b9", EVENT .. "6", "5d7134962110d30a34e95b9-",
-                            12, true, {} } do
+                            "5D7134962110D30A34E95B9z", "5d7134962110d30a34e95b9g",
+                            ("z"):rep(24), 12, true, {} } do
             local ok, err = core.check_id(v, "event")
             assert.is_nil(ok)
             assert.equal("invalid", err.kind)
             assert.matches("^ticketscloud: invalid error: event: ", tostring(err))
+            assert.matches("is not an ObjectId %(24 hexadecimal digits%)$", tostring(err))
         end
     end)
 

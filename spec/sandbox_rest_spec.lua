@@ -1077,6 +1077,10 @@ describe("tc-sandbox command line", function()
         local out, rc = run(catalog(bad[4]))
         assert.are.equal("2", rc)
         assert.is_truthy(out:find("duplicate ticket id aaaaaaaaaaaaaaaaaaaaaaaa", 1, true), out)
+        -- an id is 24 hexadecimal digits: 24 letters that are not are refused
+        out, rc = run(catalog((bad[4]:gsub("aaaaaaaaaaaaaaaaaaaaaaaa", "zzzzzzzzzzzzzzzzzzzzzzzz", 1))))
+        assert.are.equal("2", rc)
+        assert.is_truthy(out:find("tickets[0]: 'id' must be 24 hexadecimal digits", 1, true), out)
         os.remove(dir)
     end)
 

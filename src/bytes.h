@@ -26,7 +26,8 @@ const char *tc_text_problem(const char *s, size_t n);
  * with '?', in place. */
 void tc_utf8_scrub(char *s);
 
-/* An ObjectId as the service documents it: exactly 24 of [A-Za-z0-9]. */
+/* An ObjectId: exactly 24 hexadecimal digits, [0-9a-fA-F] (MongoDB's, as
+ * every id the service gives is). */
 #define TC_ID_LEN 24
 int tc_valid_id(const char *s, size_t n);
 

@@ -27,6 +27,9 @@ static const luaL_Reg core_functions[] = {
     { "check_text", core_check_text },
     { "check_count", core_check_count },
     { "check_json", core_check_json },
+    { "check_customer", core_check_customer },
+    { "check_vendor_data", core_check_vendor_data },
+    { "check_settings", core_check_settings },
     { "check_request", core_check_request },
     /* the order logic: desired-state bodies and the checks of answers */
     { "order_held", core_order_held },

@@ -530,16 +530,6 @@ int core_sleep(lua_State *L)
     return 0;
 }
 
-/* core.now() -> seconds of a monotonic clock, as a float: for deadlines. */
-int core_now(lua_State *L)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
-    return 1;
-}
-
 const luaL_Reg tc_http_methods[] = {
     { "request", http_request },
     { "stats", http_stats },

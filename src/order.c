@@ -12,7 +12,7 @@
  * of Lua tables, without I/O, so any transport can use them.
  *
  *   core.order_held(tickets)                   -> ids, counts
- *   core.order_tickets_body(tickets, add, remove) -> { id, ... }
+ *   core.order_tickets_body(tickets, add, remove) -> { id, ... } | nil, err
  *   core.order_random_body(tickets, change, mode) -> { [set] = n, ... }
  *   core.order_verify(tickets, want)           -> true | nil, err
  *   core.order_check_money(data, refs)         -> true | nil, err
@@ -95,17 +95,25 @@ static void opt_list(lua_State *L, int idx)
 }
 
 /*
- * Checks that every element of the list at idx is an ObjectId; the message
- * names it as name[i]. Returns 0, or pushes nil, err and returns 2.
+ * Checks that the table at idx is a list (keys 1..n, nothing else) whose
+ * every element is an ObjectId; the message names it as name[i]. Returns 0,
+ * or pushes nil, err and returns 2.
  */
 static int check_id_list(lua_State *L, int idx, const char *name)
 {
     char what[64];
-    int n;
+    int n, keys = 0;
 
     if (lua_isnoneornil(L, idx))
         return 0;
     n = (int)lua_rawlen(L, idx);
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pop(L, 1);
+        keys++;
+    }
+    if (keys != n)
+        return tc_fail(L, TC_EINVALID, -1, "%s: a list of ids expected", name);
     for (int i = 1; i <= n; i++) {
         lua_rawgeti(L, idx, i);
         snprintf(what, sizeof what, "%s[%d]", name, i);
@@ -120,7 +128,9 @@ static int check_id_list(lua_State *L, int idx, const char *name)
 
 /* core.order_tickets_body(tickets, add, remove) -> ids | nil, err
  * The ids held, in order, without those in remove, then those of add that
- * are not held yet, in their order; no id twice. */
+ * are not held yet, in their order; no id twice. add and remove, when
+ * given, must be non-empty lists of ids: anything else would send a body
+ * that changes nothing. */
 int core_order_tickets_body(lua_State *L)
 {
     opt_list(L, 2);
@@ -128,6 +138,9 @@ int core_order_tickets_body(lua_State *L)
     lua_settop(L, 3);
     if (check_id_list(L, 2, "tickets") || check_id_list(L, 3, "tickets"))
         return 2;
+    for (int i = 2; i <= 3; i++)
+        if (!lua_isnil(L, i) && lua_rawlen(L, i) == 0)
+            return tc_fail(L, TC_EINVALID, -1, "tickets: no ticket given");
     if (push_held(L, 1))
         return 2;
     lua_pop(L, 1); /* tickets, add, remove, held */

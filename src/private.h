@@ -85,6 +85,9 @@ int core_check_id(lua_State *L);        /* validate.c */
 int core_check_text(lua_State *L);
 int core_check_count(lua_State *L);
 int core_check_json(lua_State *L);
+int core_check_customer(lua_State *L);
+int core_check_vendor_data(lua_State *L);
+int core_check_settings(lua_State *L);
 int core_order_held(lua_State *L);      /* order.c */
 int core_order_tickets_body(lua_State *L);
 int core_order_random_body(lua_State *L);
@@ -96,7 +99,7 @@ int core_money_add(lua_State *L);
 int core_http(lua_State *L);            /* http.c */
 int core_check_request(lua_State *L);
 int core_sleep(lua_State *L);
-int core_now(lua_State *L);
+int core_now(lua_State *L);             /* clock.c */
 int core_channel(lua_State *L);         /* grpc.c */
 int core_encode(lua_State *L);          /* codec.c: upvalue 1 caches message types */
 int core_decode(lua_State *L);

@@ -1,15 +1,20 @@
 -- ticketscloud.answers: what an answer of the REST API means, no I/O. A
 -- 2xx answer is the decoded document; any other status is an error whose
 -- kind comes from the status (spec §3.2); a few errors are recognised by
--- their messages.
+-- their messages. What a 2xx answer must hold is checked here too: an
+-- order (answers.order), one item (answers.item), a page of a list
+-- (answers.list); anything else is kind "api".
 
 local core = require "ticketscloud.core"
 local json = require "ticketscloud.json"
 
 local ipairs = ipairs
+local pairs = pairs
 local type = type
 
+local check_id = core.check_id
 local core_error = core.error
+local fail = core.fail
 
 local _M = { _VERSION = core._VERSION }
 
@@ -49,10 +54,85 @@ function _M.decode(status, body, no_data)
         return nil, _M.http_error(status, doc)
     end
     if type(doc) ~= "table" or type(doc.data) ~= "table" then
-        return core.fail("api", ("HTTP %d: the answer is not the expected JSON object with data")
-                         :format(status), status)
+        return fail("api", ("HTTP %d: the answer is not the expected JSON object with data")
+                    :format(status), status)
+    end
+    -- One item (an order, a refund request): its id, when it has one, must
+    -- be an ObjectId. Whether it must have one is up to answers.item.
+    local id = doc.data.id
+    if id ~= nil and not check_id(id) then
+        local _, err = check_id(id, "the answer's data.id")
+        return fail("api", ("HTTP %d: %s"):format(status, err.messages[1]), status)
     end
     return doc
+end
+
+-- Whether t is a list: its keys are exactly 1..n. (A JSON array decodes so;
+-- an empty table may have been [] or {}, and counts as an empty list.)
+local function is_list(t)
+    if type(t) ~= "table" then return false end
+    local n = 0
+    for _ in pairs(t) do n = n + 1 end
+    for i = 1, n do
+        if t[i] == nil then return false end
+    end
+    return true
+end
+
+-- Whether t is a JSON object (not a non-empty list).
+local function is_object(t)
+    return type(t) == "table" and t[1] == nil
+end
+
+-- The "api" error for an id that is not an ObjectId, named as what.
+local function bad_id(v, what)
+    local _, err = check_id(v, what)
+    return fail("api", err.messages[1])
+end
+
+-- answers.item(doc, noun, id) -> doc | nil, err (kind "api"): an answer of
+-- one item (noun "order", "refund request") must hold it in data, an
+-- object whose id is an ObjectId: the id asked about, when id is given.
+function _M.item(doc, noun, id)
+    local data = doc.data
+    if not is_object(data) then return fail("api", "the answer's data is not one " .. noun) end
+    if not check_id(data.id) then return bad_id(data.id, "the answer's " .. noun .. " id") end
+    if id ~= nil and data.id:lower() ~= id:lower() then
+        return fail("api", ("asked about %s %s, the answer is for %s %s"):format(
+            noun, id, noun, data.id))
+    end
+    return doc
+end
+
+-- answers.order(doc, id) -> doc | nil, err (kind "api"): an answer about
+-- an order (POST, PATCH, GET, or the item the list gave) holds an order:
+-- answers.item's rules, and its tickets are a list.
+function _M.order(doc, id)
+    local ok, err = _M.item(doc, "order", id)
+    if not ok then return nil, err end
+    if not is_list(doc.data.tickets) then
+        return fail("api", ("order %s: its tickets are not a list"):format(doc.data.id))
+    end
+    return doc
+end
+
+-- answers.list(doc, noun, what) -> items | nil, err (kind "api"): the data
+-- of a page of a list (noun "order", what "an order") must be a list of
+-- objects whose ids are ObjectIds. A JSON object is not an empty page.
+function _M.list(doc, noun, what)
+    local items = doc.data
+    if not is_list(items) then
+        return fail("api", ("the %s list's data is not a list"):format(noun))
+    end
+    for i, item in ipairs(items) do
+        if not is_object(item) then
+            return fail("api", ("the %s list's data[%d] is not %s"):format(noun, i, what))
+        end
+        if not check_id(item.id) then
+            return bad_id(item.id, ("the %s list's data[%d].id"):format(noun, i))
+        end
+    end
+    return items
 end
 
 -- Whether a 404 for GET of one item (noun "Order", "RefundRequest") is the

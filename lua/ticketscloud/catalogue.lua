@@ -17,7 +17,7 @@ local pairs = pairs
 local type = type
 local check_arg = core.check_arg
 local fail = core.fail
-local check_id = core.check_id     -- 24 letters and digits
+local check_id = core.check_id     -- 24 hexadecimal digits
 
 local _M = { _VERSION = core._VERSION }
 

@@ -65,6 +65,14 @@ function _M.new(opts)
     -- key, api, simple, timeout, language, ca_file, insecure: options.c
     local options, err = core.options(opts)
     if not options then return nil, err end
+    -- How long a walk of a list may spend fetching pages (pages.lua).
+    local list_timeout = opts.list_timeout
+    if list_timeout == nil then
+        list_timeout = pages.LIST_TIMEOUT_FACTOR * options.timeout
+    else
+        list_timeout, err = pages.check_list_timeout(list_timeout)
+        if not list_timeout then return nil, err end
+    end
     local r = {}
     for k, default in pairs(DEFAULT_RETRY) do
         local v = retry[k]
@@ -88,7 +96,7 @@ function _M.new(opts)
         if not http then return nil, err end
     end
     local self = { options = options, http = http, retry = r, sleep = sleep, trace = trace,
-                   deadline_seconds = deadline }
+                   deadline_seconds = deadline, list_timeout = list_timeout }
     -- The address is taken before the metatable hides it behind __tostring.
     self.name = "ticketscloud.Client: " .. tostring(self):match("0x%x+")
     return setmetatable(self, mt)
@@ -221,6 +229,7 @@ function _M.create_order(self, args, opts)
         attempt = attempt + 1
         local doc
         doc, err = self:send(req, opts)
+        if doc then doc, err = answers.order(doc) end
         if doc then return orders.verify(wrap(self, doc), doc, want) end
         if not answers.retryable(err) then break end
         if answers.maybe_applied(err) or unknown then
@@ -301,7 +310,9 @@ end
 function _M.read_order(self, id, event, opts)
     check_arg(id, "string", "read_order", 1)
     check_arg(opts, "table?", "read_order", 3)
-    return pages.read(self, ORDERS, id, event and { events = { event } } or nil, opts)
+    local doc, err = pages.read(self, ORDERS, id, event and { events = { event } } or nil, opts)
+    if not doc then return nil, err end
+    return answers.order(doc, id)
 end
 
 -- client:order(id, { event = EVENT }) -> order | nil, err
@@ -327,6 +338,7 @@ function _M.patch_order(self, id, body, opts)
     if not req then return nil, err end
     local doc
     doc, err = self:send(req, opts)
+    if doc then doc, err = answers.order(doc, id) end
     if not doc then return nil, err end
     return orders.verify(wrap(self, doc), doc)
 end

@@ -163,6 +163,7 @@ local function change(self, build, opts)
         req, err = rest.patch_order(self.id, body)
         if not req then return failed(self, err) end
         doc, err = client:send(req, opts)
+        if doc then doc, err = answers.order(doc, self.id) end
         if doc then
             update(self, doc)
             return verify(self, doc, want)
@@ -260,62 +261,18 @@ local function keep_tickets(body)
     end
 end
 
-local CUSTOMER = { name = true, email = true, phone = true, lang = true }
-
--- settings.customer (spec §3.4.1)
+-- settings.customer (spec §3.4.1): name, email, phone, lang, checked by
+-- core.check_customer (validate.c).
 Order.set_customer = method("set_customer", true, function(self, customer, opts)
-    for k, v in pairs(customer) do
-        if not CUSTOMER[k] then
-            return refuse(self, "invalid", "customer: unknown field " .. tostring(k))
-        end
-        local ok, err = core.check_text(v, "customer." .. k)
-        if not ok then return failed(self, err) end
-    end
-    if customer.lang ~= nil and customer.lang ~= "ru" and customer.lang ~= "en" then
-        return refuse(self, "invalid", 'customer.lang: "ru" or "en" expected')
-    end
-    if customer.email ~= nil and not customer.email:find("^[^@%s]+@[^@%s]+$") then
-        return refuse(self, "invalid", "customer.email: not an e-mail address")
-    end
+    local ok, err = core.check_customer(customer)
+    if not ok then return failed(self, err) end
     return serialized(self, change, keep_tickets({ settings = { customer = customer } }), opts)
 end)
 
--- The length of a UTF-8 string in characters: its bytes that do not
--- continue a sequence (check_json refuses malformed UTF-8 afterwards).
-local function chars(s)
-    local _, n = s:gsub("[^\128-\191]", "")
-    return n
-end
-
--- vendor_data (spec §3.4.3): order_id <= 64 characters, raw <= 20 keys of
--- <= 40 characters, string values <= 128 characters.
+-- vendor_data (spec §3.4.3): order_id and raw within their limits, checked
+-- by core.check_vendor_data (validate.c).
 Order.set_vendor_data = method("set_vendor_data", true, function(self, vendor_data, opts)
-    local function bad(message) return refuse(self, "invalid", "vendor_data: " .. message) end
-    for k in pairs(vendor_data) do
-        if k ~= "order_id" and k ~= "raw" then return bad("unknown field " .. tostring(k)) end
-    end
-    local id = vendor_data.order_id
-    if id ~= nil and (type(id) ~= "string" or chars(id) > 64) then
-        return bad("order_id must be a string of at most 64 characters")
-    end
-    local raw = vendor_data.raw
-    if raw ~= nil then
-        if type(raw) ~= "table" then return bad("raw must be a table") end
-        local n = 0
-        for k, v in pairs(raw) do
-            n = n + 1
-            if type(k) ~= "string" or chars(k) > 40 then
-                return bad("raw keys must be strings of at most 40 characters")
-            end
-            if type(v) == "string" and chars(v) > 128 then
-                return bad("raw." .. k .. " is longer than 128 characters")
-            elseif type(v) == "table" then
-                return bad("raw." .. k .. " must be a string, a number or a boolean")
-            end
-        end
-        if n > 20 then return bad("raw has more than 20 keys") end
-    end
-    local ok, err = core.check_json(vendor_data, "vendor_data")
+    local ok, err = core.check_vendor_data(vendor_data)
     if not ok then return failed(self, err) end
     return serialized(self, change, keep_tickets({ vendor_data = vendor_data }), opts)
 end)

@@ -1,6 +1,11 @@
 -- ticketscloud.pages: the paged lists of the REST API (orders, refund
 -- requests) for the client: a stream that fetches pages as needed, and
 -- reading one item by id with the list as the fallback.
+--
+-- Every walk of a list is bounded, whatever the server answers: it ends at
+-- a short or empty page or at pagination.total; a page that makes no
+-- progress is refused (kind "api"); and the time it spends fetching pages
+-- is limited by list_timeout (kind "timeout"). docs/client.md, "Lists".
 
 local core = require "ticketscloud.core"
 local answers = require "ticketscloud.answers"
@@ -9,16 +14,32 @@ local rest = require "ticketscloud.rest"
 local ipairs = ipairs
 local pairs = pairs
 local setmetatable = setmetatable
+local tostring = tostring
 local type = type
 
 local fail = core.fail
+local now = core.now
 
 local _M = { _VERSION = core._VERSION }
+
+-- Without a list_timeout option, a walk may spend this many times the
+-- client's timeout fetching pages.
+_M.LIST_TIMEOUT_FACTOR = 6
+_M.MAX_LIST_TIMEOUT = 86400
 
 local Stream = {}
 
 local function call(self)
     return self:next()
+end
+
+-- pages.check_list_timeout(v) -> v | nil, err (kind "invalid"): the
+-- list_timeout option, seconds in (0, 86400].
+function _M.check_list_timeout(v)
+    if type(v) ~= "number" or not (v > 0 and v <= _M.MAX_LIST_TIMEOUT) then
+        return fail("invalid", "list_timeout: a number of seconds in (0, 86400] expected")
+    end
+    return v
 end
 
 -- Describes a list: pages.list{
@@ -35,55 +56,114 @@ function _M.list(list)
     return list
 end
 
--- One page of a list: the document, with data checked to be a list of
--- objects with ids.
-local function fetch_page(client, list, query, page, opts)
-    local doc, err = client:send(list.request(query, page), opts)
-    if not doc then return nil, err end
-    for i, item in ipairs(doc.data) do
-        if type(item) ~= "table" or type(item.id) ~= "string" then
-            return fail("api", ("the %s list's data[%d] is not %s"):format(list.noun, i, list.what))
-        end
-    end
-    return doc
-end
-
 -- pages.stream(client, list, filter, opts) -> stream | nil, err (a filter
--- that list.query refuses). Calling the stream gives the next item.
+-- that list.query refuses, a bad opts.list_timeout). Calling the stream
+-- gives the next item. opts go to every request (headers, timeout);
+-- opts.list_timeout, else the client's, bounds the walk.
 function _M.stream(client, list, filter, opts)
     local query, size = list.query(filter or {})
     if not query then return nil, size end
+    local limit = client.list_timeout
+    if opts and opts.list_timeout ~= nil then
+        local err
+        limit, err = _M.check_list_timeout(opts.list_timeout)
+        if not limit then return nil, err end
+    end
     return setmetatable({ client = client, list = list, query = query, size = size,
-                          page = 0, i = 0, opts = opts }, list.mt)
+                          page = 0, i = 0, opts = opts, limit = limit, spent = 0, seen = {} },
+                        list.mt)
+end
+
+local function timed_out(self)
+    return fail("timeout", ("the %s list: list_timeout (%g s) passed after %d pages")
+                :format(self.list.noun, self.limit, self.page))
+end
+
+-- The request options of the next page: the stream's, with the timeout cut
+-- to what is left of list_timeout; and whether it was cut.
+local function page_opts(self, left)
+    local opts = self.opts
+    local timeout = opts and opts.timeout or self.client.options.timeout
+    if type(timeout) ~= "number" or timeout <= left then return opts, false end
+    local copy = {}
+    for k, v in pairs(opts or {}) do copy[k] = v end
+    copy.timeout = left
+    return copy, true
+end
+
+-- Fetches page self.page + 1 and takes its items that this walk has not
+-- listed yet; true, or nil, err.
+local function fetch(self, left)
+    local list, page = self.list, self.page + 1
+    local opts, cut = page_opts(self, left)
+    local doc, err = self.client:send(list.request(self.query, page), opts)
+    if not doc then
+        if cut and err.kind == "timeout" then return timed_out(self) end
+        return nil, err
+    end
+    local items
+    items, err = answers.list(doc, list.noun, list.what)
+    if not items then return nil, err end
+    local p = doc.pagination
+    if type(p) == "table" and p.page ~= nil and p.page ~= rest.null and p.page ~= page then
+        local got = type(p.page) == "number" and ("%.14g"):format(p.page) or tostring(p.page)
+        return fail("api", ("the %s list answered page %s when asked for page %d")
+                    :format(list.noun, got, page))
+    end
+    local seen, fresh = self.seen, {}
+    for _, item in ipairs(items) do
+        if not seen[item.id] then
+            seen[item.id] = true
+            fresh[#fresh + 1] = item
+        end
+    end
+    if #items > 0 and #fresh == 0 then
+        return fail("api", ("page %d of the %s list holds only items listed before: "
+                            .. "the listing makes no progress"):format(page, list.noun))
+    end
+    self.page, self.items, self.refs, self.i = page, fresh, doc.refs, 0
+    if type(p) == "table" and type(p.total) == "number" then self.total = p.total end
+    if #items < self.size or (self.total and page * self.size >= self.total) then
+        self.finished = true
+    end
+    return true
+end
+
+-- The next raw item and the refs of its page; nil at the end; or nil, err
+-- (then again on every call). An item already listed in this walk (the
+-- list shifted under it) is not listed again.
+local function next_item(self)
+    if self.closed then return fail("invalid", "closed") end
+    if self.err then return nil, self.err end
+    while true do
+        local items = self.items
+        if items and self.i < #items then
+            self.i = self.i + 1
+            return items[self.i], self.refs
+        end
+        if self.finished then return nil end
+        local left = self.limit - self.spent
+        local ok, err
+        if left <= 0 then
+            ok, err = timed_out(self)
+        else
+            local start = now()
+            ok, err = fetch(self, left)
+            self.spent = self.spent + (now() - start)
+        end
+        if not ok then
+            self.err, self.items = err, nil
+            return nil, err
+        end
+    end
 end
 
 -- The next item, nil at the end, or nil, err (then again on every call);
--- after close, nil and a "closed" error, as a catalogue stream. The
--- listing ends at a short or empty page, or at pagination.total.
+-- after close, nil and a "closed" error, as a catalogue stream.
 function Stream.next(self)
-    if self.closed then return fail("invalid", "closed") end
-    if self.err then return nil, self.err end
-    local items = self.items
-    if items and self.i < #items then
-        self.i = self.i + 1
-        return self.list.make(self.client, items[self.i], self.refs)
-    end
-    if self.finished then return nil end
-    local page = self.page + 1
-    local doc, err = fetch_page(self.client, self.list, self.query, page, self.opts)
-    if not doc then
-        self.err = err
-        self.items = nil
-        return nil, err
-    end
-    self.page, self.items, self.refs, self.i = page, doc.data, doc.refs, 0
-    local p = doc.pagination
-    if type(p) == "table" and type(p.total) == "number" then self.total = p.total end
-    if #doc.data < self.size or (self.total and page * self.size >= self.total) then
-        self.finished = true
-    end
-    if #doc.data == 0 then return nil end
-    return self:next()
+    local item, refs = next_item(self)
+    if item == nil then return nil, refs end
+    return self.list.make(self.client, item, refs)
 end
 
 -- The error that ended the stream, nil when it ended normally.
@@ -100,8 +180,9 @@ function Stream.close(self)
 end
 
 -- pages.find(client, list, id, filter, opts) -> doc | nil, err: the
--- answer-shaped { data = item, refs = refs } of item id, walking the list
--- (filter narrows it) to where it ends.
+-- answer-shaped { data = item, refs = refs } of item id (in either case of
+-- its hexadecimal digits), walking the list (filter narrows it) to where
+-- it ends.
 function _M.find(client, list, id, filter, opts)
     local ok, err = core.check_id(id, list.noun .. " id")
     if not ok then return nil, err end
@@ -111,9 +192,11 @@ function _M.find(client, list, id, filter, opts)
     local stream
     stream, err = _M.stream(client, list, f, opts)
     if not stream then return nil, err end
-    for item in stream do
-        if item.id == id then return { data = stream.items[stream.i], refs = stream.refs } end
-    end
+    local want = id:lower()
+    repeat
+        local item, refs = next_item(stream)
+        if item and item.id:lower() == want then return { data = item, refs = refs } end
+    until item == nil
     err = stream:error()
     if err then return nil, err end
     return fail("not_found", list.missing .. " " .. id .. " not found", 404)

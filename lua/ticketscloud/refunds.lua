@@ -5,6 +5,7 @@
 -- refs in refund.refs, or nil, err.
 
 local core = require "ticketscloud.core"
+local answers = require "ticketscloud.answers"
 local pages = require "ticketscloud.pages"
 local rest = require "ticketscloud.rest"
 
@@ -27,10 +28,13 @@ local REFUNDS = pages.list{
     end,
 }
 
--- The refund request of an answer, checked to be one (and to have status).
-local function refund_of(doc, status)
+-- The refund request of an answer, checked to be one (answers.item: the
+-- one asked about when id is given) and to have status.
+local function refund_of(doc, status, id)
+    local ok, err = answers.item(doc, "refund request", id)
+    if not ok then return nil, err end
     local r = doc.data
-    if type(r.id) ~= "string" or type(r.status) ~= "string" then
+    if type(r.status) ~= "string" then
         return fail("api", "the answer's data is not a refund request")
     end
     if status and r.status ~= status then
@@ -61,7 +65,7 @@ function methods.refund(self, id, opts)
     check_arg(opts, "table?", "refund", 2)
     local doc, err = pages.read(self, REFUNDS, id, nil, opts)
     if not doc then return nil, err end
-    return refund_of(doc)
+    return refund_of(doc, nil, id)
 end
 
 -- client:refunds{ status = { "new" }, events = { ID }, created_at = { from, to },
@@ -83,7 +87,7 @@ local function finish_refund(name, status)
         local doc
         doc, err = self:send(req, opts)
         if not doc then return nil, err end
-        return refund_of(doc, status)
+        return refund_of(doc, status, id)
     end
 end
 

@@ -26,6 +26,8 @@ local check_id = core.check_id
 local check_text = core.check_text
 local check_count = core.check_count
 local check_json = core.check_json
+local check_settings = core.check_settings
+local check_vendor_data = core.check_vendor_data
 local fail = core.fail
 
 local _M = { _VERSION = core._VERSION }
@@ -98,8 +100,9 @@ local function text_list(v, name)
 end
 
 -- POST /v2/resources/orders (spec §3.3, §5.7): { event = ID, random = {...} },
--- { tickets = { ID, ... } } or { event = ID }; all_or_nothing, settings,
--- vendor_data and promocodes pass through.
+-- { tickets = { ID, ... } } or { event = ID }; all_or_nothing, settings
+-- (customer, send_tickets), vendor_data and promocodes checked as a PATCH
+-- would be (validate.c).
 function _M.create_order(args)
     local body, err = {}
     for k, v in pairs(args) do body[k] = v end
@@ -129,7 +132,10 @@ function _M.create_order(args)
         body.promocodes, err = text_list(args.promocodes, "promocodes")
         if not body.promocodes then return nil, err end
     end
-    local ok
+    local ok = true
+    if args.settings ~= nil then ok, err = check_settings(args.settings) end
+    if ok and args.vendor_data ~= nil then ok, err = check_vendor_data(args.vendor_data) end
+    if not ok then return nil, err end
     ok, err = check_json(body, "order")
     if not ok then return nil, err end
     return request("POST", _M.ORDERS, body)

@@ -228,7 +228,7 @@ static bool load_explicit_tickets(struct loader *ld, const json_t *set_json, con
         snprintf(tpath, sizeof tpath, "%s.tickets[%zu]", path, i);
         if (!json_is_object(item)) return fail(ld, tpath, "must be an object");
         if (!get_id(ld, item, tpath, &id)) return false;
-        if (!is_object_id(id)) return fail(ld, tpath, "'id' must be 24 letters or digits");
+        if (!is_object_id(id)) return fail(ld, tpath, "'id' must be 24 hexadecimal digits");
         struct cat_ticket *t = ticket_new(ld);
         if (!t) return oom(ld);
         memcpy(t->id, id, ID_SIZE);
