@@ -2,7 +2,8 @@
 -- A request is sent once: libcurl may not send it again on its own when a
 -- kept-alive connection dies without an answer, unless the service cannot
 -- have acted on it. Every transport error says, in err.sent, whether the
--- request can have reached the service.
+-- request can have reached the service. And the key is scrubbed from every
+-- error text: REST errors at any depth.
 
 local cjson = require "cjson"
 local core = require "ticketscloud.core"
@@ -14,6 +15,12 @@ local ORDERS = "/v2/resources/orders"
 local EVENT = "5d7134962110d30a34e95b96" -- Slipknot
 local FAN = "5d7135112110d30a34e97e2d"   -- "Фан зона", unseated
 local UNKNOWN = "000000000000000000000000"
+
+-- Helper programs run without the sanitizer runtime a SAN=1 run preloads.
+local PLAIN_ENV = "env -u LD_PRELOAD -u ASAN_OPTIONS -u LSAN_OPTIONS -u UBSAN_OPTIONS "
+local CANNED = PLAIN_ENV .. "lua5.4 spec/helpers/canned_http.lua "
+
+local function quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 
 local function read_file(path)
     local f = assert(io.open(path, "rb"))
@@ -215,5 +222,92 @@ describe("the REST transport", function()
             assert.is_false(err.sent)
             c:close()
         end)
+    end)
+end)
+
+describe("the key in error texts", function()
+    local KEY = "tc-spec-key-0123456789abcdef"
+
+    -- Answers one request with status and the JSON text body; returns the
+    -- client's error for a create_order.
+    local function canned_error(status, body)
+        local p = io.popen(CANNED .. status .. " " .. quote(body))
+        local port = p:read("*l"):match("port (%d+)")
+        local c = assert(tc.new{ key = KEY, api = "http://127.0.0.1:" .. port })
+        local order, err = c:create_order{ event = EVENT }
+        p:read("a")
+        p:close()
+        c:close()
+        assert.is_nil(order)
+        return err
+    end
+
+    it("is scrubbed from { code, msg } objects and nested lists of a REST error", function()
+        local err = canned_error(400, cjson.encode{ errors = {
+            { code = "bad_key", msg = "key " .. KEY .. " refused" },
+            { "nested", { "deeper " .. KEY, { KEY .. KEY } } },
+            "plain " .. KEY,
+        } })
+        assert.are.equal("api", err.kind)
+        assert.are.same({
+            { code = "bad_key", msg = "key <key> refused" },
+            { "nested", { "deeper <key>", { "<key><key>" } } },
+            "plain <key>",
+        }, err.messages)
+        local text = tostring(err)
+        assert.is_nil(text:find(KEY, 1, true), text)
+        assert.matches("key <key> refused", text, 1, true)
+    end)
+
+    it("is scrubbed from the promocode check's reason", function()
+        local err = canned_error(400, cjson.encode{ reason = "no promocode for " .. KEY })
+        assert.are.same({ "no promocode for <key>" }, err.messages)
+    end)
+end)
+
+describe("core.scrub", function()
+    local KEY = "s3cr3t-key"
+
+    it("replaces the secret in strings and tables' strings at any depth", function()
+        local err = core.error{ kind = "api", messages = {
+            "a " .. KEY .. " b " .. KEY,
+            { code = KEY, msg = "m" .. KEY, n = 1 },
+            { { { { KEY } } } },
+        } }
+        assert.are.equal(err, core.scrub(err, KEY))
+        assert.are.same({ "a <key> b <key>", { code = "<key>", msg = "m<key>", n = 1 },
+                          { { { { "<key>" } } } } }, err.messages)
+    end)
+
+    it("leaves what it cannot be: a short secret, no messages, no table", function()
+        local err = { kind = "api", messages = { "short key" } }
+        assert.are.same({ "short key" }, core.scrub(err, "key").messages)
+        assert.are.same({ kind = "api" }, core.scrub({ kind = "api" }, KEY))
+        assert.are.equal("text " .. KEY, core.scrub("text " .. KEY, KEY))
+        assert.is_nil(core.scrub(nil, KEY))
+        assert.has_error(function() core.scrub({}, nil) end)
+    end)
+
+    it("leaves no secret that the replacement spells anew, nor in a number", function()
+        local odd = "ab<key>c"
+        local err = { messages = { "ab" .. odd .. "c" .. "ab" .. odd .. "c" } }
+        assert.are.same({ "<key><key>" }, core.scrub(err, odd).messages)
+        err = { messages = { 123456789012, { 99123456789012 } } }
+        core.scrub(err, "12345678")
+        assert.is_nil(tostring(err.messages[1]):find("12345678", 1, true))
+        assert.is_nil(tostring(err.messages[2][1]):find("12345678", 1, true))
+    end)
+
+    it("ends on cycles and stops at its depth bound", function()
+        local loop = { "x " .. KEY }
+        loop[2] = loop
+        local deep = { KEY }
+        for _ = 1, 40 do deep = { deep } end
+        local err = { messages = { loop, deep } }
+        core.scrub(err, KEY)
+        assert.are.equal("x <key>", loop[1])
+        local t = err.messages[2]
+        while type(t[1]) == "table" do t = t[1] end
+        assert.are.equal(KEY, t[1]) -- 42 levels down: past the bound, where no text shows
     end)
 end)
