@@ -3,7 +3,7 @@
 -- kept-alive connection dies without an answer, unless the service cannot
 -- have acted on it. Every transport error says, in err.sent, whether the
 -- request can have reached the service. And the key is scrubbed from every
--- error text: REST errors at any depth.
+-- error text: REST errors at any depth, gRPC status messages.
 
 local cjson = require "cjson"
 local core = require "ticketscloud.core"
@@ -19,6 +19,7 @@ local UNKNOWN = "000000000000000000000000"
 -- Helper programs run without the sanitizer runtime a SAN=1 run preloads.
 local PLAIN_ENV = "env -u LD_PRELOAD -u ASAN_OPTIONS -u LSAN_OPTIONS -u UBSAN_OPTIONS "
 local CANNED = PLAIN_ENV .. "lua5.4 spec/helpers/canned_http.lua "
+local ECHO_GRPC = PLAIN_ENV .. "/usr/bin/python3 spec/helpers/echo_grpc.py"
 
 local function quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 
@@ -262,6 +263,26 @@ describe("the key in error texts", function()
     it("is scrubbed from the promocode check's reason", function()
         local err = canned_error(400, cjson.encode{ reason = "no promocode for " .. KEY })
         assert.are.same({ "no promocode for <key>" }, err.messages)
+    end)
+
+    it("is scrubbed from a gRPC status message, before a long one is cut", function()
+        local p = io.popen(ECHO_GRPC)
+        local port = assert(p:read("*l"):match("port (%d+)"))
+        local c = assert(tc.new{ key = KEY, simple = "http://127.0.0.1:" .. port })
+        local stream = assert(c:events{})
+        local event, err = stream()
+        p:read("a")
+        p:close()
+        assert.is_nil(event)
+        assert.are.equal("auth", err.kind)
+        assert.are.equal("UNAUTHENTICATED", err.code)
+        local text = err.messages[1]
+        assert.matches("^key <key> refused; x+<key> again y+$", text)
+        assert.is_true(#text <= 240)
+        -- no part of the key either, where the server's text was cut
+        assert.is_nil(text:find(KEY:sub(1, 6), 1, true), text)
+        assert.is_nil(tostring(stream:error()):find(KEY:sub(1, 6), 1, true))
+        c:close()
     end)
 end)
 

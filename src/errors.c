@@ -6,8 +6,9 @@
  * own errors with core.error{...}, so C and Lua errors look the same.
  *
  * It also owns keeping the API key out of error texts: tc_scrub replaces
- * the key wherever a server echoed it, and a server's text reaches an error
- * through it (core.scrub for the REST client's errors).
+ * the key wherever a server echoed it, and every path that puts a server's
+ * text into an error goes through it (core.scrub for the REST client's
+ * errors, grpc.c for gRPC status messages).
  */
 #include "private.h"
 

@@ -123,7 +123,7 @@ int tc_fail(lua_State *L, const char *kind, int status, const char *fmt, ...);
  * place, until none is left, and returns the new length (never more than
  * n). A secret shorter than TC_SCRUB_MIN bytes is not looked for: so short
  * a text turns up by chance. The one rule for keeping the key out of every
- * error text (core.scrub). */
+ * error text (core.scrub, grpc.c). */
 #define TC_SCRUB_MIN 8
 size_t tc_scrub(char *s, size_t n, const char *secret, size_t secret_len);
 
