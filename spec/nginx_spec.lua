@@ -729,7 +729,8 @@ local TRANSPORT_LOCATIONS = [[
                 c:close()
                 ngx.say(cjson.encode{ pid = ngx.worker.pid(), status = order and order.status,
                     kind = err and err.kind, code = err and err.status,
-                    message = err and tostring(err), seconds = ngx.now() - started,
+                    message = err and tostring(err), sent = err and err.sent,
+                    seconds = ngx.now() - started,
                     stats = t:stats() })
             }
         }
@@ -839,11 +840,14 @@ describe("lua-ticketscloud in nginx: REST through nginx without blocking (1 work
         assert.equal("transport", doc.kind, doc.message)
         assert.matches("nginx got no complete answer from the API (status 502)", doc.message, 1, true)
         assert.same({ requests = 1, failures = 1 }, doc.stats)
+        -- nginx does not say whether the request left it: it may have
+        assert.is_true(doc.sent)
 
         status, doc = nginx:get(slow_path("/_tc_short", 3000))
         assert.equal(200, status)
         assert.equal("timeout", doc.kind, doc.message)
         assert.matches("no answer within 5 s", doc.message, 1, true)
+        assert.is_true(doc.sent)
     end)
 
     it("passes the service's own 502 through as an API answer", function()
@@ -852,6 +856,7 @@ describe("lua-ticketscloud in nginx: REST through nginx without blocking (1 work
         assert.equal("api", doc.kind, doc.message)
         assert.equal(502, doc.code)
         assert.matches("the service is down", doc.message, 1, true)
+        assert.is_nil(doc.sent)
         assert.same({ requests = 1, failures = 0 }, doc.stats)
     end)
 

@@ -144,6 +144,7 @@ describe("TLS", function()
             assert.is_nil(order)
             assert.are.equal("transport", err.kind)
             assert.matches("certificate", messages(err))
+            assert.is_false(err.sent) -- the handshake failed: no byte of the request left
 
             local stream = assert(c:events {})
             local event

@@ -16,6 +16,7 @@ static const luaL_Reg core_functions[] = {
     /* errors and argument checks */
     { "error", core_error },
     { "fail", core_fail },
+    { "scrub", core_scrub },
     { "check_arg", core_check_arg },
     { "check_field", core_check_field },
     { "request_id", core_request_id },

@@ -18,7 +18,8 @@
  * queue. Its deadline (the channel's timeout) covers the whole stream.
  * Each call of the stream reads and decodes one message, so memory stays
  * flat however long the listing is. Statuses become error kinds: auth,
- * timeout, transport, not_found, api (status = the gRPC code).
+ * timeout, transport, not_found, api (status = the gRPC code), with the
+ * server's status message, the key scrubbed from it (tc_scrub, errors.c).
  *
  * gRPC is initialised when the first channel is made (never at require
  * time: nginx forks its workers after loading modules) and shut down when
@@ -258,11 +259,19 @@ static void stream_finish(struct stream *s)
     } else {
         char message[256];
         size_t len = GRPC_SLICE_LENGTH(s->details);
-        if (len > 0)
-            snprintf(message, sizeof message, "%.*s", (int)(len < 240 ? len : 240),
-                     (const char *)GRPC_SLICE_START_PTR(s->details));
-        else
+        const struct channel *c = s->channel; /* set while the call runs */
+        /* The server's text, scrubbed whole before it is cut short, so
+         * that no part of an echoed key is left; without its copy (out of
+         * memory) or the key to look for, only the status. */
+        char *text = len > 0 && c && c->key ? malloc(len) : NULL;
+        if (text) {
+            memcpy(text, GRPC_SLICE_START_PTR(s->details), len);
+            len = tc_scrub(text, len, c->key, strlen(c->key));
+            snprintf(message, sizeof message, "%.*s", (int)(len < 240 ? len : 240), text);
+            free(text);
+        } else {
             snprintf(message, sizeof message, "gRPC status %s", status_name(s->status));
+        }
         stream_set_error(s, status_kind(s->status), (int)s->status, message);
     }
     stream_release(s);

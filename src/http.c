@@ -10,13 +10,35 @@
  *   http:close()  -- also __gc and, on Lua 5.4, __close
  *
  * Transport only: any HTTP status is a normal return; failures to talk to
- * the server are `nil, err` with kind "transport" or "timeout". What the
- * status and the body mean is decided in Lua (lua/ticketscloud/answers.lua).
- * What a URL, a key or a timeout may be is options.c's to say.
+ * the server are `nil, err` with kind "transport" or "timeout", and a field
+ * `sent` that tells whether the request can have reached the service (see
+ * "Sent" below). What the status and the body mean is decided in Lua
+ * (lua/ticketscloud/answers.lua). What a URL, a key or a timeout may be is
+ * options.c's to say.
  *
  * Keep-alive: the easy handle is kept for the life of the object, and
  * curl_easy_reset() between requests keeps its connection cache, so the
  * second request to the same host reuses the connection (stats() proves it).
+ *
+ * No silent re-send: when a reused connection closes before any byte of an
+ * answer, libcurl takes it for a connection the server had closed while
+ * idle and sends the request again on a new one. That is right only when
+ * the first copy cannot have been applied; otherwise (a dropped answer) an
+ * order would be created twice. So the body goes out through on_read, and
+ * libcurl may send it again only if it needs no rewind: on_seek refuses to
+ * rewind a body of which a byte was handed out (libcurl then fails with
+ * CURLE_SEND_FAIL_REWIND), and on_prereq refuses a second attempt of a
+ * request other than GET once a byte of its body, or of a bodiless one's
+ * head, was sent. A GET, or a request whose head went out without any of
+ * its body (the service cannot act on half a request), may still be sent
+ * again. Whether to repeat the rest is the caller's decision, told by
+ * err.sent.
+ *
+ * Sent: err.sent is true when any byte of the request may have left this
+ * machine: libcurl wrote part of the head (CURLINFO_REQUEST_SIZE > 0) or
+ * on_read handed out body bytes. A refused connection, a DNS or TLS
+ * handshake failure, a connect timeout, or a request refused before
+ * libcurl ran give false: the service cannot have seen the request.
  *
  * Security: TLS peers are always verified (system CA store or ca_file);
  * plaintext http:// is accepted only for loopback unless insecure = true;
@@ -72,6 +94,15 @@ struct http {
     char *body; /* the current response */
     size_t len, cap;
     int too_large;
+    /* The current request's body (a Lua string on the stack for the whole
+     * transfer), handed to libcurl by on_read, and what on_seek and
+     * on_prereq need to refuse a re-send (see "No silent re-send"). */
+    const char *out;
+    size_t out_len, out_pos;
+    int out_given; /* on_read handed out a byte */
+    int safe;      /* GET: libcurl may send it again */
+    int attempts;  /* on_prereq calls: more than one is libcurl's re-send */
+    int refused;   /* on_seek or on_prereq refused a re-send */
     long requests, connects;
     char errbuf[CURL_ERROR_SIZE];
 };
@@ -284,6 +315,64 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
     return n;
 }
 
+/* Hands the next piece of the request body to libcurl. */
+static size_t on_read(char *buf, size_t size, size_t nitems, void *userdata)
+{
+    struct http *h = userdata;
+    size_t n = h->out_len - h->out_pos;
+
+    if (n > size * nitems)
+        n = size * nitems;
+    if (n > 0) {
+        memcpy(buf, h->out + h->out_pos, n);
+        h->out_pos += n;
+        h->out_given = 1;
+    }
+    return n;
+}
+
+/* libcurl rewinds the body only to send the request again: refused once a
+ * byte of it was handed out, as that byte may have reached the service. */
+static int on_seek(void *userdata, curl_off_t offset, int origin)
+{
+    struct http *h = userdata;
+
+    if (!h->out_given && offset == 0 && origin == SEEK_SET)
+        return CURL_SEEKFUNC_OK; /* nothing read yet: already there */
+    h->refused = 1;
+    return CURL_SEEKFUNC_CANTSEEK;
+}
+
+/* Called before each attempt of a request: a second one is libcurl sending
+ * it again on a new connection. Refused for a method other than GET once
+ * the service can have acted on the first: a body byte was handed out, or
+ * the request has no body and part of its head was written. */
+static int on_prereq(void *userdata, char *conn_ip, char *local_ip, int conn_port,
+                     int local_port)
+{
+    struct http *h = userdata;
+    long head = 0;
+
+    (void)conn_ip, (void)local_ip, (void)conn_port, (void)local_port;
+    if (h->attempts++ == 0 || h->safe)
+        return CURL_PREREQFUNC_OK;
+    curl_easy_getinfo(h->curl, CURLINFO_REQUEST_SIZE, &head);
+    if (h->out_given || (h->out_len == 0 && head > 0)) {
+        h->refused = 1;
+        return CURL_PREREQFUNC_ABORT;
+    }
+    return CURL_PREREQFUNC_OK;
+}
+
+/* Adds err.sent to the error at the top of the stack (pushed by tc_fail,
+ * nil below it) and returns 2. */
+static int with_sent(lua_State *L, int sent)
+{
+    lua_pushboolean(L, sent);
+    lua_setfield(L, -2, "sent");
+    return 2;
+}
+
 /* A header name is an RFC 9110 token. */
 static int valid_header_name(const char *s)
 {
@@ -436,8 +525,11 @@ static int http_request(lua_State *L)
     }
     size_t url_len = strlen(h->base) + path_len + 1;
     char *url = realloc(h->url, url_len);
-    if (!url)
-        return tc_fail(L, TC_ETRANSPORT, -1, "out of memory");
+    if (!url) {
+        drop_extra(h);
+        tc_fail(L, TC_ETRANSPORT, -1, "out of memory");
+        return with_sent(L, 0);
+    }
     h->url = url;
     snprintf(url, url_len, "%s%s", h->base, path);
 
@@ -446,6 +538,13 @@ static int http_request(lua_State *L)
     h->len = 0;
     h->too_large = 0;
     h->errbuf[0] = '\0';
+    h->out = body ? body : "";
+    h->out_len = body_len;
+    h->out_pos = 0;
+    h->out_given = 0;
+    h->safe = method == 0;
+    h->attempts = 0;
+    h->refused = 0;
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, h->protocols);
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
@@ -462,33 +561,56 @@ static int http_request(lua_State *L)
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, h->errbuf);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, h);
+    curl_easy_setopt(c, CURLOPT_PREREQFUNCTION, on_prereq);
+    curl_easy_setopt(c, CURLOPT_PREREQDATA, h);
     if (method == 0) {
         curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
     } else {
         if (method != 1)
             curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, methods[method]);
         if (body || method == 1) {
-            /* The Lua string stays on the stack for the whole transfer. */
+            /* A POST whose body on_read hands out (Content-Length, and no
+             * "Expect: 100-continue": see build_headers); on_seek keeps
+             * libcurl from sending it twice. */
+            curl_easy_setopt(c, CURLOPT_POST, 1L);
             curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
-            curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? body : "");
+            curl_easy_setopt(c, CURLOPT_READFUNCTION, on_read);
+            curl_easy_setopt(c, CURLOPT_READDATA, h);
+            curl_easy_setopt(c, CURLOPT_SEEKFUNCTION, on_seek);
+            curl_easy_setopt(c, CURLOPT_SEEKDATA, h);
         }
     }
 
     CURLcode rc = curl_easy_perform(c);
-    long connects = 0, status = 0;
+    long connects = 0, status = 0, head = 0;
     curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &connects);
+    curl_easy_getinfo(c, CURLINFO_REQUEST_SIZE, &head);
     h->requests++;
     h->connects += connects;
+    h->out = NULL; /* the Lua string is not ours past this call */
     drop_extra(h);
-    if (rc == CURLE_OPERATION_TIMEDOUT)
-        return tc_fail(L, TC_ETIMEOUT, -1, "%s %s: no answer within %ld ms", methods[method],
-                       path, timeout_ms);
-    if (rc == CURLE_WRITE_ERROR && h->too_large)
-        return tc_fail(L, TC_ETRANSPORT, -1, "%s %s: the response is larger than %lu bytes",
-                       methods[method], path, (unsigned long)h->max_body);
-    if (rc != CURLE_OK)
-        return tc_fail(L, TC_ETRANSPORT, -1, "%s %s: %s", methods[method], path,
-                       h->errbuf[0] ? h->errbuf : curl_easy_strerror(rc));
+    int sent = head > 0 || h->out_given;
+    if (rc == CURLE_OPERATION_TIMEDOUT) {
+        tc_fail(L, TC_ETIMEOUT, -1, "%s %s: no answer within %ld ms", methods[method], path,
+                timeout_ms);
+        return with_sent(L, sent);
+    }
+    if (rc == CURLE_WRITE_ERROR && h->too_large) {
+        tc_fail(L, TC_ETRANSPORT, -1, "%s %s: the response is larger than %lu bytes",
+                methods[method], path, (unsigned long)h->max_body);
+        return with_sent(L, sent);
+    }
+    if (rc != CURLE_OK && h->refused) {
+        tc_fail(L, TC_ETRANSPORT, -1,
+                "%s %s: the connection closed before the answer; the request may have "
+                "reached the service, so it was not sent again", methods[method], path);
+        return with_sent(L, sent);
+    }
+    if (rc != CURLE_OK) {
+        tc_fail(L, TC_ETRANSPORT, -1, "%s %s: %s", methods[method], path,
+                h->errbuf[0] ? h->errbuf : curl_easy_strerror(rc));
+        return with_sent(L, sent);
+    }
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
     lua_pushinteger(L, status);
     lua_pushlstring(L, h->body ? h->body : "", h->len);

@@ -76,6 +76,7 @@ void tc_new_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_C
  * is core.c's), and the methods of each class. */
 int core_error(lua_State *L);           /* errors.c */
 int core_fail(lua_State *L);
+int core_scrub(lua_State *L);
 int core_check_arg(lua_State *L);       /* auxiliar.c */
 int core_check_field(lua_State *L);
 int core_request_id(lua_State *L);
@@ -123,6 +124,13 @@ int tc_message_gc(lua_State *L);
 void tc_push_error(lua_State *L, const char *kind, int status, const char *message);
 /* Pushes nil and an error table and returns 2: `return tc_fail(L, ...)`. */
 int tc_fail(lua_State *L, const char *kind, int status, const char *fmt, ...);
+/* Replaces every occurrence of secret in the n bytes at s with "<key>", in
+ * place, until none is left, and returns the new length (never more than
+ * n). A secret shorter than TC_SCRUB_MIN bytes is not looked for: so short
+ * a text turns up by chance. The one rule for keeping the key out of every
+ * error text (core.scrub, grpc.c). */
+#define TC_SCRUB_MIN 8
+size_t tc_scrub(char *s, size_t n, const char *secret, size_t secret_len);
 
 /* codec.c and grpc.c (tc-simple): protobuf messages <-> Lua tables. */
 struct ProtobufCMessageDescriptor;

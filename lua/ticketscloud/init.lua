@@ -24,6 +24,7 @@ local core_error = core.error
 local check_arg = core.check_arg
 local check_field = core.check_field
 local fail = core.fail
+local scrub = core.scrub -- the key out of every message a server echoed it into
 local wrap = orders.wrap
 
 local _M = { _VERSION = core._VERSION }
@@ -115,23 +116,6 @@ mt.__gc = function(self) self:close() end -- Lua 5.4 (LuaJIT: the userdata colle
 mt.__close = mt.__gc
 mt.__tostring = function(self) return self.name end
 
--- Replaces the key wherever a server echoed it into an error message.
-local function scrub(self, err)
-    local key = self.options.key
-    if type(err) ~= "table" or type(err.messages) ~= "table" or #key < 8 then return err end
-    for i, m in ipairs(err.messages) do
-        if type(m) == "string" and m:find(key, 1, true) then
-            local s, e = m:find(key, 1, true)
-            while s do
-                m = m:sub(1, s - 1) .. "<key>" .. m:sub(e + 1)
-                s, e = m:find(key, 1, true)
-            end
-            err.messages[i] = m
-        end
-    end
-    return err
-end
-
 -- client:send(req, { headers = {...}, timeout = seconds }) -> doc | nil, err
 -- Runs a request built by ticketscloud.rest (rest.get_order(id), ...) and
 -- returns the decoded answer: the whole JSON document (data, refs, ...).
@@ -142,9 +126,10 @@ function _M.send(self, req, opts)
     local status, body = self.http:request(req.method, req.path, req.body, opts)
     local trace = self.trace
     if trace then trace(req.method, req.path, req.body, status) end
-    if not status then return nil, scrub(self, body) end
+    local key = self.options.key
+    if not status then return nil, scrub(body, key) end
     local doc, err = answers.decode(status, body, req.no_data)
-    if not doc then return nil, scrub(self, err) end
+    if not doc then return nil, scrub(err, key) end
     return doc
 end
 

@@ -93,15 +93,19 @@ function Transport.request(self, method, path, body, opts)
     if res.truncated then
         -- nginx ended the subrequest with an error of its own: no complete
         -- answer of the service (a complete one, even a 502, is returned as
-        -- it is, for answers.decode).
+        -- it is, for answers.decode). Whether the request left nginx is not
+        -- told, so err.sent is true: it may have reached the service.
         self.failures = self.failures + 1
         local what = method .. " " .. path
+        local kind, text = "transport", what .. ": nginx got no complete answer from the API "
+                                        .. "(status " .. tostring(status) .. ")"
         if status == 504 then
-            return fail("timeout", what .. ": no answer within " ..
-                        (self.timeout and self.timeout .. " s" or "the location's proxy timeouts"))
+            kind, text = "timeout", what .. ": no answer within " ..
+                         (self.timeout and self.timeout .. " s" or "the location's proxy timeouts")
         end
-        return fail("transport", what .. ": nginx got no complete answer from the API (status " ..
-                    tostring(status) .. ")")
+        local _, failure = fail(kind, text)
+        failure.sent = true
+        return nil, failure
     end
     return status, res.body or ""
 end
