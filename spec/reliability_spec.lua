@@ -138,7 +138,7 @@ describe("orders under faults", function()
     end)
 
     it("retries a change after 5xx answers, on the order read anew", function()
-        local sb = start("orders.patch:503=0.5")
+        local sb = start("orders.patch:503=0.8")
         local c, sent = client_of(sb)
         local order = assert(c:create_order{ event = EVENT, random = { [FAN] = 1 } })
         for _, t in ipairs{ SEAT, SEAT2 } do assert(order:add_tickets{ t }) end
