@@ -5,6 +5,7 @@
 #   make demo             the order example's two mixed orders against the sandbox
 #   make test             every check CI runs
 #   make bench            benchmarks
+#   make chaos            orders under network faults: none lost, duplicated or orphaned
 #
 # Every variable below can be overridden on the command line.
 
@@ -48,7 +49,7 @@ SANDBOX_SRCS = $(sort $(wildcard src/sandbox/*.c))
 # bytes.c holds the UTF-8, id and key rules that the module and the sandbox share.
 SANDBOX_OBJS = $(patsubst src/%.c,$(BUILD)/obj/%.o,$(SANDBOX_SRCS)) $(BUILD)/obj/bytes.o
 
-.PHONY: all module sandbox host deps demo test bench install clean
+.PHONY: all module sandbox host deps demo test bench chaos install clean
 
 # Where `make install` (and luarocks) put things.
 PREFIX     ?= /usr/local
@@ -121,6 +122,20 @@ test:
 bench: deps
 	@$(MAKE) --no-print-directory -s all
 	@tools/bench
+
+# The chaos run (tools/chaos.lua, docs/benchmarks.md): orders made by
+# CHAOS_WORKERS processes at once against a sandbox that injects network
+# faults, then checked against everything the sandbox holds.
+CHAOS_ORDERS  ?= 10000
+CHAOS_WORKERS ?= 4
+CHAOS_SEED    ?= 1
+
+chaos: deps
+	@$(MAKE) --no-print-directory -s all
+	@LUA_PATH='lua/?.lua;lua/?/init.lua;./?.lua;;' LUA_CPATH='$(MODULE_DIR)/?.so;;' \
+		TC_SANDBOX='$(SANDBOX)' CHAOS_DIR='$(BUILD)/chaos' CHAOS_LUA='$(LUA)' \
+		CHAOS_ORDERS='$(CHAOS_ORDERS)' CHAOS_WORKERS='$(CHAOS_WORKERS)' CHAOS_SEED='$(CHAOS_SEED)' \
+		$(LUA) tools/chaos.lua
 
 install: all
 	install -d $(DESTDIR)$(LIBDIR)/ticketscloud $(DESTDIR)$(LUADIR)/ticketscloud $(DESTDIR)$(BINDIR)
