@@ -137,6 +137,21 @@ describe("orders under faults", function()
         c:close()
     end)
 
+    it("adds unseated tickets once when the answer to the add is lost", function()
+        local sb = start("orders.patch:drop_after=1")
+        local c, sent = client_of(sb)
+        local order = assert(c:create_order{ tickets = { SEAT } })
+        assert(order:add_random{ [FAN] = 2 })
+        assert.equal(1, count(sent, "PATCH"))
+        local fan = 0
+        for _, t in ipairs(order.tickets) do
+            if t.set == FAN then fan = fan + 1 end
+        end
+        assert.equal(2, fan)
+        assert.equal(3, #order.tickets)
+        c:close()
+    end)
+
     it("retries a change after 5xx answers, on the order read anew", function()
         local sb = start("orders.patch:503=0.8")
         local c, sent = client_of(sb)

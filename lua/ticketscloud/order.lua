@@ -133,11 +133,15 @@ local function reread(self, opts)
     return doc
 end
 
--- Whether the order already is as a status change wanted: after a finish or
--- a cancel whose answer was lost, the order read anew decides.
+-- Whether the order read anew already is as the last body wanted: after a
+-- change whose answer was lost, the order decides. Only a change of the
+-- status or of the tickets can be told from the order; any other change is
+-- sent again (the same desired state: no harm).
 local function reached(self, body, want)
-    return body.status ~= nil and self.status == body.status
-        and (want.tickets == nil or core.order_verify(self.tickets, want) ~= nil)
+    if body.status ~= nil and self.status ~= body.status then return false end
+    if body.status == nil and body.tickets == nil and body.random == nil then return false end
+    return (want.tickets == nil and want.counts == nil and want.released == nil)
+        or core.order_verify(self.tickets, want) ~= nil
 end
 
 -- A change: build(self) -> body, want (or nil, err) from the current
@@ -240,9 +244,18 @@ end)
 local function random_change(name, mode)
     return method(name, true, function(self, counts, opts)
         if next(counts) == nil then return refuse(self, "invalid", name .. ": no set given") end
+        -- The counts asked for, made absolute from the order as this call
+        -- found it: a retry after the order was read anew must not add
+        -- again what a first attempt, its answer lost, already added.
+        local target
         return serialized(self, change, function(o)
-            local map, err = core.order_random_body(o.tickets, counts, mode)
+            local map, err = core.order_random_body(o.tickets, target or counts,
+                                                    target and "set" or mode)
             if not map then return nil, err end
+            if not target then
+                target = {}
+                for set in pairs(counts) do target[set] = map[set] end
+            end
             return { random = map }, { counts = map }
         end, opts)
     end)
