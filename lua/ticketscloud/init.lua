@@ -14,6 +14,7 @@ local refunds = require "ticketscloud.refunds"
 local error = error
 local ipairs = ipairs
 local pairs = pairs
+local floor = math.floor
 local os_time = os.time
 local random = math.random
 local setmetatable = setmetatable
@@ -41,8 +42,10 @@ local DEFAULT_DEADLINE = 60
 -- The key of vendor_data.raw that tags a creation (docs/reliability.md).
 local TAG = "tc_request_id"
 -- How far the clocks of this machine and the service may disagree when a
--- creation is looked up by its time.
+-- creation is looked up by its time, before an answer told the difference;
+-- and the margin around the creation's time once it is known.
 local CLOCK_SKEW = 300
+local CLOCK_MARGIN = 30
 
 -- The catalogue methods (gRPC): client:events{...}, client:seats{...}, ...
 -- and the refund requests: client:create_refund{...}, client:refund(id), ...
@@ -159,6 +162,30 @@ function _M.retry_pause(self, attempt, deadline)
     return true
 end
 
+-- Unix seconds of the service's "YYYY-MM-DD HH:MM:SS" (UTC, spec §4.1), or
+-- nil: days from the civil date (proleptic Gregorian), then the time.
+local function utc_seconds(text)
+    local y, mo, d, h, mi, sec = tostring(text):match(
+        "^(%d%d%d%d)-(%d%d)-(%d%d) (%d%d):(%d%d):(%d%d)$")
+    if not y then return nil end
+    y, mo = tonumber(y), tonumber(mo)
+    if mo <= 2 then y = y - 1 end
+    local era = floor(y / 400)
+    local yoe = y - era * 400
+    local doy = floor((153 * (mo > 2 and mo - 3 or mo + 9) + 2) / 5) + tonumber(d) - 1
+    local doe = yoe * 365 + floor(yoe / 4) - floor(yoe / 100) + doy
+    local days = era * 146097 + doe - 719468
+    return days * 86400 + tonumber(h) * 3600 + tonumber(mi) * 60 + tonumber(sec)
+end
+
+-- The creation's time window for find_created: since shortly before now,
+-- in the service's clock when an earlier answer told how far it is from
+-- this machine's.
+local function creation_since(self)
+    if self.clock_offset then return os_time() + self.clock_offset - CLOCK_MARGIN end
+    return os_time() - CLOCK_SKEW
+end
+
 -- vendor_data with the creation's tag added to raw; the caller's table is
 -- not changed (a vendor_data of the wrong shape is left for rest.create_order
 -- to refuse).
@@ -206,7 +233,7 @@ function _M.create_order(self, args, opts)
     if not req then return nil, err end
 
     local want = { tickets = args.tickets, counts = args.random }
-    local where = { event = args.event, since = os_time() - CLOCK_SKEW }
+    local where = { event = args.event, since = creation_since(self) }
     local deadline = self:deadline(opts)
     local unknown = false -- whether an attempt may have created an order not found yet
     local attempt = 0
@@ -215,7 +242,11 @@ function _M.create_order(self, args, opts)
         local doc
         doc, err = self:send(req, opts)
         if doc then doc, err = answers.order(doc) end
-        if doc then return orders.verify(wrap(self, doc), doc, want) end
+        if doc then
+            local created = utc_seconds(doc.data.created_at)
+            if created then self.clock_offset = created - os_time() end
+            return orders.verify(wrap(self, doc), doc, want)
+        end
         if not answers.retryable(err) then break end
         if answers.maybe_applied(err) or unknown then
             unknown = true
