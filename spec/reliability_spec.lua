@@ -4,6 +4,8 @@
 -- some of the time, and checks both what the caller is told and what the
 -- service holds afterwards, read through a client without faults.
 
+local cjson = require "cjson"
+local core = require "ticketscloud.core"
 local flows = require "ticketscloud.flows"
 local sandbox = require "ticketscloud.sandbox"
 local tc = require "ticketscloud"
@@ -123,6 +125,55 @@ describe("orders under faults", function()
         assert.matches("find_created", tostring(err))
         -- The order does exist: its seat is held.
         assert.equal("RESERVED", seat_status(sb, SEAT))
+        c:close()
+    end)
+
+    -- A service that drops vendor_data given with a POST (the contract leaves
+    -- it open, spec §3.3), in front of the sandbox: the answer of POST
+    -- number `lose` is lost after the service made the order.
+    local function dropping_tags(sb, lose)
+        local inner = assert(core.http{ api = sb.api, key = sb.key, timeout = 2 })
+        local posts = 0
+        return {
+            request = function(_, method, path, body, opts)
+                if method ~= "POST" or path ~= "/v2/resources/orders" then
+                    return inner:request(method, path, body, opts)
+                end
+                local doc = cjson.decode(body)
+                doc.vendor_data = nil
+                posts = posts + 1
+                local status, text = inner:request(method, path, cjson.encode(doc), opts)
+                if posts ~= lose or not status then return status, text end
+                local _, err = core.fail("transport", "the answer was lost")
+                err.sent = true
+                return nil, err
+            end,
+            close = function() return inner:close() end,
+        }
+    end
+
+    it("creates once without a tag kept: the order holding the seat is the one", function()
+        local sb = start(nil)
+        local c = assert(tc.new{ key = sb.key, api = sb.api, transport = dropping_tags(sb, 1),
+                                 retry = { attempts = 4, base = 0.01, max = 0.02 } })
+        local order = assert(c:create_order{ tickets = { SEAT } })
+        assert.equal(SEAT, order.tickets[1].id)
+        local all = orders_at(sb)
+        assert.equal(1, #all)
+        assert.equal(order.id, all[1].id)
+        c:close()
+    end)
+
+    it("is unknown, never a second order, when untagged orders look alike", function()
+        local sb = start(nil)
+        local c = assert(tc.new{ key = sb.key, api = sb.api, transport = dropping_tags(sb, 2),
+                                 retry = { attempts = 4, base = 0.01, max = 0.02 } })
+        assert(c:create_order{ event = EVENT, random = { [FAN] = 1 } })
+        local order, err = c:create_order{ event = EVENT, random = { [FAN] = 1 } }
+        assert.is_nil(order)
+        assert.equal("unknown", err.kind)
+        assert.is_string(err.request_id)
+        assert.equal(2, #orders_at(sb))
         c:close()
     end)
 

@@ -13,6 +13,7 @@ local refunds = require "ticketscloud.refunds"
 
 local error = error
 local ipairs = ipairs
+local next = next
 local pairs = pairs
 local floor = math.floor
 local os_time = os.time
@@ -234,8 +235,13 @@ function _M.create_order(self, args, opts)
 
     local want = { tickets = args.tickets, counts = args.random }
     local where = { event = args.event, since = creation_since(self) }
+    if self.keeps_tag ~= true then
+        -- Not known yet that the service keeps vendor_data given with a
+        -- POST: an untagged order holding exactly these tickets counts too.
+        where.tickets, where.random = args.tickets, args.random or (args.tickets == nil and {})
+    end
     local deadline = self:deadline(opts)
-    local unknown = false -- whether an attempt may have created an order not found yet
+    local unknown = false -- whether an attempt may have made an order that was not found
     local attempt = 0
     repeat
         attempt = attempt + 1
@@ -245,14 +251,21 @@ function _M.create_order(self, args, opts)
         if doc then
             local created = utc_seconds(doc.data.created_at)
             if created then self.clock_offset = created - os_time() end
+            local vd = doc.data.vendor_data
+            self.keeps_tag = type(vd) == "table" and type(vd.raw) == "table"
+                             and vd.raw[TAG] == request_id
             return orders.verify(wrap(self, doc), doc, want)
         end
         if not answers.retryable(err) then break end
-        if answers.maybe_applied(err) or unknown then
-            unknown = true
+        if answers.maybe_applied(err) then
+            -- Settled before anything is sent again: the order exists, or
+            -- none does, or that cannot be told (then nothing is sent).
             local found, lookup = self:find_created(request_id, where, opts)
             if found then return orders.verify(found, { data = found, refs = found.refs }, want) end
-            if lookup.kind == "not_found" then unknown = false else err = lookup end
+            if lookup.kind ~= "not_found" then
+                unknown, err = true, lookup
+                break
+            end
         end
     until not self:retry_pause(attempt, deadline)
     if unknown then
@@ -265,16 +278,44 @@ function _M.create_order(self, args, opts)
     return nil, err
 end
 
--- client:find_created(request_id, { event = ID, since = unix_seconds })
+-- Whether order holds exactly what a creation asked for: the ticket ids,
+-- or the count in each set (nothing else either way).
+local function holds_exactly(order, want)
+    local tickets = type(order.tickets) == "table" and order.tickets or {}
+    if want.tickets then
+        local asked = {}
+        for _, id in ipairs(want.tickets) do asked[id] = true end
+        for _, t in ipairs(tickets) do
+            if not asked[t.id] then return false end
+            asked[t.id] = nil
+        end
+        return next(asked) == nil
+    end
+    local counts = {}
+    for _, t in ipairs(tickets) do counts[t.set] = (counts[t.set] or 0) + 1 end
+    for set, n in pairs(want.random or {}) do
+        if counts[set] ~= n then return false end
+        counts[set] = nil
+    end
+    return next(counts) == nil
+end
+
+-- client:find_created(request_id, { event = ID, since = unix_seconds,
+--                                   tickets = {...} | random = {...} })
 -- -> order | nil, err: the order that create_order tagged with request_id
 -- (kind "not_found" when there is none). It reads the list of the event's
 -- orders (every event's without one) created since `since` (default: a day
 -- ago), retrying a read that fails on the network until the deadline.
+-- With tickets or random (what the creation asked for), an order without
+-- any tag that holds exactly that is taken for it when no order has the
+-- tag: for a service that does not keep vendor_data given with a POST. Two
+-- such orders are kind "unknown": the client cannot tell which is its own.
 function _M.find_created(self, request_id, where, opts)
     check_arg(request_id, "string", "find_created", 1)
     check_arg(where, "table?", "find_created", 2)
     check_arg(opts, "table?", "find_created", 3)
     where = where or {}
+    local untagged = (where.tickets or where.random) and where or nil
     local filter = { page_size = rest.MAX_PAGE_SIZE,
                      created_at = { where.since or os_time() - 86400, os_time() + CLOCK_SKEW },
                      events = where.event and { where.event } or nil }
@@ -285,15 +326,25 @@ function _M.find_created(self, request_id, where, opts)
         local list
         list, err = self:orders(filter, opts)
         if not list then return nil, err end
+        local alike = {} -- orders without a tag that hold what was asked for
         for order in list do
             local vd = order.vendor_data
-            if type(vd) == "table" and type(vd.raw) == "table" and vd.raw[TAG] == request_id then
+            local raw = type(vd) == "table" and type(vd.raw) == "table" and vd.raw or {}
+            if raw[TAG] == request_id then
                 list:close()
                 return order
+            end
+            if untagged and raw[TAG] == nil and holds_exactly(order, untagged) then
+                alike[#alike + 1] = order
             end
         end
         err = list:error()
         if not err then
+            if #alike == 1 then return alike[1] end
+            if #alike > 1 then
+                return fail("unknown", ("%d orders without a tag hold what request %s asked for")
+                            :format(#alike, request_id))
+            end
             return fail("not_found", "no order was created with request id " .. request_id, 404)
         end
     until not answers.retryable(err) or not self:retry_pause(attempt, deadline)
