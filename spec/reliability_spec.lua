@@ -7,25 +7,16 @@
 local cjson = require "cjson"
 local core = require "ticketscloud.core"
 local flows = require "ticketscloud.flows"
-local sandbox = require "ticketscloud.sandbox"
+local faulty = require "helpers.faulty"
 local tc = require "ticketscloud"
-
-local BIN = os.getenv("TC_SANDBOX") or "build/tc-sandbox"
 
 local EVENT = "5d7134962110d30a34e95b96"
 local FAN = "5d7135112110d30a34e97e2d"   -- "Фан зона", unseated
 local SEAT = "5d7134962110d30a34e95cfe"  -- A2, row 2 seat 14
 local SEAT2 = "5d7134962110d30a34e95cff"
 
-local running = {}
-
-local function start(faults)
-    local log = os.tmpname()
-    local sb = assert(sandbox.start{ bin = BIN, faults = faults, seed = 7, log = log })
-    os.remove(log)
-    running[#running + 1] = sb
-    return sb
-end
+-- A sandbox whose faults are SPEC, seed 7.
+local function start(faults) return faulty.start(faults, 7) end
 
 -- A client with short pauses; requests count the PATCHes and POSTs sent.
 local function client_of(sb, opts)
@@ -71,10 +62,7 @@ local function seat_status(sb, ticket)
 end
 
 describe("orders under faults", function()
-    after_each(function()
-        for _, sb in ipairs(running) do sb:stop() end
-        running = {}
-    end)
+    after_each(faulty.stop_all)
 
     it("echoes the creation's tag: POST stores vendor_data", function()
         local sb = start(nil)

@@ -14,6 +14,7 @@
 
 local cjson = require "cjson.safe"
 local core = require "ticketscloud.core"
+local faulty = require "helpers.faulty"
 local sandbox = require "ticketscloud.sandbox"
 local socket = require "socket"
 local tc = require "ticketscloud"
@@ -28,32 +29,7 @@ local UNKNOWN = "000000000000000000000000"
 
 local function shell_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
-local function read_file(path)
-    local f = assert(io.open(path, "rb"))
-    local s = f:read("a")
-    f:close()
-    return s
-end
-
--- The sandboxes a test started; after_each stops those a failure left.
-local running = {}
-
--- A sandbox with these faults, logging to a file of its own.
-local function start(faults, seed)
-    local log = os.tmpname()
-    local sb = assert(sandbox.start{ bin = BIN, faults = faults, seed = seed or 1, log = log })
-    sb.log_file = log
-    running[#running + 1] = sb
-    return sb
-end
-
--- Stops the sandbox and returns its log.
-local function stop(sb)
-    assert.is_true(sb:stop())
-    local text = read_file(sb.log_file)
-    os.remove(sb.log_file)
-    return text
-end
+local start, stop, read_file = faulty.start, faulty.stop, faulty.read_file
 
 -- A raw client on a connection of its own.
 local function fresh(sb, timeout)
@@ -102,13 +78,7 @@ local function has(text, line)
 end
 
 describe("tc-sandbox --faults", function()
-    after_each(function()
-        for _, sb in ipairs(running) do
-            sb:stop()
-            os.remove(sb.log_file)
-        end
-        running = {}
-    end)
+    after_each(faulty.stop_all)
 
     describe("REST, each fault at probability 1", function()
         it("drop_after on orders.create: the answer is lost, the order is made once", function()
@@ -494,13 +464,13 @@ describe("tc-sandbox --faults", function()
 
         it("faults draw apart from order ids: the same seed makes the same ids", function()
             local plain = start(nil, 7)
-            local faulty = start("orders.get:503=0.5", 7)
+            local with_faults = start("orders.get:503=0.5", 7)
             local _, t1 = request(plain, "POST", ORDERS, create_body())
-            local _, t2 = request(faulty, "POST", ORDERS, create_body())
+            local _, t2 = request(with_faults, "POST", ORDERS, create_body())
             assert.are.equal(cjson.decode(t1).data.id, cjson.decode(t2).data.id)
             local log = stop(plain)
             assert.is_false(has(log, "faults injected"))
-            stop(faulty)
+            stop(with_faults)
         end)
     end)
 

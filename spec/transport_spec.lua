@@ -7,10 +7,9 @@
 
 local cjson = require "cjson"
 local core = require "ticketscloud.core"
-local sandbox = require "ticketscloud.sandbox"
+local faulty = require "helpers.faulty"
 local tc = require "ticketscloud"
 
-local BIN = os.getenv("TC_SANDBOX") or "build/tc-sandbox"
 local ORDERS = "/v2/resources/orders"
 local EVENT = "5d7134962110d30a34e95b96" -- Slipknot
 local FAN = "5d7135112110d30a34e97e2d"   -- "Фан зона", unseated
@@ -23,33 +22,9 @@ local ECHO_GRPC = PLAIN_ENV .. "/usr/bin/python3 spec/helpers/echo_grpc.py"
 
 local function quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 
-local function read_file(path)
-    local f = assert(io.open(path, "rb"))
-    local s = f:read("a")
-    f:close()
-    return s
-end
-
 local BODY = cjson.encode{ event = EVENT, random = { [FAN] = 1 } }
 
--- The sandboxes a test started; after_each stops those a failure left.
-local running = {}
-
-local function start(faults, seed)
-    local log = os.tmpname()
-    local sb = assert(sandbox.start{ bin = BIN, faults = faults, seed = seed or 1, log = log })
-    sb.log_file = log
-    running[#running + 1] = sb
-    return sb
-end
-
--- Stops the sandbox and returns its log.
-local function stop(sb)
-    assert.is_true(sb:stop())
-    local text = read_file(sb.log_file)
-    os.remove(sb.log_file)
-    return text
-end
+local start, stop = faulty.start, faulty.stop
 
 -- The orders the sandbox holds, read on a connection of its own (orders.list
 -- has no faults in these tests).
@@ -68,13 +43,7 @@ local function faulted(log, route, fault)
 end
 
 describe("the REST transport", function()
-    after_each(function()
-        for _, sb in ipairs(running) do
-            sb:stop()
-            os.remove(sb.log_file)
-        end
-        running = {}
-    end)
+    after_each(faulty.stop_all)
 
     describe("on a reused connection that dies without an answer", function()
         it("does not send a POST again: one order per POST, and err.sent", function()
