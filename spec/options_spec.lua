@@ -71,6 +71,20 @@ describe("options policy", function()
         refused_by_all({ timeout = math.huge }, "timeout: ")
     end)
 
+    it("the client's other timeouts follow the same rule", function()
+        for _, field in ipairs{ "deadline", "list_timeout" } do
+            for _, bad in ipairs{ 100000, 0, 0 / 0, -1 } do
+                local c, err = tc.new{ key = KEY, [field] = bad }
+                assert.is_nil(c)
+                assert.equal("invalid", err.kind)
+                assert.matches(field .. ": a number of seconds in (0, 86400] expected",
+                               tostring(err), 1, true)
+            end
+            local c = assert(tc.new{ key = KEY, [field] = 86400 })
+            c:close()
+        end
+    end)
+
     it("a language is 1 to 35 printable ASCII characters, in both transports", function()
         accepted_by_all{ language = "en-US, ru;q=0.8" }
         refused_by_all({ language = "ru\0" }, "language: ")

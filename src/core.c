@@ -23,6 +23,7 @@ static const luaL_Reg core_functions[] = {
     /* the client's options policy */
     { "options", core_options },
     { "grpc_target", core_grpc_target },
+    { "check_timeout", core_check_timeout },
     /* request data */
     { "check_id", core_check_id },
     { "check_text", core_check_text },

@@ -277,6 +277,19 @@ int core_options(lua_State *L)
     return 1;
 }
 
+/* core.check_timeout(v, name) -> v | nil, err: the one timeout rule, for
+ * the timeouts the Lua side keeps (deadline, list_timeout). */
+int core_check_timeout(lua_State *L)
+{
+    const char *name = luaL_checkstring(L, 2);
+
+    if (lua_type(L, 1) != LUA_TNUMBER || tc_timeout_problem(lua_tonumber(L, 1)))
+        return tc_fail(L, TC_EINVALID, -1, "%s: a number of seconds in (0, 86400] expected",
+                       name);
+    lua_settop(L, 1);
+    return 1;
+}
+
 /* core.grpc_target(simple [, insecure]) -> "host:port", tls | nil, err */
 int core_grpc_target(lua_State *L)
 {

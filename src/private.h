@@ -82,6 +82,7 @@ int core_check_field(lua_State *L);
 int core_request_id(lua_State *L);
 int core_options(lua_State *L);         /* options.c */
 int core_grpc_target(lua_State *L);
+int core_check_timeout(lua_State *L);
 int core_check_id(lua_State *L);        /* validate.c */
 int core_check_text(lua_State *L);
 int core_check_count(lua_State *L);

@@ -92,9 +92,8 @@ function _M.new(opts)
         end
         r[k] = v
     end
-    if not (deadline > 0 and deadline <= 86400) then
-        return fail("invalid", "deadline: a number of seconds in (0, 86400] expected")
-    end
+    deadline, err = core.check_timeout(deadline, "deadline") -- options.c's rule
+    if not deadline then return nil, err end
     local http = transport
     if not http then
         http, err = core.http(options)

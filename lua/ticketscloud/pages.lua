@@ -25,7 +25,6 @@ local _M = { _VERSION = core._VERSION }
 -- Without a list_timeout option, a walk may spend this many times the
 -- client's timeout fetching pages.
 _M.LIST_TIMEOUT_FACTOR = 6
-_M.MAX_LIST_TIMEOUT = 86400
 
 local Stream = {}
 
@@ -36,10 +35,7 @@ end
 -- pages.check_list_timeout(v) -> v | nil, err (kind "invalid"): the
 -- list_timeout option, seconds in (0, 86400].
 function _M.check_list_timeout(v)
-    if type(v) ~= "number" or not (v > 0 and v <= _M.MAX_LIST_TIMEOUT) then
-        return fail("invalid", "list_timeout: a number of seconds in (0, 86400] expected")
-    end
-    return v
+    return core.check_timeout(v, "list_timeout") -- options.c's rule
 end
 
 -- Describes a list: pages.list{
