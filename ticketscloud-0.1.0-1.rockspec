@@ -43,3 +43,11 @@ build = {
       LIBDIR = "$(LIBDIR)",
    },
 }
+-- `luarocks test` runs busted with the checkout's .busted: by default the
+-- specs that need no sandbox; `-- --run=full` runs spec/ (see README.md).
+test_dependencies = {
+   "busted",
+}
+test = {
+   type = "busted",
+}
