@@ -12,6 +12,9 @@
 #
 # Every variable below can be overridden on the command line.
 
+# The one version (core._VERSION): the rockspec's file name and version
+# carry it with a rock revision; tools/check-version, a step of `make test`,
+# compares them. CHANGELOG.md says what each version changed.
 VERSION     = 0.1.0
 
 LUA        ?= lua5.4
