@@ -1,6 +1,9 @@
 # lua-ticketscloud: the module (ticketscloud/core.so + lua/) and tc-sandbox.
 #
 #   make                  module for Lua 5.4 and the sandbox
+#   make module           the module alone (what the rockspec builds)
+#   make install          module, tc-sandbox and its catalog under PREFIX
+#   make install-module   the module alone, into LUADIR and LIBDIR (luarocks)
 #   make LUA=luajit       the same module for LuaJIT 2.1 (OpenResty)
 #   make demo             the order example's two mixed orders against the sandbox
 #   make test             every check CI runs
@@ -9,10 +12,16 @@
 #
 # Every variable below can be overridden on the command line.
 
+# The one version (core._VERSION): the rockspec's file name and version
+# carry it with a rock revision; tools/check-version, a step of `make test`,
+# compares them. CHANGELOG.md says what each version changed.
 VERSION     = 0.1.0
 
 LUA        ?= lua5.4
-LUA_PC     ?= $(if $(filter luajit,$(LUA)),luajit,$(LUA))
+# luarocks passes LUA as the interpreter's path (/usr/bin/lua5.4): only its
+# name picks the build directory, the pkg-config package and the version.
+LUA_NAME    = $(notdir $(LUA))
+LUA_PC     ?= $(if $(filter luajit,$(LUA_NAME)),luajit,$(LUA_NAME))
 PKG_CONFIG ?= pkg-config
 CC         ?= cc
 BUILD      ?= build
@@ -39,7 +48,7 @@ GEN_SRCS   = $(patsubst proto/%.proto,$(GEN)/%.pb-c.c,$(PROTOS)) \
              $(patsubst %.proto,$(GEN)/%.pb-c.c,$(WKT))
 GEN_OBJS   = $(GEN_SRCS:.c=.o)
 
-MODULE_DIR  = $(BUILD)/$(LUA)
+MODULE_DIR  = $(BUILD)/$(LUA_NAME)
 MODULE      = $(MODULE_DIR)/ticketscloud/core.so
 MODULE_SRCS = $(sort $(wildcard src/*.c))
 MODULE_OBJS = $(patsubst src/%.c,$(MODULE_DIR)/obj/%.o,$(MODULE_SRCS))
@@ -49,11 +58,11 @@ SANDBOX_SRCS = $(sort $(wildcard src/sandbox/*.c))
 # bytes.c holds the UTF-8, id and key rules that the module and the sandbox share.
 SANDBOX_OBJS = $(patsubst src/%.c,$(BUILD)/obj/%.o,$(SANDBOX_SRCS)) $(BUILD)/obj/bytes.o
 
-.PHONY: all module sandbox host deps demo test bench chaos install clean
+.PHONY: all module sandbox host deps demo test bench chaos install install-module clean
 
-# Where `make install` (and luarocks) put things.
+# Where `make install` puts things; luarocks sets LUADIR and LIBDIR itself.
 PREFIX     ?= /usr/local
-LUA_VER    ?= $(if $(filter luajit,$(LUA)),5.1,$(patsubst lua%,%,$(LUA)))
+LUA_VER    ?= $(if $(filter luajit,$(LUA_NAME)),5.1,$(patsubst lua%,%,$(LUA_NAME)))
 LUADIR     ?= $(PREFIX)/share/lua/$(LUA_VER)
 LIBDIR     ?= $(PREFIX)/lib/lua/$(LUA_VER)
 BINDIR     ?= $(PREFIX)/bin
@@ -137,10 +146,17 @@ chaos: deps
 		CHAOS_ORDERS='$(CHAOS_ORDERS)' CHAOS_WORKERS='$(CHAOS_WORKERS)' CHAOS_SEED='$(CHAOS_SEED)' \
 		$(LUA) tools/chaos.lua
 
-install: all
-	install -d $(DESTDIR)$(LIBDIR)/ticketscloud $(DESTDIR)$(LUADIR)/ticketscloud $(DESTDIR)$(BINDIR)
+# The module alone: what the rockspec installs into its tree. It needs only
+# the module's own C libraries (no libmicrohttpd, no jansson, no sandbox).
+install-module: module
+	install -d $(DESTDIR)$(LIBDIR)/ticketscloud $(DESTDIR)$(LUADIR)/ticketscloud
 	install -m 0755 $(MODULE) $(DESTDIR)$(LIBDIR)/ticketscloud/core.so
 	install -m 0644 lua/ticketscloud/*.lua $(DESTDIR)$(LUADIR)/ticketscloud/
+
+# The module, tc-sandbox and the catalog it serves by default: an installed
+# PREFIX/bin/tc-sandbox reads PREFIX/share/ticketscloud/catalog.json.
+install: all install-module
+	install -d $(DESTDIR)$(BINDIR)
 	install -m 0755 $(SANDBOX) $(DESTDIR)$(BINDIR)/tc-sandbox
 	install -d $(DESTDIR)$(PREFIX)/share/ticketscloud
 	install -m 0644 examples/catalog.json $(DESTDIR)$(PREFIX)/share/ticketscloud/catalog.json

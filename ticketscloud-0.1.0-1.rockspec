@@ -1,9 +1,13 @@
 rockspec_format = "3.0"
 package = "ticketscloud"
 version = "0.1.0-1"
+-- The rock is built from a checkout: `luarocks make` builds the directory it
+-- runs in and never fetches the source. Elsewhere, install the binary rock
+-- that `luarocks pack ticketscloud` writes after `luarocks make`. (This
+-- luarocks cannot fetch a local directory, so `luarocks install` or `pack`
+-- of this rockspec itself stop with "Couldn't extract archive".)
 source = {
-   url = "git+https://github.com/lua-ticketscloud/lua-ticketscloud.git",
-   tag = "v0.1.0",
+   url = ".",
 }
 description = {
    summary = "Ticketscloud distributor API for Lua: orders over REST, catalogue over gRPC",
@@ -18,21 +22,32 @@ dependencies = {
    "lua >= 5.1",
    "lua-cjson",
 }
--- C dependencies are found by the Makefile with pkg-config (libcurl, grpc,
--- libprotobuf-c, protoc-c; the sandbox adds libmicrohttpd and jansson):
--- on Debian, the packages of tools/debian-packages.
+-- The rock is the module alone: ticketscloud.core (C) and lua/ticketscloud/.
+-- Its C dependencies are found by the Makefile with pkg-config: libcurl, grpc
+-- and libprotobuf-c, with protoc-c at build time (on Debian, the packages of
+-- tools/debian-packages). tc-sandbox, which adds libmicrohttpd and jansson,
+-- is not part of the rock: `make install` installs it.
 build = {
    type = "make",
-   build_target = "all",
+   build_target = "module",
+   install_target = "install-module",
    build_variables = {
       CFLAGS = "$(CFLAGS)",
+      LUA = "$(LUA)",
       LUA_CFLAGS = "-I$(LUA_INCDIR)",
-      LUA = "lua$(LUA_VERSION)",
    },
    install_variables = {
+      LUA = "$(LUA)",
+      LUA_CFLAGS = "-I$(LUA_INCDIR)",
       LUADIR = "$(LUADIR)",
       LIBDIR = "$(LIBDIR)",
-      BINDIR = "$(BINDIR)",
-      LUA = "lua$(LUA_VERSION)",
    },
+}
+-- `luarocks test` runs busted with the checkout's .busted: by default the
+-- specs that need no sandbox; `-- --run=full` runs spec/ (see README.md).
+test_dependencies = {
+   "busted",
+}
+test = {
+   type = "busted",
 }
