@@ -14,7 +14,8 @@
 -- With opts.tls = { cert = PEM_FILE, key = PEM_FILE } both listeners speak
 -- TLS: sb.api is "https://127.0.0.1:P", sb.simple "127.0.0.1:P" (gRPC over
 -- TLS) and sb.tls is true; a client then needs ca_file = the CA that signed
--- the certificate.
+-- the certificate. Without TLS, sb.simple is "http://127.0.0.1:P" (plaintext
+-- gRPC), as the ready line says. sb.grpc is always the bare "127.0.0.1:P".
 --
 -- opts.faults = SPEC is passed as --faults SPEC: the sandbox then fails on
 -- purpose, e.g. "orders.create:drop_after=1" (see docs/sandbox.md). With
@@ -79,11 +80,12 @@ function _M.start(opts)
     local pid = tonumber(proc:read("*l"))
     local seen = {}
     for line in proc:lines() do
-        local http, grpc = line:match("^tc%-sandbox ready http=(%S+) grpc=(%S+)")
+        -- grpc= is a target as it is: http://HOST:PORT for plaintext, HOST:PORT for TLS.
+        local http, simple = line:match("^tc%-sandbox ready http=(%S+) grpc=(%S+)")
         if http then
             local tls = http:find("^https://") ~= nil
             local sb = setmetatable({ pid = pid, proc = proc, key = key, api = http, tls = tls,
-                                      simple = tls and grpc or "http://" .. grpc, grpc = grpc }, mt)
+                                      simple = simple, grpc = (simple:gsub("^http://", "")) }, mt)
             if newproxy then
                 -- Lua 5.1 and LuaJIT run __gc only for userdata: a proxy stops
                 -- the sandbox when the handle is collected or the state closes
