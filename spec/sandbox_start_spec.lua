@@ -1,5 +1,6 @@
--- How ticketscloud.sandbox reads tc-sandbox: a ready line whose targets
--- work as they are (grpc=http://... for plaintext).
+-- How ticketscloud.sandbox finds and reads tc-sandbox: a checkout's own
+-- build when neither bin, $TC_SANDBOX nor PATH name one, and a ready line
+-- whose targets work as they are (grpc=http://... for plaintext).
 
 local tc = require "ticketscloud"
 local sandbox = require "ticketscloud.sandbox"
@@ -13,7 +14,47 @@ end
 
 local function quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 
+local ROOT = sh("pwd"):gsub("\n$", "")
+
+-- Runs CODE in a fresh lua5.4 from CWD (default /tmp), with this checkout's
+-- module, no $TC_SANDBOX and a PATH without tc-sandbox; LUA_PATH names LUADIR.
+local function run(code, luadir, cwd)
+    return sh("cd " .. quote(cwd or "/tmp") .. " && env -u TC_SANDBOX PATH=/usr/bin:/bin"
+        .. " LUA_PATH=" .. quote(luadir .. "/?.lua;" .. luadir .. "/?/init.lua;;")
+        .. " LUA_CPATH=" .. quote(ROOT .. "/build/lua5.4/?.so;;")
+        .. " lua5.4 -e " .. quote(code) .. " 2>&1")
+end
+
 describe("sandbox.start", function()
+    it("finds the checkout's build/tc-sandbox without bin, $TC_SANDBOX or PATH", function()
+        local code = [[
+            local sandbox = require "ticketscloud.sandbox"
+            local sb, err = sandbox.start{ log = "/dev/null" }
+            if not sb then print("failed: " .. tostring(err)) os.exit(1) end
+            print("started " .. sb.simple)
+            print(sb:stop() and "stopped" or "not stopped")
+        ]]
+        -- lua/ named by its full path, from elsewhere
+        assert.matches("started http://127%.0%.0%.1:%d+\nstopped", run(code, ROOT .. "/lua"))
+        -- LUA_PATH="lua/?.lua;...", from the checkout
+        assert.matches("started http://127%.0%.0%.1:%d+\nstopped", run(code, "lua", ROOT))
+    end)
+
+    it("says where it looked when there is no build", function()
+        local dir = os.tmpname()
+        os.remove(dir)
+        sh("mkdir -p " .. quote(dir .. "/lua") .. " && cp -r " .. quote(ROOT .. "/lua/ticketscloud")
+           .. " " .. quote(dir .. "/lua/"))
+        local out = run([[
+            local sb, err = require("ticketscloud.sandbox").start{}
+            print(sb, err.kind, tostring(err))
+        ]], dir .. "/lua")
+        sh("rm -rf " .. quote(dir))
+        assert.matches("^nil\ttransport\t", out)
+        assert.truthy(out:find("tc-sandbox not found: not on PATH, not at " .. dir .. "/build/tc-sandbox",
+                               1, true), out)
+    end)
+
     it("reads the ready line: grpc= is a plaintext target that works as it is", function()
         local p = assert(io.popen("exec " .. quote(os.getenv("TC_SANDBOX") or "build/tc-sandbox")
             .. " --http 127.0.0.1:0 --grpc 127.0.0.1:0 2>/dev/null & echo $!; wait"))

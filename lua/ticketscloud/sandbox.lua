@@ -6,10 +6,12 @@
 --   ...
 --   sb:stop()
 --
--- The binary is opts.bin, else $TC_SANDBOX, else `tc-sandbox` from PATH. It
--- listens on free loopback ports; start() returns the handle once it printed
--- its ready line, or nil, err. The sandbox's own log goes to opts.log (a
--- file name) or to stderr.
+-- The binary is opts.bin, else $TC_SANDBOX, else `tc-sandbox` from PATH,
+-- else the checkout's own build: build/tc-sandbox next to the lua/ directory
+-- this file was loaded from (so a checkout needs no install); when none is
+-- found, nil, err says where it looked. It listens on free loopback ports;
+-- start() returns the handle once it printed its ready line, or nil, err.
+-- The sandbox's own log goes to opts.log (a file name) or to stderr.
 --
 -- With opts.tls = { cert = PEM_FILE, key = PEM_FILE } both listeners speak
 -- TLS: sb.api is "https://127.0.0.1:P", sb.simple "127.0.0.1:P" (gRPC over
@@ -23,7 +25,9 @@
 
 local core = require "ticketscloud.core"
 
+local debug_getinfo = debug.getinfo
 local getmetatable = getmetatable
+local io_open = io.open
 local io_popen = io.popen
 local ipairs = ipairs
 local newproxy = rawget(_G, "newproxy") -- Lua 5.1 and LuaJIT only
@@ -48,10 +52,47 @@ local function quote(s)
     return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
 end
 
+-- Whether `name` is a command the shell finds on PATH.
+local function on_path(name)
+    local p = io_popen("command -v " .. quote(name) .. " 2>/dev/null")
+    if not p then return false end
+    local found = p:read("*l")
+    p:close()
+    return found ~= nil and found ~= ""
+end
+
+-- build/tc-sandbox of the checkout this file belongs to: this file is
+-- CHECKOUT/lua/ticketscloud/sandbox.lua. nil when it is not in a checkout
+-- (installed modules have no build/ beside them) or not built yet; the
+-- second value is where it looked.
+local function checkout_build()
+    local src = debug_getinfo(1, "S").source
+    local dir = src:sub(1, 1) == "@" and src:match("^@(.*)/ticketscloud/[^/]*$")
+    if not dir then return nil, "(this file's path is unknown)" end
+    local path = (dir:match("^(.*)/[^/]*$") or ".") .. "/build/tc-sandbox"
+    local f = io_open(path, "r")
+    if not f then return nil, path end
+    f:close()
+    return path, path
+end
+
+-- opts.bin, $TC_SANDBOX, tc-sandbox from PATH, the checkout's build: the
+-- first that exists. nil, err saying where it looked.
+local function find_bin(opts)
+    local bin = opts.bin or os_getenv("TC_SANDBOX")
+    if bin then return bin end
+    if on_path("tc-sandbox") then return "tc-sandbox" end
+    local built, where = checkout_build()
+    if built then return built end
+    return fail("transport", "tc-sandbox not found: not on PATH, not at " .. where ..
+                " (run make, or pass bin = FILE or set TC_SANDBOX)")
+end
+
 -- opts: bin, catalog, key, expire, seed, faults, tls, log, args (a list of extra arguments)
 function _M.start(opts)
     opts = core.check_arg(opts, "table?", "start", 1) or {}
-    local bin = opts.bin or os_getenv("TC_SANDBOX") or "tc-sandbox"
+    local bin, nf = find_bin(opts)
+    if not bin then return nil, nf end
     local key = opts.key or _M.DEFAULT_KEY
     local argv = { quote(bin), "--http", "127.0.0.1:0", "--grpc", "127.0.0.1:0",
                    "--key", quote(key) }
