@@ -7,6 +7,7 @@
 #   make LUA=luajit       the same module for LuaJIT 2.1 (OpenResty)
 #   make demo             the order example's two mixed orders against the sandbox
 #   make test             every check CI runs
+#   make spec SPEC=spec/money_spec.lua   one spec (or several), as make test runs it
 #   make bench            benchmarks
 #   make chaos            orders under network faults: none lost, duplicated or orphaned
 #
@@ -58,7 +59,7 @@ SANDBOX_SRCS = $(sort $(wildcard src/sandbox/*.c))
 # bytes.c holds the UTF-8, id and key rules that the module and the sandbox share.
 SANDBOX_OBJS = $(patsubst src/%.c,$(BUILD)/obj/%.o,$(SANDBOX_SRCS)) $(BUILD)/obj/bytes.o
 
-.PHONY: all module sandbox host deps demo test bench chaos install install-module clean
+.PHONY: all module sandbox host deps demo test spec bench chaos install install-module clean
 
 # Where `make install` puts things; luarocks sets LUADIR and LIBDIR itself.
 PREFIX     ?= /usr/local
@@ -127,6 +128,21 @@ demo: deps
 
 test:
 	@tools/test
+
+# Spec files (or a directory) with the interpreter, paths and builds that
+# tools/test gives them: make spec SPEC=spec/money_spec.lua. Plain `busted`
+# runs Lua 5.1, where the module was not built. BUSTED_FLAGS="-o TAP" for TAP.
+SPEC         ?= spec
+BUSTED       ?= /usr/bin/busted
+BUSTED_FLAGS ?=
+
+spec: deps
+	@$(MAKE) --no-print-directory -s all
+	@$(MAKE) --no-print-directory -s LUA=luajit module
+	@LUA_PATH='lua/?.lua;lua/?/init.lua;spec/?.lua;;' LUA_CPATH='$(MODULE_DIR)/?.so;;' \
+		TC_SANDBOX='$(SANDBOX)' TC_LUAJIT_CPATH='$(BUILD)/luajit/?.so' \
+		$(LUA) $(BUSTED) --ignore-lua --lpath='lua/?.lua;lua/?/init.lua;spec/?.lua' \
+		--cpath='$(MODULE_DIR)/?.so' $(BUSTED_FLAGS) $(SPEC)
 
 bench: deps
 	@$(MAKE) --no-print-directory -s all

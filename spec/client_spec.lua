@@ -420,6 +420,10 @@ describe("ticketscloud REST client", function()
                 function() return client:orders{ page_size = 201 } end,
                 function() return client:orders{ events = { "x" } } end,
                 function() return client:orders{ created_at = { 1 } } end,
+                -- misspelt keys: refused, not ignored (that would list every order)
+                function() return client:orders{ statuses = { "done" }, evnts = { EVENT } } end,
+                function() return client:orders{ finished_at = { 1, 2 } } end,
+                function() return client:orders{ "executed" } end,
                 function() return client:check_promocode{ event = EVENT, code = "a\tb" } end,
             }
             for i, call in ipairs(calls) do
@@ -427,6 +431,8 @@ describe("ticketscloud REST client", function()
                 assert.is_nil(v, "call " .. i)
                 assert.equal("invalid", remember(err).kind, "call " .. i)
             end
+            local _, err = client:orders{ status = "done", evnts = { EVENT } }
+            assert.matches("unknown key evnts", tostring(err), 1, true)
             assert.same(stats, client.http:stats())
             assert.equal(0, #requests)
             assert.equal(before, count_orders())

@@ -396,6 +396,8 @@ describe("refund requests", function()
             { "refunds", { events = { "x" } }, "events" },
             { "refunds", { finished_at = { "yesterday", 0 } }, "finished_at" },
             { "refunds", { page_size = 201 }, "page_size" },
+            { "refunds", { statuses = { "new" } }, "unknown key statuses" },
+            { "refunds", { status = "new", only_with_customer = true }, "unknown key only_with_customer" },
         }
         for _, case in ipairs(cases) do
             local ok, err = client[case[1]](client, case[2])

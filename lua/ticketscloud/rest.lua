@@ -187,9 +187,16 @@ local function range_value(range, name)
 end
 
 -- The query of a list without the page. kind: statuses (the allowed
--- values), noun (for messages), ranges (date-time range filters) and
--- customer (whether only_with_customer applies).
+-- values), noun (for messages), ranges (date-time range filters),
+-- customer (whether only_with_customer applies) and keys (every key the
+-- filter may have). A key it may not have is refused rather than ignored:
+-- a misspelt filter (statuses =, evnts =) would otherwise list everything.
 local function list_query(filter, kind)
+    for name in pairs(filter) do
+        if not kind.keys[name] then
+            return fail("invalid", "filter: unknown key " .. tostring(name) .. " (" .. kind.known .. ")")
+        end
+    end
     local q = {}
     local status = filter.status
     if type(status) == "string" then status = { status } end
@@ -240,17 +247,27 @@ local ORDER_LIST = { statuses = _M.STATUSES, noun = "an order", ranges = { "crea
                      customer = true }
 local REFUND_LIST = { statuses = _M.REFUND_STATUSES, noun = "a refund request",
                       ranges = { "created_at", "finished_at" } }
+for _, kind in ipairs{ ORDER_LIST, REFUND_LIST } do
+    local names = { "status", "events" }
+    for _, name in ipairs(kind.ranges) do names[#names + 1] = name end
+    if kind.customer then names[#names + 1] = "only_with_customer" end
+    names[#names + 1] = "page_size"
+    kind.keys = {}
+    for _, name in ipairs(names) do kind.keys[name] = true end
+    kind.known = "known: " .. concat(names, ", ")
+end
 
 -- The filter of client:orders as a query string without the page
 -- (spec §3.6): status, events, created_at = { from, to },
--- only_with_customer, page_size. Returns query, page_size or nil, err.
+-- only_with_customer, page_size; any other key is refused. Returns query,
+-- page_size or nil, err.
 function _M.orders_query(filter)
     return list_query(filter, ORDER_LIST)
 end
 
 -- The filter of client:refunds (spec §3.11): status (new, in_progress,
 -- approved, rejected), events, created_at and finished_at = { from, to },
--- page_size. Returns query, page_size or nil, err.
+-- page_size; any other key is refused. Returns query, page_size or nil, err.
 function _M.refunds_query(filter)
     return list_query(filter, REFUND_LIST)
 end

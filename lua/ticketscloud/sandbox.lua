@@ -6,15 +6,18 @@
 --   ...
 --   sb:stop()
 --
--- The binary is opts.bin, else $TC_SANDBOX, else `tc-sandbox` from PATH. It
--- listens on free loopback ports; start() returns the handle once it printed
--- its ready line, or nil, err. The sandbox's own log goes to opts.log (a
--- file name) or to stderr.
+-- The binary is opts.bin, else $TC_SANDBOX, else `tc-sandbox` from PATH,
+-- else the checkout's own build: build/tc-sandbox next to the lua/ directory
+-- this file was loaded from (so a checkout needs no install); when none is
+-- found, nil, err says where it looked. It listens on free loopback ports;
+-- start() returns the handle once it printed its ready line, or nil, err.
+-- The sandbox's own log goes to opts.log (a file name) or to stderr.
 --
 -- With opts.tls = { cert = PEM_FILE, key = PEM_FILE } both listeners speak
 -- TLS: sb.api is "https://127.0.0.1:P", sb.simple "127.0.0.1:P" (gRPC over
 -- TLS) and sb.tls is true; a client then needs ca_file = the CA that signed
--- the certificate.
+-- the certificate. Without TLS, sb.simple is "http://127.0.0.1:P" (plaintext
+-- gRPC), as the ready line says. sb.grpc is always the bare "127.0.0.1:P".
 --
 -- opts.faults = SPEC is passed as --faults SPEC: the sandbox then fails on
 -- purpose, e.g. "orders.create:drop_after=1" (see docs/sandbox.md). With
@@ -22,7 +25,9 @@
 
 local core = require "ticketscloud.core"
 
+local debug_getinfo = debug.getinfo
 local getmetatable = getmetatable
+local io_open = io.open
 local io_popen = io.popen
 local ipairs = ipairs
 local newproxy = rawget(_G, "newproxy") -- Lua 5.1 and LuaJIT only
@@ -47,10 +52,47 @@ local function quote(s)
     return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
 end
 
+-- Whether `name` is a command the shell finds on PATH.
+local function on_path(name)
+    local p = io_popen("command -v " .. quote(name) .. " 2>/dev/null")
+    if not p then return false end
+    local found = p:read("*l")
+    p:close()
+    return found ~= nil and found ~= ""
+end
+
+-- build/tc-sandbox of the checkout this file belongs to: this file is
+-- CHECKOUT/lua/ticketscloud/sandbox.lua. nil when it is not in a checkout
+-- (installed modules have no build/ beside them) or not built yet; the
+-- second value is where it looked.
+local function checkout_build()
+    local src = debug_getinfo(1, "S").source
+    local dir = src:sub(1, 1) == "@" and src:match("^@(.*)/ticketscloud/[^/]*$")
+    if not dir then return nil, "(this file's path is unknown)" end
+    local path = (dir:match("^(.*)/[^/]*$") or ".") .. "/build/tc-sandbox"
+    local f = io_open(path, "r")
+    if not f then return nil, path end
+    f:close()
+    return path, path
+end
+
+-- opts.bin, $TC_SANDBOX, tc-sandbox from PATH, the checkout's build: the
+-- first that exists. nil, err saying where it looked.
+local function find_bin(opts)
+    local bin = opts.bin or os_getenv("TC_SANDBOX")
+    if bin then return bin end
+    if on_path("tc-sandbox") then return "tc-sandbox" end
+    local built, where = checkout_build()
+    if built then return built end
+    return fail("transport", "tc-sandbox not found: not on PATH, not at " .. where ..
+                " (run make, or pass bin = FILE or set TC_SANDBOX)")
+end
+
 -- opts: bin, catalog, key, expire, seed, faults, tls, log, args (a list of extra arguments)
 function _M.start(opts)
     opts = core.check_arg(opts, "table?", "start", 1) or {}
-    local bin = opts.bin or os_getenv("TC_SANDBOX") or "tc-sandbox"
+    local bin, nf = find_bin(opts)
+    if not bin then return nil, nf end
     local key = opts.key or _M.DEFAULT_KEY
     local argv = { quote(bin), "--http", "127.0.0.1:0", "--grpc", "127.0.0.1:0",
                    "--key", quote(key) }
@@ -79,11 +121,12 @@ function _M.start(opts)
     local pid = tonumber(proc:read("*l"))
     local seen = {}
     for line in proc:lines() do
-        local http, grpc = line:match("^tc%-sandbox ready http=(%S+) grpc=(%S+)")
+        -- grpc= is a target as it is: http://HOST:PORT for plaintext, HOST:PORT for TLS.
+        local http, simple = line:match("^tc%-sandbox ready http=(%S+) grpc=(%S+)")
         if http then
             local tls = http:find("^https://") ~= nil
             local sb = setmetatable({ pid = pid, proc = proc, key = key, api = http, tls = tls,
-                                      simple = tls and grpc or "http://" .. grpc, grpc = grpc }, mt)
+                                      simple = simple, grpc = (simple:gsub("^http://", "")) }, mt)
             if newproxy then
                 -- Lua 5.1 and LuaJIT run __gc only for userdata: a proxy stops
                 -- the sandbox when the handle is collected or the state closes

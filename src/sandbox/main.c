@@ -87,7 +87,7 @@ static const char usage[] =
     "  --version          show the version and exit\n"
     "\n"
     "When both listeners are up it prints one line on stdout:\n"
-    "  tc-sandbox ready http=http://127.0.0.1:PORT grpc=127.0.0.1:PORT\n"
+    "  tc-sandbox ready http=http://127.0.0.1:PORT grpc=http://127.0.0.1:PORT\n"
     "or, with TLS:\n"
     "  tc-sandbox ready http=https://127.0.0.1:PORT grpc=127.0.0.1:PORT tls\n"
     "and logs one line per REST request on stderr. SIGINT or SIGTERM stop it\n"
@@ -327,8 +327,10 @@ static int run(const struct options *opt)
         return 2;
     }
 
-    printf("tc-sandbox ready http=%s://%s:%d grpc=%s:%d%s\n", tls ? "https" : "http", http_host,
-           http_port, grpc_host, grpc_port, tls ? " tls" : "");
+    /* Each target works as it is: the http:// of the plaintext gRPC target is
+     * what tells a client (simple = ...) not to speak TLS. */
+    printf("tc-sandbox ready http=%s://%s:%d grpc=%s%s:%d%s\n", tls ? "https" : "http", http_host,
+           http_port, tls ? "" : "http://", grpc_host, grpc_port, tls ? " tls" : "");
     fflush(stdout);
     fprintf(stderr, "tc-sandbox: catalog %s: %zu events, %zu sets, %zu tickets\n", catalog_path,
             cat->nevents, cat->nsets, cat->ntickets);
