@@ -606,6 +606,8 @@ int core_channel(lua_State *L)
     tc_grpc_target(o.simple, o.insecure, target, sizeof target, &tls); /* checked above */
     const char *key = o.key, *language = o.language, *ca_file = o.ca_file;
     lua_Number timeout = o.timeout;
+    char agent[TC_USER_AGENT_MAX];
+    tc_user_agent(&o, agent, sizeof agent);
 
     /* Everything that can raise comes before the C resources. */
     struct channel *c = lua_newuserdata(L, sizeof *c); /* opts, channel */
@@ -644,7 +646,7 @@ int core_channel(lua_State *L)
     args[0].value.integer = MAX_MESSAGE;
     args[1].type = GRPC_ARG_STRING;
     args[1].key = GRPC_ARG_PRIMARY_USER_AGENT_STRING;
-    args[1].value.string = "lua-ticketscloud/" TC_VERSION;
+    args[1].value.string = agent;
     grpc_channel_args channel_args = { 2, args };
     c->ch = creds ? grpc_channel_create(target, creds, &channel_args) : NULL;
     if (creds)
