@@ -107,6 +107,8 @@ int core_http(lua_State *L);            /* http.c */
 int core_check_request(lua_State *L);
 int core_sleep(lua_State *L);
 int core_now(lua_State *L);             /* clock.c */
+/* core.now()'s monotonic clock, in seconds; 0 when it cannot be read. */
+int tc_now(double *seconds);
 int core_channel(lua_State *L);         /* grpc.c */
 int core_encode(lua_State *L);          /* codec.c: upvalue 1 caches message types */
 int core_decode(lua_State *L);

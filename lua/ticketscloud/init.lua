@@ -23,6 +23,7 @@ local tostring = tostring
 local type = type
 
 local core_error = core.error
+local now = core.now
 local check_arg = core.check_arg
 local check_field = core.check_field
 local fail = core.fail
@@ -123,13 +124,15 @@ mt.__tostring = function(self) return self.name end
 -- client:send(req, { headers = {...}, timeout = seconds }) -> doc | nil, err
 -- Runs a request built by ticketscloud.rest (rest.get_order(id), ...) and
 -- returns the decoded answer: the whole JSON document (data, refs, ...).
--- trace sees the request; the key never reaches an error.
+-- trace sees the request, its status and the seconds it took; the key
+-- never reaches an error.
 function _M.send(self, req, opts)
     check_arg(req, "table", "send", 1)
     check_arg(opts, "table?", "send", 2)
-    local status, body = self.http:request(req.method, req.path, req.body, opts)
     local trace = self.trace
-    if trace then trace(req.method, req.path, req.body, status) end
+    local started = trace and now()
+    local status, body = self.http:request(req.method, req.path, req.body, opts)
+    if trace then trace(req.method, req.path, req.body, status, now() - started) end
     local key = self.options.key
     if not status then return nil, scrub(body, key) end
     local doc, err = answers.decode(status, body, req.no_data)
