@@ -58,6 +58,22 @@ describe("proxy and user_agent", function()
         c:close()
     end)
 
+    it("the gRPC channel carries the application's name too", function()
+        local p = io.popen("env -u LD_PRELOAD -u ASAN_OPTIONS -u LSAN_OPTIONS -u UBSAN_OPTIONS "
+                           .. "/usr/bin/python3 spec/helpers/echo_grpc.py user-agent")
+        local port = assert(p:read("*l"):match("port (%d+)"))
+        local c = assert(tc.new{ key = KEY, simple = "http://127.0.0.1:" .. port,
+                                 user_agent = "shop/2.1" })
+        local event, err = c:events{}()
+        p:read("a")
+        p:close()
+        assert.is_nil(event)
+        -- gRPC appends its own name after ours.
+        assert.matches("user-agent: shop/2.1 lua-ticketscloud/" .. tc._VERSION .. " grpc-c/",
+                       err.messages[1], 1, true)
+        c:close()
+    end)
+
     it("without the option, http_proxy in the environment is not used", function()
         local sb = assert(sandbox.start{ log = "/dev/null" })
         -- A child with a dead proxy in its environment: the request must
