@@ -3,7 +3,7 @@
  *
  *   local ch = core.channel{ simple = "simple.ticketscloud.com:443", key = KEY,
  *                            language = "ru", ca_file = nil, timeout = 10 }
- *   local stream = ch:stream("Seats", { event = ID })   -- or nil, err
+ *   local stream = ch:stream("Seats", { event = ID } [, owner [, trace]])  -- or nil, err
  *   for seat in stream do ... end                        -- one message per call
  *   local err = stream:error()                           -- what ended it, if not the end
  *   stream:close(); ch:close()
@@ -25,6 +25,13 @@
  * time: nginx forks its workers after loading modules) and shut down when
  * each channel is closed. Closing a channel cancels its open streams, which
  * then report "closed".
+ *
+ * Trace: a stream given a trace function calls it once, when the call is
+ * over: trace("GRPC", "/v3.Simple/Seats", nil, status, seconds) at its end
+ * or failure in next() (status the gRPC code, 0 at a normal end; nil when
+ * the stream failed on this side, a malformed message) and from close()
+ * before its end (status nil). A stream collected or cancelled by closing
+ * its channel is not traced. seconds runs from the start of the call.
  *
  * Fork: channels and streams belong to the process that made them. gRPC's
  * threads do not survive fork(), so in a child a call on an inherited
@@ -83,6 +90,9 @@ struct stream {
     pid_t pid;  /* the process that made it */
     int closed; /* by the caller: calls report "closed", error() still answers */
     int anchor; /* registry reference to the owner (the client), or LUA_NOREF */
+    int trace;  /* registry reference to the trace function, or LUA_NOREF */
+    double started; /* tc_now() when the call started */
+    const char *method; /* "Seats": the descriptor's, static */
     struct channel *channel; /* NULL once detached */
     struct stream *prev, *next;
     const ProtobufCMessageDescriptor *output;
@@ -438,6 +448,39 @@ static void stream_unanchor(lua_State *L, struct stream *s)
     }
 }
 
+static void stream_untrace(lua_State *L, struct stream *s)
+{
+    if (s->trace != LUA_NOREF) {
+        luaL_unref(L, LUA_REGISTRYINDEX, s->trace);
+        s->trace = LUA_NOREF;
+    }
+}
+
+/* Calls the stream's trace function, once (see "Trace" above); status < 0
+ * is nil. An error of the trace function is raised, as for REST. */
+static void stream_trace(lua_State *L, struct stream *s, int status)
+{
+    char path[128];
+    double now;
+
+    if (s->trace == LUA_NOREF)
+        return;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->trace);
+    stream_untrace(L, s);
+    if (!tc_now(&now))
+        now = s->started;
+    snprintf(path, sizeof path, "/%s/%s", v3__simple__descriptor.name, s->method);
+    lua_pushliteral(L, "GRPC");
+    lua_pushstring(L, path);
+    lua_pushnil(L);
+    if (status >= 0)
+        lua_pushinteger(L, status);
+    else
+        lua_pushnil(L);
+    lua_pushnumber(L, (lua_Number)(now - s->started));
+    lua_call(L, 5, 0);
+}
+
 /* stream() / stream:next() -> message | nil (the end) | nil, err */
 static int stream_next(lua_State *L)
 {
@@ -449,8 +492,10 @@ static int stream_next(lua_State *L)
         grpc_slice_unref(s->payload);
         s->have_payload = 0;
     }
-    if (s->closed || s->state != S_OPEN)
+    if (s->closed || s->state != S_OPEN) {
         stream_unanchor(L, s);
+        stream_untrace(L, s); /* cancelled with its channel: not traced */
+    }
     if (s->closed)
         return tc_fail(L, TC_EINVALID, -1, "closed");
     switch (s->state) {
@@ -467,6 +512,7 @@ static int stream_next(lua_State *L)
     if (!stream_receive(s)) {
         stream_finish(s);
         stream_unanchor(L, s);
+        stream_trace(L, s, s->state == S_DONE ? 0 : s->err_status);
         if (s->state == S_DONE) {
             lua_pushnil(L);
             return 1;
@@ -484,6 +530,7 @@ static int stream_next(lua_State *L)
         snprintf(message, sizeof message, "malformed %s message from the server",
                  s->output->name);
         stream_set_error(s, TC_ETRANSPORT, -1, message);
+        stream_trace(L, s, -1);
         return push_stream_error(L, s);
     }
     grpc_slice_unref(s->payload);
@@ -511,7 +558,7 @@ static int stream_error(lua_State *L)
     return 1;
 }
 
-/* stream:close() -> true; also __gc and __close. Idempotent. */
+/* __gc and __close (and, after tracing, close). Idempotent. */
 int tc_stream_close(lua_State *L)
 {
     struct stream *s = check_stream(L, 1);
@@ -524,6 +571,25 @@ int tc_stream_close(lua_State *L)
     }
     stream_close(s);
     stream_unanchor(L, s);
+    stream_untrace(L, s);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* stream:close() -> true: closes it as __gc does, and a stream closed
+ * before its end calls its trace (status nil). */
+static int stream_close_method(lua_State *L)
+{
+    struct stream *s = check_stream(L, 1);
+    int ref = s->trace;
+
+    if (s->state != S_OPEN || s->closed || s->pid != getpid())
+        return tc_stream_close(L);
+    s->trace = LUA_NOREF; /* kept from tc_stream_close, which releases it */
+    lua_settop(L, 1);
+    tc_stream_close(L);
+    s->trace = ref;
+    stream_trace(L, s, -1);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -606,6 +672,8 @@ int core_channel(lua_State *L)
     tc_grpc_target(o.simple, o.insecure, target, sizeof target, &tls); /* checked above */
     const char *key = o.key, *language = o.language, *ca_file = o.ca_file;
     lua_Number timeout = o.timeout;
+    char agent[TC_USER_AGENT_MAX];
+    tc_user_agent(&o, agent, sizeof agent);
 
     /* Everything that can raise comes before the C resources. */
     struct channel *c = lua_newuserdata(L, sizeof *c); /* opts, channel */
@@ -644,7 +712,7 @@ int core_channel(lua_State *L)
     args[0].value.integer = MAX_MESSAGE;
     args[1].type = GRPC_ARG_STRING;
     args[1].key = GRPC_ARG_PRIMARY_USER_AGENT_STRING;
-    args[1].value.string = "lua-ticketscloud/" TC_VERSION;
+    args[1].value.string = agent;
     grpc_channel_args channel_args = { 2, args };
     c->ch = creds ? grpc_channel_create(target, creds, &channel_args) : NULL;
     if (creds)
@@ -660,8 +728,9 @@ int core_channel(lua_State *L)
     return 1;
 }
 
-/* channel:stream(method, request [, owner]) -> stream | nil, err
- * owner (the client; default the channel) is kept alive while the call runs. */
+/* channel:stream(method, request [, owner [, trace]]) -> stream | nil, err
+ * owner (the client; default the channel) is kept alive while the call
+ * runs; trace, a function, is called when it is over ("Trace" above). */
 static int channel_stream(lua_State *L)
 {
     struct channel *c = check_channel(L, 1);
@@ -674,10 +743,14 @@ static int channel_stream(lua_State *L)
     if (!m)
         return luaL_argerror(L, 2, lua_pushfstring(L, "no method '%s' in tc-simple", method));
     luaL_checktype(L, 3, LUA_TTABLE);
-    lua_settop(L, 4); /* channel, method, request, owner */
-    if (lua_isnil(L, 4)) {
+    if (!lua_isnoneornil(L, 5))
+        luaL_checktype(L, 5, LUA_TFUNCTION);
+    lua_settop(L, 5); /* channel, method, request, owner, trace */
+    int traced = !lua_isnil(L, 5);
+    lua_insert(L, 4); /* channel, method, request, trace, owner: bytes go at 6 */
+    if (lua_isnil(L, 5)) {
         lua_pushvalue(L, 1);
-        lua_replace(L, 4);
+        lua_replace(L, 5);
     }
     if (!c->ch)
         return tc_fail(L, TC_EINVALID, -1, "closed");
@@ -685,14 +758,18 @@ static int channel_stream(lua_State *L)
         return tc_fail(L, TC_EINVALID, -1, FOREIGN, (int)c->pid);
     if (!tc_codec_encode(L, 3, m->input, err, sizeof err)) /* ..., owner, bytes */
         return tc_fail(L, TC_EINVALID, -1, "%s", err);
-    const char *bytes = lua_tolstring(L, 5, &len);
+    const char *bytes = lua_tolstring(L, 6, &len);
 
     struct stream *s = lua_newuserdata(L, sizeof *s); /* ..., owner, bytes, stream */
     memset(s, 0, sizeof *s);
     s->pid = getpid();
     s->anchor = LUA_NOREF;
+    s->trace = LUA_NOREF;
     s->state = S_OPEN;
     s->output = m->output;
+    s->method = m->name;
+    if (!tc_now(&s->started))
+        s->started = 0;
     luaL_getmetatable(L, TC_STREAM_MT);
     lua_setmetatable(L, -2);
 
@@ -704,8 +781,12 @@ static int channel_stream(lua_State *L)
     c->streams = s;
     if (!stream_start(s, c, m->name, bytes, len))
         return push_stream_error(L, s);
-    lua_pushvalue(L, 4);
+    lua_pushvalue(L, 5);
     s->anchor = luaL_ref(L, LUA_REGISTRYINDEX); /* ..., owner, bytes, stream */
+    if (traced) {
+        lua_pushvalue(L, 4);
+        s->trace = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
     return 1;
 }
 
@@ -732,6 +813,6 @@ const luaL_Reg tc_channel_methods[] = {
 const luaL_Reg tc_stream_methods[] = {
     { "next", stream_next },
     { "error", stream_error },
-    { "close", tc_stream_close },
+    { "close", stream_close_method },
     { NULL, NULL },
 };

@@ -40,6 +40,9 @@
  * handshake failure, a connect timeout, or a request refused before
  * libcurl ran give false: the service cannot have seen the request.
  *
+ * Proxy: only the proxy option's (CURLOPT_PROXY); without it requests go
+ * direct even when http_proxy or https_proxy is set in the environment.
+ *
  * Security: TLS peers are always verified (system CA store or ca_file);
  * plaintext http:// is accepted only for loopback unless insecure = true;
  * redirects are never followed (a 301 from plain HTTP must not be chased
@@ -73,7 +76,6 @@
 #include <unistd.h>
 
 #define DEFAULT_MAX_BODY ((size_t)32 << 20)
-#define USER_AGENT "lua-ticketscloud/" TC_VERSION
 
 /* The methods the API uses; http:request takes one by name. */
 static const char *const METHODS[] = { "GET", "POST", "PUT", "PATCH", "DELETE", NULL };
@@ -87,6 +89,8 @@ struct http {
     pid_t pid;                  /* the process that made it: see "Fork" above */
     char *base;    /* "https://host[:port][/prefix]", no trailing '/' */
     char *ca_file; /* NULL: the system store */
+    char *proxy;   /* NULL: direct; the environment's http_proxy is ignored */
+    char *agent;   /* the User-Agent (options.c) */
     char *url;     /* the current request's URL */
     const char *protocols;
     long timeout_ms;
@@ -142,6 +146,10 @@ static void http_free(struct http *h)
     wipe_slist(h->headers);
     free(h->base);
     free(h->ca_file);
+    if (h->proxy)
+        tc_wipe(h->proxy, strlen(h->proxy)); /* it may hold a password */
+    free(h->proxy);
+    free(h->agent);
     free(h->url);
     free(h->body);
     if (h->global && own)
@@ -229,7 +237,8 @@ static int build_headers(struct http *h, const char *key, const char *language)
 }
 
 /* core.http(options) -> http | nil, err: options are the client's (api,
- * key, timeout, ca_file, insecure, language; see options.c) plus max_body. */
+ * key, timeout, ca_file, insecure, language, proxy, user_agent; see
+ * options.c) plus max_body. */
 int core_http(lua_State *L)
 {
     struct tc_options o;
@@ -278,7 +287,12 @@ int core_http(lua_State *L)
     h->curl = curl_easy_init();
     h->base = strdup(o.api);
     h->ca_file = o.ca_file ? strdup(o.ca_file) : NULL;
-    if (!h->curl || !h->base || (o.ca_file && !h->ca_file) ||
+    h->proxy = o.proxy ? strdup(o.proxy) : NULL;
+    char agent[TC_USER_AGENT_MAX];
+    tc_user_agent(&o, agent, sizeof agent);
+    h->agent = strdup(agent);
+    if (!h->curl || !h->base || (o.ca_file && !h->ca_file) || (o.proxy && !h->proxy) ||
+        !h->agent ||
         build_headers(h, o.key, o.language)) {
         ud->h = NULL;
         http_free(h);
@@ -556,7 +570,11 @@ static int http_request(lua_State *L)
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
     if (h->ca_file)
         curl_easy_setopt(c, CURLOPT_CAINFO, h->ca_file);
-    curl_easy_setopt(c, CURLOPT_USERAGENT, USER_AGENT);
+    /* The proxy option or none: "" keeps libcurl from taking one (or a
+     * no_proxy list) from the environment behind the caller's back. */
+    curl_easy_setopt(c, CURLOPT_PROXY, h->proxy ? h->proxy : "");
+    curl_easy_setopt(c, CURLOPT_NOPROXY, "");
+    curl_easy_setopt(c, CURLOPT_USERAGENT, h->agent);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h->extra ? h->extra : h->headers);
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, h->errbuf);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);

@@ -1,8 +1,8 @@
 /*
  * options.c: the one owner of the client's options policy: which API URL
  * and gRPC target are acceptable (TLS everywhere, plaintext to loopback
- * only unless insecure), what a key, a timeout and a language are, and the
- * defaults. tc.new (through core.options), core.http and core.channel all
+ * only unless insecure), what a key, a timeout, a language, a proxy and a
+ * user agent are, and the defaults. tc.new (through core.options), core.http and core.channel all
  * read and check their options here, so the two transports cannot disagree.
  */
 #include "private.h"
@@ -20,6 +20,8 @@
 #define DEFAULT_LANGUAGE "ru"
 #define MAX_TIMEOUT 86400
 #define MAX_LANGUAGE 35
+#define MAX_APP 64
+#define OUR_AGENT "lua-ticketscloud/" TC_VERSION
 
 int tc_is_loopback(const char *host)
 {
@@ -87,6 +89,53 @@ done:
     curl_free(scheme);
     curl_url_cleanup(u);
     return problem;
+}
+
+/* The REST proxy: an http:// or https:// URL with a host, without spaces
+ * or control characters. No loopback rule: TLS to the API is verified
+ * through it as without it. */
+static const char *proxy_problem(const char *proxy)
+{
+    CURLU *u;
+    char *scheme = NULL, *host = NULL;
+    const char *problem = NULL;
+
+    if (!*proxy || tc_text_problem(proxy, strlen(proxy)) || strchr(proxy, ' '))
+        return "is not a URL";
+    if ((u = curl_url()) == NULL)
+        return "out of memory";
+    if (curl_url_set(u, CURLUPART_URL, proxy, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK)
+        problem = "is not a URL";
+    else if (strcmp(scheme, "https") != 0 && strcmp(scheme, "http") != 0)
+        problem = "must be an http:// or https:// URL";
+    curl_free(host);
+    curl_free(scheme);
+    curl_url_cleanup(u);
+    return problem;
+}
+
+/* An application's name for the User-Agent: 1 to 64 printable ASCII
+ * characters (spaces allowed: "shop/2.1 (+https://shop.example)"). */
+static const char *user_agent_problem(const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n == 0 || n > MAX_APP)
+        return "1 to 64 printable ASCII characters expected";
+    for (size_t i = 0; i < n; i++)
+        if (s[i] < 0x20 || s[i] > 0x7E)
+            return "1 to 64 printable ASCII characters expected";
+    return NULL;
+}
+
+void tc_user_agent(const struct tc_options *o, char *buf, size_t len)
+{
+    if (o->user_agent)
+        snprintf(buf, len, "%s %s", o->user_agent, OUR_AGENT);
+    else
+        snprintf(buf, len, "%s", OUR_AGENT);
 }
 
 static int is_host_char(char c)
@@ -204,6 +253,12 @@ void tc_read_options(lua_State *L, int opts, struct tc_options *o, const char *f
     if (get_field(L, opts, "insecure", LUA_TBOOLEAN, fname))
         o->insecure = lua_toboolean(L, -1);
     lua_pop(L, 1);
+    if (get_field(L, opts, "proxy", LUA_TSTRING, fname))
+        o->proxy = lua_tostring(L, -1);
+    lua_pop(L, 1);
+    if (get_field(L, opts, "user_agent", LUA_TSTRING, fname))
+        o->user_agent = lua_tostring(L, -1);
+    lua_pop(L, 1);
 }
 
 const char *tc_check_options(const struct tc_options *o, char *buf, size_t len, int *plain)
@@ -226,6 +281,10 @@ const char *tc_check_options(const struct tc_options *o, char *buf, size_t len, 
         snprintf(buf, len, "language: %s", problem);
     else if (o->ca_file && access(o->ca_file, R_OK) != 0)
         snprintf(buf, len, "ca_file: cannot read %s", o->ca_file);
+    else if (o->proxy && (problem = proxy_problem(o->proxy)) != NULL)
+        snprintf(buf, len, "proxy: %s", problem); /* not quoted: it may hold a password */
+    else if (o->user_agent && (problem = user_agent_problem(o->user_agent)) != NULL)
+        snprintf(buf, len, "user_agent: %s", problem);
     else
         return NULL;
     return buf;
@@ -254,7 +313,7 @@ int core_options(lua_State *L)
     tc_read_options(L, 1, &o, "new");
     if ((problem = tc_check_options(&o, buf, sizeof buf, &plain)) != NULL)
         return tc_fail(L, TC_EINVALID, -1, "%s", problem);
-    lua_createtable(L, 0, 7);
+    lua_createtable(L, 0, 9);
     lua_pushlstring(L, o.key, o.key_len);
     lua_setfield(L, -2, "key");
     lua_pushstring(L, o.api);
@@ -274,6 +333,14 @@ int core_options(lua_State *L)
     }
     lua_pushboolean(L, o.insecure);
     lua_setfield(L, -2, "insecure");
+    if (o.proxy) {
+        lua_pushstring(L, o.proxy);
+        lua_setfield(L, -2, "proxy");
+    }
+    if (o.user_agent) {
+        lua_pushstring(L, o.user_agent);
+        lua_setfield(L, -2, "user_agent");
+    }
     return 1;
 }
 

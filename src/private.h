@@ -39,6 +39,8 @@ struct tc_options {
     const char *key; /* NULL when missing */
     size_t key_len;
     const char *api, *simple, *language, *ca_file; /* ca_file NULL: system roots */
+    const char *proxy;      /* NULL: direct, whatever the environment says */
+    const char *user_agent; /* NULL: ours alone */
     size_t language_len;
     lua_Number timeout; /* seconds */
     int insecure;
@@ -53,6 +55,10 @@ const char *tc_check_options(const struct tc_options *o, char *buf, size_t len, 
 /* The gRPC target "host:port" of the simple option into target, and
  * whether it uses TLS; NULL, or what is wrong. */
 const char *tc_grpc_target(const char *simple, int insecure, char *target, size_t len, int *tls);
+/* The User-Agent of both transports: "APP lua-ticketscloud/VERSION", or
+ * ours alone when user_agent is NULL (the options are checked). */
+void tc_user_agent(const struct tc_options *o, char *buf, size_t len);
+#define TC_USER_AGENT_MAX 128
 /* 127.0.0.0/8, ::1 (bracketed or not) and localhost. */
 int tc_is_loopback(const char *host);
 /* NULL when seconds is a timeout we accept, (0, 86400], else the problem. */
@@ -102,6 +108,8 @@ int core_http(lua_State *L);            /* http.c */
 int core_check_request(lua_State *L);
 int core_sleep(lua_State *L);
 int core_now(lua_State *L);             /* clock.c */
+/* core.now()'s monotonic clock, in seconds; 0 when it cannot be read. */
+int tc_now(double *seconds);
 int core_channel(lua_State *L);         /* grpc.c */
 int core_encode(lua_State *L);          /* codec.c: upvalue 1 caches message types */
 int core_decode(lua_State *L);

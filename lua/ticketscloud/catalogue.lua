@@ -93,7 +93,9 @@ for name, spec in pairs(METHODS) do
         local ch
         ch, err = channel(self)
         if not ch then return nil, err end
-        return ch:stream(rpc, request, self) -- the stream keeps the client alive
+        -- The stream keeps the client alive, and calls trace once it is
+        -- over: trace("GRPC", "/v3.Simple/" .. rpc, nil, status, seconds).
+        return ch:stream(rpc, request, self, self.trace)
     end
 end
 

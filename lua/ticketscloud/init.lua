@@ -10,12 +10,12 @@ local orders = require "ticketscloud.order"
 local pages = require "ticketscloud.pages"
 local catalogue = require "ticketscloud.catalogue"
 local refunds = require "ticketscloud.refunds"
+local time = require "ticketscloud.time"
 
 local error = error
 local ipairs = ipairs
 local next = next
 local pairs = pairs
-local floor = math.floor
 local os_time = os.time
 local random = math.random
 local setmetatable = setmetatable
@@ -23,6 +23,7 @@ local tostring = tostring
 local type = type
 
 local core_error = core.error
+local now = core.now
 local check_arg = core.check_arg
 local check_field = core.check_field
 local fail = core.fail
@@ -35,6 +36,7 @@ local mt = { __index = _M, __name = "ticketscloud.Client" }
 _M.money = core.money
 _M.error = core.error
 _M.null = rest.null
+_M.time = time -- tc.time.parse / tc.time.format: the order and catalogue times
 
 local DEFAULT_RETRY = { attempts = 6, base = 0.1, max = 2 }
 -- Seconds a change or a creation may spend on retries, well inside an
@@ -122,13 +124,15 @@ mt.__tostring = function(self) return self.name end
 -- client:send(req, { headers = {...}, timeout = seconds }) -> doc | nil, err
 -- Runs a request built by ticketscloud.rest (rest.get_order(id), ...) and
 -- returns the decoded answer: the whole JSON document (data, refs, ...).
--- trace sees the request; the key never reaches an error.
+-- trace sees the request, its status and the seconds it took; the key
+-- never reaches an error.
 function _M.send(self, req, opts)
     check_arg(req, "table", "send", 1)
     check_arg(opts, "table?", "send", 2)
-    local status, body = self.http:request(req.method, req.path, req.body, opts)
     local trace = self.trace
-    if trace then trace(req.method, req.path, req.body, status) end
+    local started = trace and now()
+    local status, body = self.http:request(req.method, req.path, req.body, opts)
+    if trace then trace(req.method, req.path, req.body, status, now() - started) end
     local key = self.options.key
     if not status then return nil, scrub(body, key) end
     local doc, err = answers.decode(status, body, req.no_data)
@@ -160,22 +164,6 @@ function _M.retry_pause(self, attempt, deadline)
     if deadline and core.now() + pause > deadline then return false end
     self.sleep(pause)
     return true
-end
-
--- Unix seconds of the service's "YYYY-MM-DD HH:MM:SS" (UTC, spec §4.1), or
--- nil: days from the civil date (proleptic Gregorian), then the time.
-local function utc_seconds(text)
-    local y, mo, d, h, mi, sec = tostring(text):match(
-        "^(%d%d%d%d)-(%d%d)-(%d%d) (%d%d):(%d%d):(%d%d)$")
-    if not y then return nil end
-    y, mo = tonumber(y), tonumber(mo)
-    if mo <= 2 then y = y - 1 end
-    local era = floor(y / 400)
-    local yoe = y - era * 400
-    local doy = floor((153 * (mo > 2 and mo - 3 or mo + 9) + 2) / 5) + tonumber(d) - 1
-    local doe = yoe * 365 + floor(yoe / 4) - floor(yoe / 100) + doy
-    local days = era * 146097 + doe - 719468
-    return days * 86400 + tonumber(h) * 3600 + tonumber(mi) * 60 + tonumber(sec)
 end
 
 -- The creation's time window for find_created: since shortly before now,
@@ -248,7 +236,8 @@ function _M.create_order(self, args, opts)
         doc, err = self:send(req, opts)
         if doc then doc, err = answers.order(doc) end
         if doc then
-            local created = utc_seconds(doc.data.created_at)
+            local created = type(doc.data.created_at) == "string"
+                            and time.parse(doc.data.created_at)
             if created then self.clock_offset = created - os_time() end
             local vd = doc.data.vendor_data
             self.keeps_tag = type(vd) == "table" and type(vd.raw) == "table"

@@ -8,6 +8,10 @@ Prints "port N", then ends the first call of any method with status
 UNAUTHENTICATED and a message that holds the `authorization` metadata entry
 (the bare key) twice: near the start, and across byte 240, where the client
 cuts long messages (the text goes on past it). Exits after that call, or after 30 seconds.
+
+    /usr/bin/python3 spec/helpers/echo_grpc.py user-agent
+
+quotes the caller's `user-agent` metadata instead: "user-agent: ...".
 """
 
 import sys
@@ -16,6 +20,8 @@ from concurrent import futures
 
 import grpc
 
+ECHO = sys.argv[1] if len(sys.argv) > 1 else "key"
+
 
 class Echo(grpc.GenericRpcHandler):
     def __init__(self, done):
@@ -23,9 +29,13 @@ class Echo(grpc.GenericRpcHandler):
 
     def service(self, details):
         def handler(_request, context):
-            key = dict(context.invocation_metadata()).get("authorization", "")
-            text = "key " + key + " refused; "
-            text += "x" * (236 - len(text)) + key + " again " + "y" * 64
+            metadata = dict(context.invocation_metadata())
+            if ECHO == "user-agent":
+                text = "user-agent: " + metadata.get("user-agent", "")
+            else:
+                key = metadata.get("authorization", "")
+                text = "key " + key + " refused; "
+                text += "x" * (236 - len(text)) + key + " again " + "y" * 64
             self.done.set()
             context.abort(grpc.StatusCode.UNAUTHENTICATED, text)
 

@@ -1,0 +1,94 @@
+-- ticketscloud.time: the two forms of a time in the API, and the one rule
+-- between them. Orders carry "YYYY-MM-DD HH:MM:SS" strings in UTC (spec
+-- §4.1: created_at, expired_after, ...); the catalogue carries Unix seconds.
+--
+--   local tc = require "ticketscloud"
+--   tc.time.parse("2019-09-05 12:00:00")  --> 1567684800 | nil, err
+--   tc.time.format(1567684800)            --> "2019-09-05 12:00:00" | nil, err
+--
+-- Plain arithmetic on the proleptic Gregorian calendar (days from a civil
+-- date and back), so it does not depend on the local time zone or the
+-- range of os.date; the same on Lua 5.1 to 5.4 and LuaJIT.
+
+local core = require "ticketscloud.core"
+
+local floor = math.floor
+local tonumber = tonumber
+local check_arg = core.check_arg
+local fail = core.fail
+
+local _M = { _VERSION = core._VERSION }
+
+local PATTERN = "^(%d%d%d%d)-(%d%d)-(%d%d) (%d%d):(%d%d):(%d%d)$"
+local DAY = 86400
+-- Seconds of 0000-01-01 00:00:00 and past 9999-12-31 23:59:59 UTC: the
+-- times the four-digit form can hold.
+local FIRST = -62167219200
+local LAST = 253402300799
+
+-- Days since 1970-01-01 of a civil date (H. Hinnant's days_from_civil).
+local function days_from_civil(y, m, d)
+    if m <= 2 then y = y - 1 end
+    local era = floor(y / 400)
+    local yoe = y - era * 400
+    local doy = floor((153 * (m > 2 and m - 3 or m + 9) + 2) / 5) + d - 1
+    local doe = yoe * 365 + floor(yoe / 4) - floor(yoe / 100) + doy
+    return era * 146097 + doe - 719468
+end
+
+-- The civil date of a day since 1970-01-01 (civil_from_days).
+local function civil_from_days(z)
+    z = z + 719468
+    local era = floor(z / 146097)
+    local doe = z - era * 146097
+    local yoe = floor((doe - floor(doe / 1460) + floor(doe / 36524) - floor(doe / 146096)) / 365)
+    local doy = doe - (365 * yoe + floor(yoe / 4) - floor(yoe / 100))
+    local mp = floor((5 * doy + 2) / 153)
+    local d = doy - floor((153 * mp + 2) / 5) + 1
+    local m = mp < 10 and mp + 3 or mp - 9
+    local y = yoe + era * 400
+    if m <= 2 then y = y + 1 end
+    return y, m, d
+end
+
+local function days_in_month(y, m)
+    if m == 2 then
+        local leap = y % 4 == 0 and (y % 100 ~= 0 or y % 400 == 0)
+        return leap and 29 or 28
+    end
+    return (m == 4 or m == 6 or m == 9 or m == 11) and 30 or 31
+end
+
+-- time.parse(text) -> Unix seconds | nil, err (kind "invalid"): text is a
+-- "YYYY-MM-DD HH:MM:SS" time in UTC, a date that exists.
+function _M.parse(text)
+    check_arg(text, "string", "parse", 1)
+    local y, mo, d, h, mi, s = text:match(PATTERN)
+    if not y then
+        return fail("invalid", "time: \"YYYY-MM-DD HH:MM:SS\" (UTC) expected")
+    end
+    y, mo, d, h, mi, s = tonumber(y), tonumber(mo), tonumber(d), tonumber(h), tonumber(mi),
+                         tonumber(s)
+    if mo < 1 or mo > 12 or d < 1 or d > days_in_month(y, mo) or h > 23 or mi > 59 or s > 59 then
+        return fail("invalid", "time: no such date or time: " .. text)
+    end
+    return days_from_civil(y, mo, d) * DAY + h * 3600 + mi * 60 + s
+end
+
+-- time.format(seconds) -> "YYYY-MM-DD HH:MM:SS" (UTC) | nil, err (kind
+-- "invalid"): seconds are Unix seconds, the fraction dropped (rounded
+-- down), within the years 0000 to 9999.
+function _M.format(seconds)
+    check_arg(seconds, "number", "format", 1)
+    if not (seconds >= FIRST and seconds < LAST + 1) then -- also NaN
+        return fail("invalid", "time: Unix seconds of the years 0000 to 9999 expected")
+    end
+    seconds = floor(seconds)
+    local days = floor(seconds / DAY)
+    local rest = seconds - days * DAY
+    local y, m, d = civil_from_days(days)
+    return ("%04d-%02d-%02d %02d:%02d:%02d"):format(y, m, d, floor(rest / 3600),
+                                                    floor(rest % 3600 / 60), rest % 60)
+end
+
+return _M

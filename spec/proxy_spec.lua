@@ -1,0 +1,96 @@
+-- The proxy and user_agent options (src/options.c), over real sockets: a
+-- request goes through the proxy option's server and carries the
+-- application's name; without the option, a proxy in the environment is
+-- not used.
+
+local tc = require "ticketscloud"
+local sandbox = require "ticketscloud.sandbox"
+
+local KEY = "9bd8359943b545500278875r49c5b96d"
+local LUA = os.getenv("TC_LUA") or "lua5.4"
+-- Helper programs run without the sanitizer runtime a SAN=1 run preloads.
+local CANNED = "env -u LD_PRELOAD lua5.4 spec/helpers/canned_http.lua "
+
+local function quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+
+-- A one-shot server (spec/helpers/canned_http.lua): the pipe and its URL.
+local function canned(status, body)
+    local p = io.popen(CANNED .. status .. " " .. quote(body))
+    local port = p:read("*l"):match("port (%d+)")
+    return p, "http://127.0.0.1:" .. port
+end
+
+describe("proxy and user_agent", function()
+    it("are checked by tc.new, core.http and core.channel alike", function()
+        local core = require "ticketscloud.core"
+        for _, bad in ipairs{ { proxy = "" }, { proxy = "socks5://127.0.0.1:1" },
+                              { proxy = "http://a b" }, { proxy = "http://x\n" },
+                              { user_agent = "" }, { user_agent = ("a"):rep(65) },
+                              { user_agent = "app\r\nX-Evil: 1" }, { user_agent = "прил" } } do
+            for name, make in pairs{ new = tc.new, http = core.http, channel = core.channel } do
+                local opts = { key = KEY }
+                for k, v in pairs(bad) do opts[k] = v end
+                local obj, err = make(opts)
+                assert.is_nil(obj, name)
+                assert.equal("invalid", err.kind)
+                assert.matches("^" .. next(bad) .. ": ", err.messages[1])
+            end
+        end
+        assert.has_error(function() tc.new{ key = KEY, proxy = 1 } end)
+        local c = assert(tc.new{ key = KEY, proxy = "https://user:pw@proxy.example:3128",
+                                 user_agent = ("a"):rep(64) })
+        assert.equal("https://user:pw@proxy.example:3128", c.options.proxy)
+        c:close()
+    end)
+
+    it("a request goes through the proxy and carries the application's name", function()
+        local p, url = canned("200", '{"data": []}')
+        -- Nothing listens on the API's port: only the proxy can answer.
+        local c = assert(tc.new{ key = KEY, api = "http://127.0.0.1:1", proxy = url,
+                                 user_agent = "shop/2.1" })
+        local doc, err = c:send{ method = "GET", path = "/v2/resources/events" }
+        local seen = p:read("a")
+        p:close()
+        assert.is_table(doc, tostring(err))
+        assert.matches("^GET http://127.0.0.1:1/v2/resources/events HTTP/1.1", seen)
+        assert.matches("User-Agent: shop/2.1 lua-ticketscloud/" .. tc._VERSION .. "\n", seen,
+                       1, true)
+        c:close()
+    end)
+
+    it("the gRPC channel carries the application's name too", function()
+        local p = io.popen("env -u LD_PRELOAD -u ASAN_OPTIONS -u LSAN_OPTIONS -u UBSAN_OPTIONS "
+                           .. "/usr/bin/python3 spec/helpers/echo_grpc.py user-agent")
+        local port = assert(p:read("*l"):match("port (%d+)"))
+        local c = assert(tc.new{ key = KEY, simple = "http://127.0.0.1:" .. port,
+                                 user_agent = "shop/2.1" })
+        local event, err = c:events{}()
+        p:read("a")
+        p:close()
+        assert.is_nil(event)
+        -- gRPC appends its own name after ours.
+        assert.matches("user-agent: shop/2.1 lua-ticketscloud/" .. tc._VERSION .. " grpc-c/",
+                       err.messages[1], 1, true)
+        c:close()
+    end)
+
+    it("without the option, http_proxy in the environment is not used", function()
+        local sb = assert(sandbox.start{ log = "/dev/null" })
+        -- A child with a dead proxy in its environment: the request must
+        -- still reach the sandbox directly.
+        local script = ([[
+            package.path, package.cpath = %q, %q
+            local tc = require "ticketscloud"
+            local c = assert(tc.new{ key = %q, api = %q })
+            local doc, err = c:send{ method = "GET", path = "/v2/resources/orders" }
+            print(doc and "direct" or tostring(err))
+        ]]):format(package.path, package.cpath, sb.key, sb.api)
+        local p = io.popen("env http_proxy=http://127.0.0.1:1 HTTP_PROXY=http://127.0.0.1:1 " ..
+                           "https_proxy=http://127.0.0.1:1 ALL_PROXY=http://127.0.0.1:1 " ..
+                           LUA .. " -e " .. quote(script) .. " 2>&1")
+        local out = p:read("a")
+        p:close()
+        assert.is_true(sb:stop())
+        assert.equal("direct\n", out)
+    end)
+end)
