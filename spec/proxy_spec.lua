@@ -7,7 +7,7 @@ local tc = require "ticketscloud"
 local sandbox = require "ticketscloud.sandbox"
 
 local KEY = "9bd8359943b545500278875r49c5b96d"
-local LUA = os.getenv("TC_LUA") or "lua5.4"
+local LUA = arg and arg[-1] or "lua5.4" -- the interpreter running the specs (the sanitizer step's host too)
 -- Helper programs run without the sanitizer runtime a SAN=1 run preloads.
 local CANNED = "env -u LD_PRELOAD lua5.4 spec/helpers/canned_http.lua "
 
