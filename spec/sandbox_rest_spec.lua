@@ -863,6 +863,38 @@ describe("tc-sandbox REST", function()
             local s = request(sb, "GET", "/v2/resources/orders/" .. id .. "/")
             assert.are.equal(200, s)
         end)
+
+        it("matches paths on their decoded bytes, exactly: a NUL or another segment is 404",
+           function()
+            local _, before = request(sb, "GET", "/v2/resources/orders?page_size=200")
+            -- a %00 used to cut the path: POST .../orders/%00junk made an order
+            local s, b = request(sb, "POST", "/v2/resources/orders/%00junk", { event = SPLIN })
+            assert_error(s, b, 404, "Not found")
+            s, b = request(sb, "POST", "/v2/resources/orders%00", { event = SPLIN })
+            assert_error(s, b, 404, "Not found")
+            -- ... and PATCH .../orders/<id>%00junk changed <id>
+            s, b = patch(sb, id .. "%00junk", { vendor_data = { order_id = "nul" } })
+            assert_error(s, b, 404, "Not found")
+            for _, path in ipairs{ id .. "//", id .. "/x", id .. "%2Fx", "%00", id .. "%00" } do
+                s, b = request(sb, "GET", "/v2/resources/orders/" .. path)
+                assert_error(s, b, 404, "Not found")
+            end
+            s, b = request(sb, "GET", "/v2/resources/orders//")
+            assert_error(s, b, 404, "Not found")
+            local _, after = request(sb, "GET", "/v2/resources/orders?page_size=200")
+            assert.are.equal(before.pagination.total, after.pagination.total)
+            local _, o = get(sb, id)
+            assert.is_nil(o.data.vendor_data.order_id)
+            -- escapes of ordinary bytes are decoded: %35 is "5"
+            s = request(sb, "GET", "/v2/resources/orders/" .. "%" .. ("%02X"):format(id:byte(1))
+                                   .. id:sub(2))
+            assert.are.equal(200, s)
+        end)
+
+        it("refuses a NUL in a query parameter rather than reading a part of it", function()
+            local s, b = request(sb, "GET", "/v2/resources/orders?status=done%00x")
+            assert_error(s, b, 400, "query parameter status must not contain a NUL byte (%00)")
+        end)
     end)
 
     describe("409 while another change of the same order is in progress", function()

@@ -46,9 +46,13 @@ struct rest {
     struct MHD_Daemon *daemon;
 };
 
-/* Per-request state, from the first call of the handler to completion. */
+/* Per-request state, from the request line (uri_logged) to completion. */
 struct request {
     int64_t start_ms;
+    bool started;   /* the handler has seen the request's headers */
+    char *uri;      /* the request target as it came, for the log and routing */
+    char *path;     /* its path, percent-decoded: bytes, not a C string */
+    size_t path_len;
     char *body;
     size_t len, cap;
     bool too_large;
@@ -59,12 +63,13 @@ struct request {
 
 /* ---- responses --------------------------------------------------------- */
 
-/* The url for the log, with control characters masked so that a request
- * cannot forge log lines. */
+/* The path of a request target for the log (the query left out), as it
+ * came, with control characters masked so that a request cannot forge log
+ * lines. */
 static void log_path(const char *url, char *buf, size_t size)
 {
     size_t n = 0;
-    for (; n < size - 1 && url[n]; n++)
+    for (; n < size - 1 && url[n] && url[n] != '?'; n++)
         buf[n] = ((unsigned char)url[n] < 0x20 || url[n] == 0x7f) ? '?' : url[n];
     buf[n] = '\0';
 }
@@ -253,11 +258,17 @@ static void add_event(struct query_parse *qp, const char *item, size_t len)
 }
 
 static enum MHD_Result query_arg(void *cls, enum MHD_ValueKind kind, const char *key,
-                                 const char *value)
+                                 size_t key_size, const char *value, size_t value_size)
 {
     struct query_parse *qp = cls;
     const char *v = value ? value : "";
     (void)kind;
+    /* A %00 would cut the name or value short: refuse it rather than read
+     * a part as the whole. */
+    if (memchr(key, '\0', key_size) || (value && memchr(value, '\0', value_size))) {
+        error_add(qp->errors, "query parameter %s must not contain a NUL byte (%%00)", key);
+        return MHD_YES;
+    }
     if (strcmp(key, "created_at") == 0) {
         parse_range(qp, key, v, &qp->filter.has_created, &qp->filter.created_from,
                     &qp->filter.created_to);
@@ -299,7 +310,7 @@ static enum MHD_Result list_orders(struct rest *r, struct MHD_Connection *c,
         out = NULL;
         goto done;
     }
-    MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, query_arg, &qp);
+    MHD_get_connection_values_n(c, MHD_GET_ARGUMENT_KIND, query_arg, &qp);
     if (qp.oom) {
         status = MHD_HTTP_INTERNAL_SERVER_ERROR;
         out = error_body("out of memory");
@@ -365,37 +376,53 @@ static bool key_ok(struct rest *r, struct MHD_Connection *c, const char **proble
 enum route { R_NONE, R_ORDERS, R_EXPORT, R_ORDER, R_PROMO_CHECK, R_REFUNDS, R_REFUND,
              R_MOSBILET };
 
-static enum route find_route(const char *path, const char **id, const char **allow)
+/* True when the path (len bytes) is prefix + "/" + one segment, which is
+ * stored (NUL-terminated by the caller's copy) in *id. */
+static bool one_segment(const char *path, size_t len, const char *prefix, const char **id)
 {
-    size_t n = strlen(ORDERS);
-    if (strcmp(path, ORDERS) == 0) {
+    size_t n = strlen(prefix);
+    if (len <= n + 1 || memcmp(path, prefix, n) != 0 || path[n] != '/') return false;
+    if (memchr(path + n + 1, '/', len - n - 1)) return false;
+    *id = path + n + 1;
+    return true;
+}
+
+static bool same_path(const char *path, size_t len, const char *route)
+{
+    return strlen(route) == len && memcmp(path, route, len) == 0;
+}
+
+/* The route of a decoded path (len bytes, one trailing slash already
+ * taken off). A path matches exactly: a NUL byte or another segment
+ * anywhere makes it no route at all. */
+static enum route find_route(const char *path, size_t len, const char **id, const char **allow)
+{
+    if (memchr(path, '\0', len)) return R_NONE;
+    if (same_path(path, len, ORDERS)) {
         *allow = "GET, POST";
         return R_ORDERS;
     }
-    if (strcmp(path, EXPORT) == 0) {
+    if (same_path(path, len, EXPORT)) {
         *allow = "POST";
         return R_EXPORT;
     }
-    if (strncmp(path, ORDERS "/", n + 1) == 0 && path[n + 1] && !strchr(path + n + 1, '/')) {
-        *id = path + n + 1;
+    if (one_segment(path, len, ORDERS, id)) {
         *allow = "GET, PATCH";
         return R_ORDER;
     }
-    if (strcmp(path, PROMO_CHECK) == 0) {
+    if (same_path(path, len, PROMO_CHECK)) {
         *allow = "POST";
         return R_PROMO_CHECK;
     }
-    if (strcmp(path, MOSBILET) == 0) {
+    if (same_path(path, len, MOSBILET)) {
         *allow = "PUT";
         return R_MOSBILET;
     }
-    n = strlen(REFUNDS);
-    if (strcmp(path, REFUNDS) == 0) {
+    if (same_path(path, len, REFUNDS)) {
         *allow = "GET, POST";
         return R_REFUNDS;
     }
-    if (strncmp(path, REFUNDS "/", n + 1) == 0 && path[n + 1] && !strchr(path + n + 1, '/')) {
-        *id = path + n + 1;
+    if (one_segment(path, len, REFUNDS, id)) {
         *allow = "GET, PATCH";
         return R_REFUND;
     }
@@ -439,10 +466,10 @@ static enum MHD_Result answer_fault(struct MHD_Connection *c, struct request *rq
 
 /* Answers the request for path (url without trailing slashes). */
 static enum MHD_Result serve_path(struct rest *r, struct MHD_Connection *c, struct request *rq,
-                                  const char *method, const char *url, const char *path)
+                                  const char *method, const char *url)
 {
     const char *id = NULL, *allow = NULL, *problem = NULL;
-    enum route route = find_route(path, &id, &allow);
+    enum route route = find_route(rq->path, rq->path_len, &id, &allow);
     if (route == R_NONE) return send_error(c, rq, method, url, 404, "Not found", NULL);
     bool get = strcmp(method, "GET") == 0, post = strcmp(method, "POST") == 0,
          patch = strcmp(method, "PATCH") == 0, put = strcmp(method, "PUT") == 0;
@@ -524,15 +551,48 @@ static enum MHD_Result serve_path(struct rest *r, struct MHD_Connection *c, stru
     return send_json(c, rq, method, url, (unsigned)status, out, NULL);
 }
 
-static enum MHD_Result dispatch(struct rest *r, struct MHD_Connection *c, struct request *rq,
-                                const char *method, const char *url)
+static int hex_digit(char ch)
 {
-    char *path = strdup(url);
-    if (!path) return send_json(c, rq, method, url, 500, error_body("out of memory"), NULL);
-    for (size_t n = strlen(path); n > 1 && path[n - 1] == '/'; n--) path[n - 1] = '\0';
-    enum MHD_Result ret = serve_path(r, c, rq, method, url, path);
-    free(path);
-    return ret;
+    if (ch >= '0' && ch <= '9') return ch - '0';
+    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+    return -1;
+}
+
+/* The path of the request target, percent-decoded into rq->path as bytes
+ * (a %00 stays a NUL byte: routes are matched on the whole length), with
+ * one trailing slash taken off. A '%' not followed by two hex digits is
+ * kept as it is. False when out of memory. */
+static bool decode_path(struct request *rq)
+{
+    const char *uri = rq->uri;
+    size_t n = strcspn(uri, "?#");
+    char *out = malloc(n + 1);
+    if (!out) return false;
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++) {
+        int hi, lo;
+        if (uri[i] == '%' && i + 2 < n && (hi = hex_digit(uri[i + 1])) >= 0 &&
+            (lo = hex_digit(uri[i + 2])) >= 0) {
+            out[len++] = (char)(hi * 16 + lo);
+            i += 2;
+        } else {
+            out[len++] = uri[i];
+        }
+    }
+    if (len > 1 && out[len - 1] == '/') len--;
+    out[len] = '\0';
+    rq->path = out;
+    rq->path_len = len;
+    return true;
+}
+
+static enum MHD_Result dispatch(struct rest *r, struct MHD_Connection *c, struct request *rq,
+                                const char *method)
+{
+    if (!decode_path(rq))
+        return send_json(c, rq, method, rq->uri, 500, error_body("out of memory"), NULL);
+    return serve_path(r, c, rq, method, rq->uri);
 }
 
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
@@ -542,11 +602,11 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     struct rest *r = cls;
     struct request *rq = *con_cls;
     (void)version;
-    if (!rq) {
-        rq = calloc(1, sizeof *rq);
-        if (!rq) return MHD_NO;
-        rq->start_ms = now_ms();
-        *con_cls = rq;
+    (void)url; /* percent-decoded up to its first NUL: routing uses rq->uri */
+    if (!rq) return MHD_NO; /* uri_logged() was out of memory */
+    url = rq->uri;
+    if (!rq->started) {
+        rq->started = true;
         /* Refuse a huge announced body before reading it (the client may
          * see the connection close while it still sends); a body a little
          * over the limit is read and dropped, so the client sees the 413. */
@@ -588,7 +648,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         rq->body[rq->len] = '\0';
         return MHD_YES;
     }
-    return dispatch(r, c, rq, method, url);
+    return dispatch(r, c, rq, method);
 }
 
 static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
@@ -600,9 +660,29 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
     (void)toe;
     if (rq) {
         free(rq->body);
+        free(rq->uri);
+        free(rq->path);
         free(rq);
         *con_cls = NULL;
     }
+}
+
+/* Called with the request target as it came, before libmicrohttpd decodes
+ * it (and cuts it at a %00): the request's state starts here, with its own
+ * copy of the target. What it returns is the handler's *con_cls. */
+static void *uri_logged(void *cls, const char *uri, struct MHD_Connection *c)
+{
+    (void)cls;
+    (void)c;
+    struct request *rq = calloc(1, sizeof *rq);
+    if (!rq) return NULL;
+    rq->start_ms = now_ms();
+    rq->uri = strdup(uri);
+    if (!rq->uri) {
+        free(rq);
+        return NULL;
+    }
+    return rq;
 }
 
 /* libmicrohttpd's own messages, marked as such in our log. */
@@ -690,6 +770,7 @@ struct rest *rest_start(struct sandbox *sb, struct faults *faults, const char *a
     r->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, handle, r, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
         MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_NOTIFY_COMPLETED, completed, r,
+        MHD_OPTION_URI_LOG_CALLBACK, uri_logged, r,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_CONNECTION_LIMIT, (unsigned)512,
         MHD_OPTION_ARRAY, tls_options, MHD_OPTION_END);
     if (!r->daemon) {
