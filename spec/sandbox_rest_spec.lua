@@ -747,6 +747,39 @@ describe("tc-sandbox REST", function()
             assert.are.equal(401, s)
             assert.is_true(sb4:stop())
         end)
+
+        it("reads keys from --key-file and $TC_SANDBOX_KEY, never from its command line",
+           function()
+            local file = os.tmpname()
+            local f = assert(io.open(file, "w"))
+            f:write("# keys of the sandbox\n\n  file-key-1  \nfile-key-2\r\n")
+            f:close()
+            local out = popen("echo $$; TC_SANDBOX_KEY=env-key-3 exec " .. shell_quote(BIN)
+                              .. " --http 127.0.0.1:0 --grpc 127.0.0.1:0 --key-file "
+                              .. shell_quote(file) .. " 2>/dev/null")
+            local pid = out:read("l")
+            local line = out:read("l")
+            local api = line:match("http=(%S+)")
+            local sb5 = { api = api }
+            for _, k in ipairs{ "file-key-1", "file-key-2", "env-key-3" } do
+                local st = request(sb5, "GET", "/v2/resources/orders", nil, { authorization = "key " .. k })
+                assert.are.equal(200, st, k)
+            end
+            local st = request(sb5, "GET", "/v2/resources/orders", nil, { authorization = "key " .. KEY })
+            assert.are.equal(401, st)
+            os.execute("kill " .. pid)
+            out:close()
+            os.remove(file)
+
+            -- sandbox.start hands its key over in a file: `ps` does not show it
+            local sb6 = start{ key = "never-on-a-command-line" }
+            local cmd = assert(io.open("/proc/" .. sb6.pid .. "/cmdline", "rb")):read("a")
+            assert.is_truthy(cmd:find("--key-file", 1, true))
+            assert.is_nil(cmd:find("never-on-a-command-line", 1, true))
+            local st6 = request(sb6, "GET", "/v2/resources/orders")
+            assert.are.equal(200, st6)
+            assert.is_true(sb6:stop())
+        end)
     end)
 
     describe("bad input", function()
@@ -1068,6 +1101,7 @@ describe("tc-sandbox command line", function()
         local out, rc = run("--help")
         assert.are.equal("0", rc)
         for _, o in ipairs{ "--catalog", "--http", "--grpc", "--tls-cert", "--tls-key", "--key",
+                            "--key-file", "TC_SANDBOX_KEY",
                             "--expire", "--seed", "--balance", "--help", "X-Sandbox-Delay" } do
             assert.is_truthy(out:find(o, 1, true), o)
         end
@@ -1084,7 +1118,8 @@ describe("tc-sandbox command line", function()
         for _, args in ipairs{ "--bogus", "--expire 0", "--expire x", "--seed -1", "--balance 1.234",
                                "--http nowhere", "--grpc 127.0.0.1:99999",
                                "--catalog /nonexistent/catalog.json",
-                               "extra", "--key" } do
+                               "extra", "--key", "--key-file /nonexistent",
+                               "--key-file /dev/null", "--key-file " .. shell_quote(BIN) } do
             local out, rc = run(args)
             assert.are.equal("2", rc, args)
             assert.matches("^tc%-sandbox: [^\n]+\n$", out, nil, args)

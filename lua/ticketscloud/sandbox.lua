@@ -19,6 +19,11 @@
 -- the certificate. Without TLS, sb.simple is "http://127.0.0.1:P" (plaintext
 -- gRPC), as the ready line says. sb.grpc is always the bare "127.0.0.1:P".
 --
+-- The key (opts.key, else the documentation's sample key) goes to the
+-- sandbox in a file of its own (--key-file, made private by os.tmpname and
+-- removed once the sandbox is up), never on its command line, where every
+-- local user could read it.
+--
 -- opts.faults = SPEC is passed as --faults SPEC: the sandbox then fails on
 -- purpose, e.g. "orders.create:drop_after=1" (see docs/sandbox.md). With
 -- opts.seed as well, the same requests meet the same faults in every run.
@@ -33,6 +38,8 @@ local ipairs = ipairs
 local newproxy = rawget(_G, "newproxy") -- Lua 5.1 and LuaJIT only
 local os_execute = os.execute
 local os_getenv = os.getenv
+local os_remove = os.remove
+local os_tmpname = os.tmpname
 local concat = table.concat
 local setmetatable = setmetatable
 local tonumber = tonumber
@@ -94,14 +101,20 @@ function _M.start(opts)
     local bin, nf = find_bin(opts)
     if not bin then return nil, nf end
     local key = opts.key or _M.DEFAULT_KEY
+    local key_file = os_tmpname() -- mkstemp: readable by this user alone
+    local f = io_open(key_file, "w")
+    if not f then return fail("transport", "cannot write the key file " .. key_file) end
+    f:write(key, "\n")
+    f:close()
     local argv = { quote(bin), "--http", "127.0.0.1:0", "--grpc", "127.0.0.1:0",
-                   "--key", quote(key) }
+                   "--key-file", quote(key_file) }
     if opts.catalog then argv[#argv + 1] = "--catalog " .. quote(opts.catalog) end
     if opts.expire then argv[#argv + 1] = "--expire " .. quote(opts.expire) end
     if opts.seed then argv[#argv + 1] = "--seed " .. quote(opts.seed) end
     if opts.faults then argv[#argv + 1] = "--faults " .. quote(opts.faults) end
     if opts.tls then
         if type(opts.tls) ~= "table" or not opts.tls.cert or not opts.tls.key then
+            os_remove(key_file)
             return fail("invalid", "tls: { cert = FILE, key = FILE } expected")
         end
         argv[#argv + 1] = "--tls-cert " .. quote(opts.tls.cert)
@@ -116,6 +129,7 @@ function _M.start(opts)
     -- sandbox's, so stop() can signal it.
     local proc, err = io_popen("echo $$; exec " .. concat(argv, " "), "r")
     if not proc then
+        os_remove(key_file)
         return fail("transport", "cannot start tc-sandbox: " .. tostring(err))
     end
     local pid = tonumber(proc:read("*l"))
@@ -124,6 +138,7 @@ function _M.start(opts)
         -- grpc= is a target as it is: http://HOST:PORT for plaintext, HOST:PORT for TLS.
         local http, simple = line:match("^tc%-sandbox ready http=(%S+) grpc=(%S+)")
         if http then
+            os_remove(key_file) -- read before the ready line
             local tls = http:find("^https://") ~= nil
             local sb = setmetatable({ pid = pid, proc = proc, key = key, api = http, tls = tls,
                                       simple = simple, grpc = (simple:gsub("^http://", "")) }, mt)
@@ -139,6 +154,7 @@ function _M.start(opts)
         seen[#seen + 1] = line
     end
     proc:close()
+    os_remove(key_file)
     return fail("transport", "tc-sandbox did not start (" .. bin .. ")" ..
                 (#seen > 0 and (": " .. concat(seen, "\n")) or ""))
 end
