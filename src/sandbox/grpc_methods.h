@@ -3,7 +3,8 @@
  *
  * grpc.c owns the server and the calls; grpc_methods.c owns what a call
  * answers: it decodes the request, filters the catalog and packs the
- * messages to stream. Both run on the listener's thread only.
+ * messages to stream. methods_run() runs on grpc.c's workers, several at
+ * once; the rest on the listener's thread.
  */
 #ifndef TC_SANDBOX_GRPC_METHODS_H
 #define TC_SANDBOX_GRPC_METHODS_H
