@@ -49,6 +49,17 @@ GEN_SRCS   = $(patsubst proto/%.proto,$(GEN)/%.pb-c.c,$(PROTOS)) \
              $(patsubst %.proto,$(GEN)/%.pb-c.c,$(WKT))
 GEN_OBJS   = $(GEN_SRCS:.c=.o)
 
+# The sandbox alone also serves gRPC health checks and server reflection:
+# their protocols (proto/grpc/), descriptor.proto to read the descriptors,
+# and every file descriptor of what it serves, made by protoc at build time
+# and compiled in as bytes (descriptors.c). Reflection v1alpha has v1's
+# messages, so only its descriptor is needed.
+SERVICE_PROTOS = grpc/health/v1/health.proto grpc/reflection/v1/reflection.proto
+ALPHA_PROTO    = grpc/reflection/v1alpha/reflection.proto
+SANDBOX_GEN_SRCS = $(patsubst %.proto,$(GEN)/%.pb-c.c,$(SERVICE_PROTOS)) \
+                   $(GEN)/google/protobuf/descriptor.pb-c.c $(GEN)/descriptors.c
+SANDBOX_GEN_OBJS = $(SANDBOX_GEN_SRCS:.c=.o)
+
 MODULE_DIR  = $(BUILD)/$(LUA_NAME)
 MODULE      = $(MODULE_DIR)/ticketscloud/core.so
 MODULE_SRCS = $(sort $(wildcard src/*.c))
@@ -57,7 +68,8 @@ MODULE_OBJS = $(patsubst src/%.c,$(MODULE_DIR)/obj/%.o,$(MODULE_SRCS))
 SANDBOX      = $(BUILD)/tc-sandbox
 SANDBOX_SRCS = $(sort $(wildcard src/sandbox/*.c))
 # bytes.c holds the UTF-8, id and key rules that the module and the sandbox share.
-SANDBOX_OBJS = $(patsubst src/%.c,$(BUILD)/obj/%.o,$(SANDBOX_SRCS)) $(BUILD)/obj/bytes.o
+SANDBOX_OBJS = $(patsubst src/%.c,$(BUILD)/obj/%.o,$(SANDBOX_SRCS)) $(BUILD)/obj/bytes.o \
+               $(SANDBOX_GEN_OBJS)
 
 .PHONY: all module sandbox host deps demo test spec bench chaos install install-module clean
 
@@ -67,7 +79,7 @@ LUA_VER    ?= $(if $(filter luajit,$(LUA_NAME)),5.1,$(patsubst lua%,%,$(LUA_NAME
 LUADIR     ?= $(PREFIX)/share/lua/$(LUA_VER)
 LIBDIR     ?= $(PREFIX)/lib/lua/$(LUA_VER)
 BINDIR     ?= $(PREFIX)/bin
-.SECONDARY: $(GEN_SRCS)
+.SECONDARY: $(GEN_SRCS) $(SANDBOX_GEN_SRCS)
 
 all: module sandbox
 
@@ -83,6 +95,29 @@ $(GEN)/.stamp: $(PROTOS)
 
 $(GEN_SRCS): $(GEN)/.stamp
 
+$(GEN)/.sandbox-stamp: $(addprefix proto/,$(SERVICE_PROTOS) $(ALPHA_PROTO)) $(PROTOS)
+	@mkdir -p $(GEN)
+	$(PROTOC_C) -Iproto -I$(PROTO_INC) --c_out=$(GEN) $(SERVICE_PROTOS) \
+		google/protobuf/descriptor.proto
+	$(PROTOC_C) -Iproto -I$(PROTO_INC) --include_imports \
+		--descriptor_set_out=$(GEN)/descriptors.pb $(notdir $(PROTOS)) $(SERVICE_PROTOS) \
+		$(ALPHA_PROTO)
+	@touch $@
+
+$(filter-out $(GEN)/descriptors.c,$(SANDBOX_GEN_SRCS)): $(GEN)/.sandbox-stamp
+
+# The FileDescriptorSet as a C array (od and sed: no tool beyond POSIX).
+$(GEN)/descriptors.c: $(GEN)/.sandbox-stamp
+	{ echo '/* Generated from proto/ by the Makefile: a FileDescriptorSet. */'; \
+	  echo '#include <stddef.h>'; \
+	  echo 'extern const unsigned char tc_descriptor_set[];'; \
+	  echo 'extern const size_t tc_descriptor_set_len;'; \
+	  echo 'const unsigned char tc_descriptor_set[] = {'; \
+	  od -An -v -tu1 $(GEN)/descriptors.pb | sed 's/^ *//; s/  */,/g; s/$$/,/'; \
+	  echo '};'; \
+	  echo 'const size_t tc_descriptor_set_len = sizeof tc_descriptor_set;'; } > $@.tmp
+	mv $@.tmp $@
+
 $(GEN)/%.o: $(GEN)/%.c
 	$(CC) -std=c11 -fPIC -fvisibility=hidden $(CFLAGS) $(SANFLAGS) -I$(GEN) $(shell $(PKG_CONFIG) --cflags libprotobuf-c) -c $< -o $@
 
@@ -96,7 +131,8 @@ $(MODULE): $(MODULE_OBJS) $(GEN_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) -shared $(CFLAGS) $(SANFLAGS) -o $@ $^ $(shell $(PKG_CONFIG) --libs $(MODULE_PKGS))
 
-$(BUILD)/obj/sandbox/%.o: src/sandbox/%.c $(wildcard src/sandbox/*.h) $(GEN)/.stamp
+$(BUILD)/obj/sandbox/%.o: src/sandbox/%.c $(wildcard src/sandbox/*.h) $(GEN)/.stamp \
+		$(GEN)/.sandbox-stamp
 	@mkdir -p $(dir $@)
 	$(CC) $(WARN) $(CFLAGS) $(SANFLAGS) $(DEFS) -Isrc/sandbox -Isrc -I$(GEN) \
 		$(shell $(PKG_CONFIG) --cflags $(SANDBOX_PKGS)) -c $< -o $@

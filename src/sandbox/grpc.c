@@ -10,6 +10,10 @@
  *   accepted ──> RECV_MESSAGE ──> (answer built) ──> SEND_MESSAGE ... ──>
  *   SEND_STATUS_FROM_SERVER, with RECV_CLOSE_ON_SERVER pending throughout.
  *
+ * A health Watch (SHAPE_WATCH) holds its call open after its message; a
+ * reflection stream (SHAPE_BIDI) reads its next request after each answer
+ * and sends the status once the client is done (grpc_methods.h).
+ *
  * At most one SEND_MESSAGE batch is in flight per call. A call whose last
  * send completed waits on the listener's ready list; the next sends go out
  * in rounds, one message per ready call, each round after a poll that finds
@@ -97,6 +101,8 @@ struct call {
     grpc_metadata_array request_md;
     grpc_byte_buffer *request;
     grpc_byte_buffer *sending;
+    const struct method *method; /* NULL: not one we serve */
+    bool client_done;            /* SHAPE_BIDI: the client sent its last message */
     struct reply reply;
     size_t next;           /* index of the next message of reply to send */
     bool metadata_sent;    /* initial metadata goes with the first batch */
@@ -179,10 +185,22 @@ static void send_next(struct call *c)
     size_t n = 0;
 
     if (c->dead) return;
+    bool all_sent = c->next >= c->reply.n, ok = c->reply.status == GRPC_STATUS_OK;
+    enum method_shape shape = c->method ? c->method->shape : SHAPE_STREAM;
+    /* A watch stays open once its messages are out: RECV_CLOSE_ON_SERVER
+     * ends it when the client cancels or the server stops. */
+    if (all_sent && ok && shape == SHAPE_WATCH) return;
     memset(ops, 0, sizeof ops);
     if (!c->metadata_sent) {
         ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
         c->metadata_sent = true;
+    }
+    if (all_sent && ok && shape == SHAPE_BIDI && !c->client_done) {
+        /* This request is answered: read the client's next one. */
+        ops[n].op = GRPC_OP_RECV_MESSAGE;
+        ops[n++].data.recv_message.recv_message = &c->request;
+        start_batch(c, ops, n, &c->read);
+        return;
     }
     if (c->next < c->reply.n) {
         /* The byte buffer takes its own reference; drop ours as we go so a
@@ -285,14 +303,14 @@ static void cut_short(struct call *c)
  * the catalog has one language. */
 static void build_reply(struct call *c)
 {
-    const grpc_slice *path = &c->details.method;
-    const struct method *method = methods_find((const char *)GRPC_SLICE_START_PTR(*path),
-                                               GRPC_SLICE_LENGTH(*path));
+    const struct method *method = c->method;
+    reply_free(&c->reply); /* a stream's previous answer is sent */
+    c->next = 0;
     c->reply.status = GRPC_STATUS_OK;
     if (!method) {
         c->reply.status = GRPC_STATUS_UNIMPLEMENTED;
         c->reply.message = "unknown method";
-    } else if (!authorized(c)) {
+    } else if (!method->keyless && !authorized(c)) {
         c->reply.status = GRPC_STATUS_UNAUTHENTICATED;
         c->reply.message = "invalid API key";
     } else if (!c->request) {
@@ -311,6 +329,9 @@ static void build_reply(struct call *c)
             grpc_slice_unref(bytes);
         }
     }
+    /* read: a stream's next message goes in its place */
+    if (c->request) grpc_byte_buffer_destroy(c->request);
+    c->request = NULL;
     if (c->l->faults) cut_short(c);
 }
 
@@ -389,6 +410,8 @@ static void on_accept(struct call *c, bool ok)
     if (!ok) return; /* the server is shutting down; the call is freed */
     c->counted = true;
     l->open++;
+    const grpc_slice *path = &c->details.method;
+    c->method = methods_find((const char *)GRPC_SLICE_START_PTR(*path), GRPC_SLICE_LENGTH(*path));
     accept_next(l);
     if (atomic_load(&l->stopping)) call_fail(c);
 
@@ -416,6 +439,13 @@ static void on_event(struct tag *tag, bool ok)
     case TAG_READ:
         if (!ok) {
             call_fail(c);
+        } else if (!c->request && c->method && c->method->shape == SHAPE_BIDI) {
+            /* the client is done: the status, OK */
+            c->client_done = true;
+            reply_free(&c->reply);
+            c->next = 0;
+            c->reply.status = GRPC_STATUS_OK;
+            enqueue(c);
         } else if (c->l->open > MAX_CALLS) {
             c->reply.status = GRPC_STATUS_RESOURCE_EXHAUSTED;
             c->reply.message = "too many calls at once";

@@ -26,7 +26,10 @@
 #include "artists.pb-c.h"
 #include "events.pb-c.h"
 #include "geo.pb-c.h"
+#include "grpc/health/v1/health.pb-c.h"
+#include "grpc/reflection/v1/reflection.pb-c.h"
 #include "grpc_methods.h"
+#include "grpc_reflection.h"
 #include "meta_events.pb-c.h"
 #include "pbjson.h"
 #include "sandbox.h"
@@ -48,21 +51,14 @@ struct entities {
 
 struct methods {
     struct sandbox *sb;
+    struct reflection *reflection;
     struct entities artists, categories, cities, countries, events, maps, meta_events, tags,
         venues;
 };
 
-typedef void handler_fn(struct methods *m, const ProtobufCMessage *req, struct reply *out);
-
-struct method {
-    const char *path;
-    const ProtobufCMessageDescriptor *request;
-    handler_fn *run;
-};
-
 /* ---- replies ------------------------------------------------------------- */
 
-static void reply_error(struct reply *out, grpc_status_code status, const char *message)
+void reply_error(struct reply *out, grpc_status_code status, const char *message)
 {
     for (size_t i = 0; i < out->n; i++) grpc_slice_unref(out->msgs[i]);
     out->n = 0;
@@ -70,8 +66,7 @@ static void reply_error(struct reply *out, grpc_status_code status, const char *
     out->message = message;
 }
 
-/* Takes over the slice. */
-static bool reply_push(struct reply *out, grpc_slice s)
+bool reply_push(struct reply *out, grpc_slice s)
 {
     if (out->status != GRPC_STATUS_OK) {
         grpc_slice_unref(s);
@@ -92,7 +87,7 @@ static bool reply_push(struct reply *out, grpc_slice s)
     return true;
 }
 
-static grpc_slice pack(const ProtobufCMessage *msg)
+grpc_slice reply_pack(const ProtobufCMessage *msg)
 {
     size_t size = protobuf_c_message_get_packed_size(msg);
     grpc_slice s = grpc_slice_malloc(size);
@@ -433,7 +428,7 @@ static grpc_slice pack_live(struct methods *m, const V3__Event *shared, bool *ok
     e.sets = set_ptrs;
     e.tickets_amount = amount > UINT32_MAX ? UINT32_MAX : (uint32_t)amount;
     e.tickets_amount_vacant = vacant > UINT32_MAX ? UINT32_MAX : (uint32_t)vacant;
-    grpc_slice packed = pack(&e.base);
+    grpc_slice packed = reply_pack(&e.base);
     free(sets);
     free(set_ptrs);
     return packed;
@@ -516,7 +511,7 @@ static void seat_visit(void *ud, const struct sandbox_seat *s)
         seat.status = V3__SEAT__TICKET_STATUS__VACANT;
         break;
     }
-    reply_push(w->out, pack(&seat.base));
+    reply_push(w->out, reply_pack(&seat.base));
 }
 
 static void seats(struct methods *m, const ProtobufCMessage *req, struct reply *out)
@@ -541,18 +536,36 @@ static void seats(struct methods *m, const ProtobufCMessage *req, struct reply *
 
 /* ---- the table ----------------------------------------------------------- */
 
+/* Reflection v1alpha has v1's messages: v1's code reads both. */
 static const struct method METHODS[] = {
-    {"/v3.Simple/Artists", &v3__artists_request__descriptor, artists},
-    {"/v3.Simple/Categories", &v3__categories_request__descriptor, categories},
-    {"/v3.Simple/Cities", &v3__cities_request__descriptor, cities},
-    {"/v3.Simple/Countries", &v3__countries_request__descriptor, countries},
-    {"/v3.Simple/Events", &v3__events_request__descriptor, events},
-    {"/v3.Simple/Maps", &v3__maps_request__descriptor, maps},
-    {"/v3.Simple/MetaEvents", &v3__meta_events_request__descriptor, meta_events},
-    {"/v3.Simple/Seats", &v3__seats_request__descriptor, seats},
-    {"/v3.Simple/Tags", &v3__tags_request__descriptor, tags},
-    {"/v3.Simple/Venues", &v3__venues_request__descriptor, venues},
+    {"/v3.Simple/Artists", &v3__artists_request__descriptor, artists, SHAPE_STREAM, false},
+    {"/v3.Simple/Categories", &v3__categories_request__descriptor, categories, SHAPE_STREAM,
+     false},
+    {"/v3.Simple/Cities", &v3__cities_request__descriptor, cities, SHAPE_STREAM, false},
+    {"/v3.Simple/Countries", &v3__countries_request__descriptor, countries, SHAPE_STREAM, false},
+    {"/v3.Simple/Events", &v3__events_request__descriptor, events, SHAPE_STREAM, false},
+    {"/v3.Simple/Maps", &v3__maps_request__descriptor, maps, SHAPE_STREAM, false},
+    {"/v3.Simple/MetaEvents", &v3__meta_events_request__descriptor, meta_events, SHAPE_STREAM,
+     false},
+    {"/v3.Simple/Seats", &v3__seats_request__descriptor, seats, SHAPE_STREAM, false},
+    {"/v3.Simple/Tags", &v3__tags_request__descriptor, tags, SHAPE_STREAM, false},
+    {"/v3.Simple/Venues", &v3__venues_request__descriptor, venues, SHAPE_STREAM, false},
+    {"/grpc.health.v1.Health/Check", &grpc__health__v1__health_check_request__descriptor,
+     health_check, SHAPE_STREAM, true},
+    {"/grpc.health.v1.Health/Watch", &grpc__health__v1__health_check_request__descriptor,
+     health_watch, SHAPE_WATCH, true},
+    {"/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+     &grpc__reflection__v1__server_reflection_request__descriptor, reflection_info, SHAPE_BIDI,
+     true},
+    {"/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+     &grpc__reflection__v1__server_reflection_request__descriptor, reflection_info, SHAPE_BIDI,
+     true},
 };
+
+const struct reflection *methods_reflection(const struct methods *m)
+{
+    return m->reflection;
+}
 
 const struct method *methods_find(const char *path, size_t len)
 {
@@ -615,7 +628,7 @@ static bool entities_load(struct entities *list, const json_t *catalog, const ch
             return false;
         }
         list->items[i].msg = msg;
-        list->items[i].packed = live ? grpc_empty_slice() : pack(msg);
+        list->items[i].packed = live ? grpc_empty_slice() : reply_pack(msg);
         list->n++;
     }
     return true;
@@ -633,6 +646,7 @@ void methods_free(struct methods *m)
     entities_free(&m->meta_events);
     entities_free(&m->tags);
     entities_free(&m->venues);
+    reflection_free(m->reflection);
     free(m);
     grpc_shutdown();
 }
@@ -665,6 +679,10 @@ struct methods *methods_load(struct sandbox *sb, char *err, size_t errlen)
                       err, errlen) &&
         entities_load(&m->tags, cat, "tags", &v3__tag__descriptor, false, err, errlen) &&
         entities_load(&m->venues, cat, "venues", &v3__venue__descriptor, false, err, errlen);
+    if (ok) {
+        m->reflection = reflection_load(err, errlen);
+        ok = m->reflection != NULL;
+    }
     if (!ok) {
         methods_free(m);
         return NULL;
