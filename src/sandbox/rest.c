@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "faults.h"
+#include "gate.h"
 #include "store.h"
 #include "tls.h"
 #include "util.h"
@@ -47,10 +48,10 @@
 #define MAX_CONNECTIONS 2048   /* in all */
 #define MAX_PER_ADDRESS 256    /* from one client address */
 #define CONNECTION_MEMORY (64 * 1024) /* libmicrohttpd's buffer per connection */
-#define URI_LIMIT (8 * 1024)   /* the request target, as sent */
-#define HEAD_LIMIT (16 * 1024) /* request line and header fields */
-#define MAX_FIELDS 100         /* header fields */
-#define HEAD_TIMEOUT_MS 5000   /* for a head, from the connection (or request line) on */
+#define URI_LIMIT GATE_URI_LIMIT      /* the request target, as sent */
+#define HEAD_LIMIT GATE_HEAD_LIMIT    /* request line and header fields */
+#define MAX_FIELDS GATE_MAX_FIELDS    /* header fields */
+#define HEAD_TIMEOUT_MS GATE_HEAD_TIMEOUT_MS /* a head, from the connection (or request line) on */
 #define BODY_TIMEOUT_MS 15000  /* for a body, from the end of its head */
 #define IDLE_TIMEOUT_S 30      /* a kept-alive connection without a request */
 #define MAX_WAITING 256        /* requests suspended at once (delays, slow faults) */
@@ -80,6 +81,7 @@ struct rest {
     struct sandbox *sb;
     struct faults *faults; /* NULL without --faults */
     struct MHD_Daemon *daemon;
+    struct gate *gate; /* plaintext: the front door (gate.c); NULL with TLS */
     bool tls;
 
     /* Open connections and the thread that enforces their deadlines;
@@ -945,17 +947,10 @@ static void expire(struct rest *r, struct conn *k)
 {
     const char *what = k->state == CONN_HEAD ? "head" : "body";
     if (!r->tls) {
-        char body[128], msg[384];
-        int blen = snprintf(body, sizeof body,
-                            "{\"errors\":[\"the request %s did not arrive within %d s\"]}", what,
-                            (k->state == CONN_HEAD ? HEAD_TIMEOUT_MS : BODY_TIMEOUT_MS) / 1000);
-        int len = snprintf(msg, sizeof msg,
-                           "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n"
-                           "Content-Type: application/json; charset=utf-8\r\n"
-                           "Content-Length: %d\r\n\r\n%s", blen, body);
-        if (send(k->fd, msg, (size_t)len, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
-            /* the client is gone or not reading: the shutdown is all it gets */
-        }
+        char msg[96];
+        snprintf(msg, sizeof msg, "the request %s did not arrive within %d s", what,
+                 (k->state == CONN_HEAD ? HEAD_TIMEOUT_MS : BODY_TIMEOUT_MS) / 1000);
+        gate_answer(k->fd, 408, msg);
     }
     shutdown(k->fd, SHUT_RDWR);
     fprintf(stderr, "tc-sandbox: connection closed: no request %s in time (408)\n", what);
@@ -1090,8 +1085,13 @@ struct rest *rest_start(struct sandbox *sb, struct faults *faults, const char *a
     }
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
                      MHD_ALLOW_SUSPEND_RESUME;
-    /* With TLS, the certificate and key (libmicrohttpd parses them at start). */
+    /* Plaintext: the gate accepts, and hands libmicrohttpd the connections
+     * whose first head it has checked. Over TLS libmicrohttpd listens. */
+    if (!tls) flags |= MHD_USE_NO_LISTEN_SOCKET;
+    /* With TLS, the certificate and key (libmicrohttpd parses them at start)
+     * and the listening socket. */
     struct MHD_OptionItem tls_options[] = {
+        { MHD_OPTION_END, 0, NULL },
         { MHD_OPTION_END, 0, NULL },
         { MHD_OPTION_END, 0, NULL },
         { MHD_OPTION_END, 0, NULL },
@@ -1106,6 +1106,7 @@ struct rest *rest_start(struct sandbox *sb, struct faults *faults, const char *a
         flags |= MHD_USE_TLS;
         tls_options[0] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_CERT, 0, tls->cert };
         tls_options[1] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_KEY, 0, tls->key };
+        tls_options[2] = (struct MHD_OptionItem){ MHD_OPTION_LISTEN_SOCKET, fd, NULL };
     }
     /* The limits libmicrohttpd enforces itself. Its buffer per connection
      * is well above URI_LIMIT and HEAD_LIMIT, so that bad_head() answers
@@ -1113,7 +1114,7 @@ struct rest *rest_start(struct sandbox *sb, struct faults *faults, const char *a
      * own 414 or 431 (docs/sandbox.md). */
     r->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, handle, r, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-        MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_NOTIFY_COMPLETED, completed, r,
+        MHD_OPTION_NOTIFY_COMPLETED, completed, r,
         MHD_OPTION_URI_LOG_CALLBACK, uri_logged, r,
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, r,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)WORKERS,
@@ -1130,6 +1131,12 @@ struct rest *rest_start(struct sandbox *sb, struct faults *faults, const char *a
         rest_free(r);
         return NULL;
     }
+    if (!tls && !(r->gate = gate_start(fd, r->daemon, err, errlen))) {
+        MHD_stop_daemon(r->daemon);
+        close(fd);
+        rest_free(r);
+        return NULL;
+    }
     r->reaper_started = pthread_create(&r->reaper, NULL, reaper, r) == 0;
     if (!r->reaper_started) fprintf(stderr, "tc-sandbox: http: no deadlines (no thread)\n");
     return r;
@@ -1138,6 +1145,7 @@ struct rest *rest_start(struct sandbox *sb, struct faults *faults, const char *a
 void rest_stop(struct rest *r)
 {
     if (!r) return;
+    gate_stop(r->gate);
     /* Suspended requests must be resumed before the daemon stops: their
      * waits end early once the store and the faults are stopping. */
     pthread_mutex_lock(&r->lock);
