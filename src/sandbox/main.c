@@ -106,7 +106,10 @@ static const char usage[] =
     "the header \"Authorization: key KEY\". The header \"X-Sandbox-Delay: MS\"\n"
     "(0..10000) on a PATCH holds the order busy for that long before the change\n"
     "is applied: other changes of that order meanwhile get 409.\n"
-    "gRPC: /v3.Simple/<Method> with the bare key in the \"authorization\" metadata.\n";
+    "gRPC: /v3.Simple/<Method> with the bare key in the \"authorization\" metadata;\n"
+    "grpc.health.v1.Health (Check, Watch) and server reflection (v1, v1alpha)\n"
+    "without a key. The limits on connections, requests and calls are in\n"
+    "docs/sandbox.md (\"Limits and timeouts\").\n";
 
 struct options {
     const char *catalog, *http, *grpc;
