@@ -41,6 +41,7 @@
 
 #define MAX_WAITING 2048 /* connections waiting for their head, in all */
 #define LINGER_MS 2000   /* reading what a refused client still sends */
+#define MAX_CLOSING 1024 /* refused connections read at once; more close at once */
 #define LINGER_BYTES (4 * 1024 * 1024)
 #define ADDR_SLOTS 4096  /* the per-address table: twice MAX_WAITING */
 
@@ -69,7 +70,7 @@ struct gate {
     struct MHD_Daemon *daemon;
     pthread_t thread;
     struct list waiting, closing; /* each in deadline order */
-    size_t nwaiting;
+    size_t nwaiting, nclosing;
     struct addr_slot addrs[ADDR_SLOTS];
     unsigned char peek[GATE_HEAD_LIMIT + 1];
 };
@@ -325,11 +326,19 @@ static void refuse(struct gate *g, int fd, struct waiting *w, unsigned status, c
     }
     w->closing = true;
     w->since_ms = now_ms();
-    if (drain(w)) {
+    if (drain(w) || g->nclosing >= MAX_CLOSING) {
         drop(g, w);
         return;
     }
     list_push(&g->closing, w);
+    g->nclosing++;
+}
+
+static void stop_closing(struct gate *g, struct waiting *w)
+{
+    list_remove(&g->closing, w);
+    g->nclosing--;
+    drop(g, w);
 }
 
 /* Looks at what w has sent so far; hands it over or answers it once its
@@ -337,10 +346,7 @@ static void refuse(struct gate *g, int fd, struct waiting *w, unsigned status, c
 static void examine(struct gate *g, struct waiting *w, bool peer_closed)
 {
     if (w->closing) {
-        if (drain(w) || peer_closed) {
-            list_remove(&g->closing, w);
-            drop(g, w);
-        }
+        if (drain(w) || peer_closed) stop_closing(g, w);
         return;
     }
     ssize_t n = recv(w->fd, g->peek, sizeof g->peek, MSG_PEEK | MSG_DONTWAIT);
@@ -438,11 +444,8 @@ static void *serve(void *arg)
             forget(g, w);
             refuse(g, w->fd, w, 408, "the request head did not arrive within 5 s");
         }
-        while (g->closing.head && g->closing.head->since_ms + LINGER_MS <= now) {
-            struct waiting *w = g->closing.head;
-            list_remove(&g->closing, w);
-            drop(g, w);
-        }
+        while (g->closing.head && g->closing.head->since_ms + LINGER_MS <= now)
+            stop_closing(g, g->closing.head);
     }
 }
 
@@ -486,11 +489,7 @@ void gate_stop(struct gate *g)
         forget(g, w);
         drop(g, w);
     }
-    while (g->closing.head) {
-        struct waiting *w = g->closing.head;
-        list_remove(&g->closing, w);
-        drop(g, w);
-    }
+    while (g->closing.head) stop_closing(g, g->closing.head);
     close(g->epoll_fd);
     close(g->stop_fd);
     close(g->listen_fd);
