@@ -49,6 +49,21 @@ describe("under valgrind", function()
         client = nil -- luacheck: ignore
     end)
 
+    it("reads listings whole, and refuses one past its cap", function()
+        local core = require "ticketscloud.core"
+        local client = new_client()
+        local listing, n, type_name = assert(client:seats{ event = EVENT }):read_all(1024 * 1024)
+        local pos, seen = 1, 0
+        repeat
+            local seat, nxt = core.decode_at(type_name, listing, pos)
+            if seat then seen, pos = seen + 1, nxt end
+        until not seat
+        assert.equal(n, seen)
+        local _, err = assert(client:seats{ event = EVENT }):read_all(300)
+        assert.equal("transport", err.kind)
+        client:close()
+    end)
+
     it("fails cleanly: bad key on both transports, unknown order, closed client", function()
         local client = new_client("wrong-key")
         local events = assert(client:events{})

@@ -20,6 +20,9 @@
  *
  * Both directions are pure: core.encode(type_name, table) -> bytes and
  * core.decode(type_name, bytes) -> table do no I/O, for use by any transport.
+ * core.decode_at reads one message of a packed listing (messages each after
+ * its length as a varint, what stream:read_all of grpc.c returns): the
+ * format has its two ends here, tc_codec_put_length and core.decode_at.
  *
  * Memory: a message being built or decoded hangs from a small "box" userdata
  * whose __gc frees it, so a Lua memory error in the middle leaks nothing.
@@ -765,4 +768,55 @@ int core_decode(lua_State *L)
     if (!tc_codec_decode(L, d, (const uint8_t *)data, len))
         return tc_fail(L, TC_EINVALID, -1, "malformed %s message", d->name);
     return 1;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Packed listings                                                            */
+
+size_t tc_codec_put_length(uint8_t *out, size_t len)
+{
+    size_t n = 0;
+
+    do {
+        uint8_t byte = (uint8_t)(len & 0x7f);
+        len >>= 7;
+        out[n++] = (uint8_t)(byte | (len ? 0x80 : 0));
+    } while (len);
+    return n;
+}
+
+/* core.decode_at(type_name, listing, pos) -> message, next_pos | nil | nil, err
+ * The message whose length starts at byte pos (1-based) of a packed listing,
+ * and where the next one starts; nil when pos is past the end. A length
+ * that runs past the end, or bytes that are not a message, is kind
+ * "invalid". */
+int core_decode_at(lua_State *L)
+{
+    const ProtobufCMessageDescriptor *d = check_type(L, 1);
+    size_t len, at;
+    const uint8_t *data = (const uint8_t *)luaL_checklstring(L, 2, &len);
+    lua_Integer pos = luaL_checkinteger(L, 3);
+    uint64_t size = 0;
+
+    luaL_argcheck(L, pos >= 1, 3, "a position >= 1 expected");
+    if ((uint64_t)(pos - 1) >= len) {
+        lua_pushnil(L);
+        return 1;
+    }
+    at = (size_t)(pos - 1);
+    for (int shift = 0;; shift += 7) {
+        if (at >= len || shift >= 64)
+            return tc_fail(L, TC_EINVALID, -1, "truncated %s listing at byte %d", d->name,
+                           (int)pos);
+        uint8_t byte = data[at++];
+        size |= (uint64_t)(byte & 0x7f) << shift;
+        if (!(byte & 0x80))
+            break;
+    }
+    if (size > len - at)
+        return tc_fail(L, TC_EINVALID, -1, "truncated %s listing at byte %d", d->name, (int)pos);
+    if (!tc_codec_decode(L, d, data + at, (size_t)size))
+        return tc_fail(L, TC_EINVALID, -1, "malformed %s message at byte %d", d->name, (int)pos);
+    lua_pushinteger(L, (lua_Integer)(at + size + 1));
+    return 2;
 }

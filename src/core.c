@@ -44,6 +44,7 @@ static const luaL_Reg core_functions[] = {
     { "channel", core_channel },
     { "encode", core_encode },
     { "decode", core_decode },
+    { "decode_at", core_decode_at },
     { "sleep", core_sleep },
     { "now", core_now },
     { NULL, NULL },

@@ -6,6 +6,7 @@
  *   local stream = ch:stream("Seats", { event = ID } [, owner [, trace]])  -- or nil, err
  *   for seat in stream do ... end                        -- one message per call
  *   local err = stream:error()                           -- what ended it, if not the end
+ *   local listing, n = stream:read_all(max_bytes)        -- or the rest at once, undecoded
  *   stream:close(); ch:close()
  *
  * A Channel is one grpc_channel, reused by every call of a client. It holds
@@ -17,7 +18,10 @@
  * A Stream is one server-streaming call with its own pluck completion
  * queue. Its deadline (the channel's timeout) covers the whole stream.
  * Each call of the stream reads and decodes one message, so memory stays
- * flat however long the listing is. Statuses become error kinds: auth,
+ * flat however long the listing is. stream:read_all is the exception, for
+ * a caller that cannot wait message by message (ticketscloud.nginx runs it
+ * in a thread of nginx's pool): it reads the rest of the stream, undecoded,
+ * into one packed listing bounded by the caller's max_bytes. Statuses become error kinds: auth,
  * timeout, transport, not_found, api (status = the gRPC code), with the
  * server's status message, the key scrubbed from it (tc_scrub, errors.c).
  *
@@ -538,6 +542,85 @@ static int stream_next(lua_State *L)
     return 1;
 }
 
+/* stream:read_all(max_bytes) -> listing, count, type_name | nil, err
+ * The rest of the stream, undecoded, as one packed listing: each message's
+ * bytes after their length (tc_codec_put_length; core.decode_at reads it),
+ * with the number of messages and their type ("v3.Seat"). It blocks until
+ * the stream is over, which the deadline bounds; how it ended is
+ * stream:error(), as after a loop, and trace is called as next() calls it.
+ * A listing that would pass max_bytes closes the stream (trace: status nil)
+ * and returns nil, err (kind "transport"): none of it is returned. */
+static int stream_read_all(lua_State *L)
+{
+    struct stream *s = check_stream(L, 1);
+    lua_Integer max = luaL_checkinteger(L, 2);
+    char *buf = NULL;
+    size_t used = 0, size = 0;
+    lua_Integer count = 0;
+
+    luaL_argcheck(L, max > 0, 2, "a positive number of bytes expected");
+    lua_settop(L, 2);
+    if (s->pid != getpid())
+        return tc_fail(L, TC_EINVALID, -1, FOREIGN, (int)s->pid);
+    if (s->have_payload) { /* left over by a call that raised */
+        grpc_slice_unref(s->payload);
+        s->have_payload = 0;
+    }
+    if (s->closed || s->state == S_CLOSED) {
+        stream_unanchor(L, s);
+        stream_untrace(L, s);
+        return tc_fail(L, TC_EINVALID, -1, "closed");
+    }
+    lua_pushnil(L); /* stream, max, buffer: a userdata, replaced as it grows */
+    while (s->state == S_OPEN) {
+        if (!stream_receive(s)) {
+            stream_finish(s);
+            stream_unanchor(L, s);
+            stream_trace(L, s, s->state == S_DONE ? 0 : s->err_status);
+            break;
+        }
+        uint8_t head[TC_LENGTH_MAX];
+        size_t len = GRPC_SLICE_LENGTH(s->payload);
+        size_t head_len = tc_codec_put_length(head, len);
+        if (len > (size_t)max - used || head_len > (size_t)max - used - len) {
+            /* Past the cap: the call is cancelled, as by close(). */
+            grpc_slice_unref(s->payload);
+            s->have_payload = 0;
+            stream_close(s);
+            stream_unanchor(L, s);
+            stream_trace(L, s, -1);
+            return tc_fail(L, TC_ETRANSPORT, -1,
+                           "the %s listing is larger than %lld bytes (%lld messages read)",
+                           s->method, (long long)max, (long long)count);
+        }
+        if (used + head_len + len > size) {
+            size_t want = size ? size : 64 * 1024;
+            while (want < used + head_len + len)
+                want *= 2;
+            if (want > (size_t)max)
+                want = (size_t)max;
+            /* Lua owns the buffer, so nothing leaks if this raises; the
+             * payload is released by the next call on the stream. */
+            char *bigger = lua_newuserdata(L, want); /* stream, max, buffer, bigger */
+            if (used)
+                memcpy(bigger, buf, used);
+            lua_replace(L, 3);
+            buf = bigger;
+            size = want;
+        }
+        memcpy(buf + used, head, head_len);
+        memcpy(buf + used + head_len, GRPC_SLICE_START_PTR(s->payload), len);
+        used += head_len + len;
+        grpc_slice_unref(s->payload);
+        s->have_payload = 0;
+        count++;
+    }
+    lua_pushlstring(L, used ? buf : "", used);
+    lua_pushinteger(L, count);
+    lua_pushstring(L, s->output->name);
+    return 3;
+}
+
 /* The for-loop calls the stream with (state, control): ignore them. */
 int tc_stream_call(lua_State *L)
 {
@@ -812,6 +895,7 @@ const luaL_Reg tc_channel_methods[] = {
 
 const luaL_Reg tc_stream_methods[] = {
     { "next", stream_next },
+    { "read_all", stream_read_all },
     { "error", stream_error },
     { "close", stream_close_method },
     { NULL, NULL },
