@@ -1,12 +1,28 @@
--- ticketscloud.nginx: a REST transport for the client inside nginx
--- (lua-nginx-module) that does not block the worker: each request is a
--- subrequest (ngx.location.capture) to an internal location that
--- proxy_passes it to the API. What the location must do, failures, headers
--- and timeouts: docs/openresty.md; the configuration: examples/nginx.conf.
+-- ticketscloud.nginx: lua-ticketscloud inside nginx (lua-nginx-module)
+-- without blocking a worker.
+--
+--   local client = require("ticketscloud.nginx").new{ key = KEY, location = "/_tc_api" }
+--
+-- new(opts) makes a client with every method of tc.new's whose calls never
+-- block the worker. The catalogue (gRPC) runs in a thread of nginx's pool
+-- (ngx.run_worker_thread; ticketscloud.nginx_thread is the side that runs
+-- there) and crosses back whole, packed (stream:read_all), under a cap.
+-- REST goes through nginx as subrequests to an internal location that
+-- proxy_passes them to the API (transport, below) in content, access and
+-- rewrite handlers, and through the pool where subrequests do not exist
+-- (timers), or everywhere without a location. Where nginx cannot wait
+-- (init_worker, filters, log) a call returns nil, err. The order logic,
+-- retries and checks are the client's own (ticketscloud), unchanged.
+--
+-- transport{...} is the subrequest transport alone, for tc.new.
+-- What the location must do, the contexts, failures and costs:
+-- docs/openresty.md; the configuration: examples/nginx.conf.
 
 -- luacheck: globals ngx
 
 local core = require "ticketscloud.core"
+local tc = require "ticketscloud"
+local catalogue = require "ticketscloud.catalogue"
 
 local error = error
 local pairs = pairs
@@ -125,5 +141,305 @@ function Transport.close(self)
 end
 
 mt.__tostring = function() return "ticketscloud.NginxTransport" end
+
+---------------------------------------------------------------------------
+-- The client: ticketscloud.nginx.new
+
+-- The side of this client that runs in the pool's threads.
+local THREAD_MODULE = "ticketscloud.nginx_thread"
+local DEFAULT_POOL = "default"
+-- nginx's own default size of a thread pool (thread_pool default threads=32).
+local DEFAULT_THREADS = 32
+-- A 100,000-seat event is about 11 MB packed (docs/openresty.md).
+local DEFAULT_MAX_LISTING = 32 * 1024 * 1024
+-- Seconds a pool call may run past its timeout (a wait in the pool's
+-- queue) before its thread counts as free again, should the coroutine that
+-- made the call be gone (an aborted request) and not count it off itself.
+local GRACE = 5
+
+-- Where a call may wait: in the pool (ngx.run_worker_thread, ngx.sleep),
+-- and where it may send a subrequest (ngx.location.capture).
+local WAITS = { rewrite = true, server_rewrite = true, access = true, content = true,
+                timer = true }
+local SUBREQUESTS = { rewrite = true, access = true, content = true }
+
+local decode_at = core.decode_at
+local now = core.now
+
+-- This worker's calls running in each pool, by pool name: token -> the
+-- time (core.now) by which its thread is free for sure.
+local running = {}
+
+-- The phase, or nil, err (kind "invalid") where nginx cannot wait.
+local function waitable(what)
+    local phase = ngx.get_phase()
+    if WAITS[phase] then return phase end
+    return fail("invalid", ("%s: nginx cannot wait in the %s phase; call it from a content, "
+                            .. "access or rewrite handler or a timer (ngx.timer.at)"):format(what, phase))
+end
+
+-- The client's sleep: ngx.sleep yields to nginx where it may (the client's
+-- calls never get as far as a pause elsewhere).
+local function sleep(seconds)
+    if WAITS[ngx.get_phase()] then return ngx.sleep(seconds) end
+    return core.sleep(seconds)
+end
+
+-- nil, err for a call nginx did not run in the pool; sent = false when it
+-- cannot have started.
+local function pool_failure(pool, reason)
+    reason = tostring(reason)
+    local kind, text, sent = "transport", "nginx's thread pool " .. pool .. ": " .. reason, true
+    if reason:find("^thread pool .* not found") then
+        kind, sent = "invalid", false
+        text = ("thread pool %s is not configured: nginx.conf needs 'thread_pool %s threads=N;' "
+                .. "in its main context"):format(pool, pool)
+    elseif reason == "no available Lua vm" then
+        sent, text = false, text .. " (all lua_worker_thread_vm_pool_size Lua states are busy)"
+    elseif reason == "ngx_thread_task_post failed" then
+        sent, text = false, text .. " (its queue is full)"
+    end
+    local _, err = fail(kind, text)
+    err.sent = sent
+    return nil, err
+end
+
+-- Runs THREAD_MODULE's fn(...) in the pool and returns what it returned,
+-- with an error's fields made an error again. Refused (kind "transport",
+-- sent = false) while this worker has pool.threads calls running there:
+-- a call then gets an error at once rather than a wait in the pool's queue.
+local function in_pool(pool, timeout, fn, ...)
+    local name = pool.name
+    if not ngx.run_worker_thread then
+        return fail("invalid", "this nginx has no ngx.run_worker_thread (lua-nginx-module 0.10.21 "
+                               .. "or later, nginx built with threads)")
+    end
+    local calls = running[name]
+    if not calls then
+        calls = {}
+        running[name] = calls
+    end
+    local t, busy = now(), 0
+    for token, free_by in pairs(calls) do
+        if free_by < t then calls[token] = nil else busy = busy + 1 end
+    end
+    if busy >= pool.threads then
+        local _, err = fail("transport", ("nginx's thread pool %s is busy: this worker has %d calls "
+                                          .. "running there (option threads); nothing was sent")
+                                         :format(name, busy))
+        err.sent = false
+        return nil, err
+    end
+    local token = {}
+    calls[token] = t + timeout + GRACE
+    local ok, a, b = ngx.run_worker_thread(name, THREAD_MODULE, fn, ...)
+    calls[token] = nil
+    if not ok then return pool_failure(name, a) end
+    if a == nil and type(b) == "table" then return nil, core.error(b) end
+    return a, b
+end
+
+-- The REST transport of a client made by new: subrequests where nginx has
+-- them and the client has a location, the pool elsewhere.
+local Rest = {}
+local rest_mt = { __index = Rest, __name = "ticketscloud.NginxRest" }
+rest_mt.__tostring = function() return "ticketscloud.NginxRest" end
+
+function Rest.request(self, method, path, body, opts)
+    if self.closed then return fail("invalid", "closed") end
+    local phase, err = waitable("REST " .. tostring(method) .. " " .. tostring(path))
+    if not phase then return nil, err end
+    if self.subrequests and SUBREQUESTS[phase] then
+        return self.subrequests:request(method, path, body, opts)
+    end
+    if type(method) ~= "string" or type(path) ~= "string" then
+        return fail("invalid", "method and path: strings expected")
+    end
+    check_arg(body, "string?", "request", 3)
+    check_arg(opts, "table?", "request", 4)
+    local ok
+    ok, err = core.check_request(method, path, opts and opts.headers)
+    if not ok then return nil, err end
+    -- Only what the request needs crosses to the thread.
+    local timeout = opts and opts.timeout or self.options.timeout
+    local sent = { headers = opts and opts.headers, timeout = opts and opts.timeout }
+    self.requests = self.requests + 1
+    local status, res = in_pool(self.pool, timeout, "rest", self.options, method, path, body, sent)
+    if not status then self.failures = self.failures + 1 end
+    return status, res
+end
+
+-- { requests =, failures = }: the requests sent through either way, and
+-- those that got no answer of the service; subrequests and pooled tell
+-- how many went which way.
+function Rest.stats(self)
+    local sub = self.subrequests and self.subrequests:stats() or { requests = 0, failures = 0 }
+    return { requests = sub.requests + self.requests, failures = sub.failures + self.failures,
+             subrequests = sub.requests, pooled = self.requests }
+end
+
+function Rest.close(self)
+    self.closed = true
+    if self.subrequests then self.subrequests:close() end
+    return true
+end
+
+-- A catalogue listing as it crossed from the pool: packed, decoded one
+-- message per call (core.decode_at). The same interface as a stream of
+-- tc.new's client.
+local Listing = {}
+local listing_mt = { __index = Listing, __name = "ticketscloud.NginxListing" }
+listing_mt.__call = function(self) return self:next() end
+listing_mt.__tostring = function() return "ticketscloud.NginxListing" end
+
+--- The next message of the listing.
+-- Calling the listing itself does the same, so that it works in a `for` loop.
+-- @treturn table|nil the message, or nil at the end
+-- @treturn[opt] table the error that ended the listing (then again on every call)
+-- @usage for seat in listing do print(seat.ticket) end
+-- if listing:error() then ngx.log(ngx.ERR, tostring(listing:error())) end
+function Listing.next(self)
+    if self.closed then return fail("invalid", "closed") end
+    local packed = self.packed
+    if packed then
+        local message, at = decode_at(self.type, packed, self.at)
+        if message then
+            self.at = at
+            return message
+        end
+        self.packed = nil -- the end: the listing's memory goes
+        if at then -- the server's bytes were not a message: the listing fails as a stream would
+            self.ending = core.error{ kind = "transport", messages = {
+                ("malformed %s message from the server"):format(self.type) } }
+        end
+        self.err, self.ending = self.ending, nil
+    end
+    if self.err then return nil, self.err end
+    return nil
+end
+
+--- The error that ended the listing.
+-- @treturn table|nil the error, or nil while messages are left and after a normal end
+function Listing.error(self)
+    return self.err
+end
+
+--- Ends the listing early and lets its memory go; calls after it give
+-- nil, err (kind "invalid", "closed"). Nothing runs in the pool by then.
+-- @treturn boolean true
+function Listing.close(self)
+    self.closed = true
+    self.packed = nil
+    return true
+end
+
+-- The nginx client: every method of tc.new's client (inherited), with the
+-- catalogue methods run in the pool.
+local Client = setmetatable({}, { __index = tc })
+local client_mt = { __index = Client, __name = "ticketscloud.NginxClient" }
+client_mt.__gc = function(self) self:close() end -- Lua 5.4 (LuaJIT: its userdata close themselves)
+client_mt.__close = client_mt.__gc
+client_mt.__tostring = function(self) return self.name end
+
+for name in pairs(catalogue.methods) do
+    Client[name] = function(self, request)
+        request = check_arg(request, "table?", name, 1) or {}
+        if self.closed then return fail("invalid", "closed") end
+        local ok, err = waitable(name)
+        if not ok then return nil, err end
+        local result
+        result, err = in_pool(self.pool, self.options.timeout, "listing", self.thread_options, name,
+                              request, self.max_listing)
+        if not result then
+            if err.kind == "transport" and err.messages[1]:find(" listing is larger than ", 1, true) then
+                err.messages[#err.messages + 1] = "max_listing_bytes is " .. self.max_listing
+                                                  .. ": narrow the request or raise the option"
+            end
+            return nil, err
+        end
+        local t = result.trace
+        if self.trace and t then self.trace("GRPC", t.path, nil, t.status, t.seconds) end
+        return setmetatable({ packed = result.listing, at = 1, type = result.type,
+                              count = result.count, bytes = #result.listing,
+                              ending = result.error and core.error(result.error) }, listing_mt)
+    end
+end
+
+local function bad_option(name, expected, got)
+    error(("bad field '%s' to 'new' (%s expected, got %s)"):format(name, expected, type(got)), 3)
+end
+
+--- Makes a client whose calls never block the nginx worker.
+-- It takes the options of `tc.new` (but `transport`, which it chooses itself) and has the
+-- same methods: catalogue listings, orders and their helpers, flows, refunds. Its calls
+-- work in content, access and rewrite handlers and in timers; elsewhere (init_worker,
+-- header and body filters, log) they return nil, err of kind "invalid". Nothing is
+-- opened until a call needs it: make it in the worker, never in init_by_lua.
+-- @tparam table opts the options of `tc.new`, plus:
+--   `location` (string) the internal location that proxy_passes REST subrequests to the API
+--   (none: REST runs in the thread pool everywhere);
+--   `headers` ({ [name] = variable }) the extra headers that location sends (`transport`);
+--   `thread_pool` (string, default "default") the pool named by a `thread_pool` directive;
+--   `threads` (integer, default 32) how many calls this worker may run in the pool at once,
+--   the pool's `threads=` (one more is an error, not a wait);
+--   `max_listing_bytes` (integer, default 32 MiB) the largest catalogue listing, packed.
+-- @treturn table|nil the client
+-- @treturn[opt] table the error (kind "invalid") when an option is refused
+-- @usage local client = assert(require("ticketscloud.nginx").new{
+--     key = os.getenv("TICKETSCLOUD_KEY"), location = "/_tc_api" })
+-- for seat in assert(client:seats{ event = EVENT, status = "VACANT" }) do ... end
+function _M.new(opts)
+    check_arg(opts, "table", "new", 1)
+    if opts.transport ~= nil then
+        error("bad field 'transport' to 'new' (the nginx client sends through nginx; see location)", 2)
+    end
+    local location = check_field(opts, "location", "string?", "new")
+    if location and location:sub(1, 1) ~= "/" then
+        bad_option("location", "a path starting with '/'", location)
+    end
+    local headers = check_field(opts, "headers", "table?", "new")
+    for name, var in pairs(headers or {}) do
+        if type(name) ~= "string" or type(var) ~= "string" then
+            bad_option("headers", "names mapped to variable names", var)
+        end
+    end
+    local pool = check_field(opts, "thread_pool", "string?", "new") or DEFAULT_POOL
+    local threads = check_field(opts, "threads", "number?", "new") or DEFAULT_THREADS
+    local max_listing = check_field(opts, "max_listing_bytes", "number?", "new") or DEFAULT_MAX_LISTING
+    if pool == "" then return fail("invalid", "thread_pool: the name of a thread pool expected") end
+    if threads < 1 or threads % 1 ~= 0 then
+        return fail("invalid", "threads: an integer >= 1 expected")
+    end
+    if max_listing < 1 or max_listing % 1 ~= 0 or max_listing > 2 ^ 31 then
+        return fail("invalid", "max_listing_bytes: an integer from 1 to 2^31 expected")
+    end
+
+    local rest = setmetatable({ pool = { name = pool, threads = threads }, requests = 0,
+                                failures = 0 }, rest_mt)
+    local inner = { transport = rest, sleep = sleep }
+    for k, v in pairs(opts) do inner[k] = v end
+    inner.location, inner.headers, inner.thread_pool, inner.threads = nil, nil, nil, nil
+    inner.max_listing_bytes, inner.transport = nil, rest
+    local self, err = tc.new(inner)
+    if not self then return nil, err end
+    -- What a client in a thread is made from: the checked options, plain values.
+    local options = {}
+    for k, v in pairs(self.options) do options[k] = v end
+    rest.options = options
+    if location then
+        rest.subrequests = _M.transport{ location = location, key = options.key,
+                                         timeout = options.timeout, headers = headers }
+    end
+    self.thread_options, self.pool, self.max_listing = options, rest.pool, max_listing
+    self.name = "ticketscloud.NginxClient: " .. self.name:match("0x%x+")
+    return setmetatable(self, client_mt)
+end
+
+--- The counts of the client's REST requests.
+-- @treturn table `{ requests =, failures =, subrequests =, pooled = }`: requests sent, those
+-- that got no answer of the service, and how many went as subrequests or through the pool
+function Client.stats(self)
+    return self.http:stats()
+end
 
 return _M
