@@ -6,6 +6,7 @@
 #   make install-module   the module alone, into LUADIR and LIBDIR (luarocks)
 #   make LUA=luajit       the same module for LuaJIT 2.1 (OpenResty)
 #   make demo             the order example's two mixed orders against the sandbox
+#   make nginx-conf       examples/nginx.conf made runnable: build/nginx/nginx.conf
 #   make test             every check CI runs
 #   make spec SPEC=spec/money_spec.lua   one spec (or several), as make test runs it
 #   make bench            benchmarks
@@ -59,7 +60,7 @@ SANDBOX_SRCS = $(sort $(wildcard src/sandbox/*.c))
 # bytes.c holds the UTF-8, id and key rules that the module and the sandbox share.
 SANDBOX_OBJS = $(patsubst src/%.c,$(BUILD)/obj/%.o,$(SANDBOX_SRCS)) $(BUILD)/obj/bytes.o
 
-.PHONY: all module sandbox host deps demo test spec bench chaos install install-module clean
+.PHONY: all module sandbox host deps demo nginx-conf test spec bench chaos install install-module clean
 
 # Where `make install` puts things; luarocks sets LUADIR and LIBDIR itself.
 PREFIX     ?= /usr/local
@@ -125,6 +126,17 @@ demo: deps
 	@$(MAKE) --no-print-directory -s all
 	@LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='$(MODULE_DIR)/?.so;;' \
 		TC_SANDBOX='$(SANDBOX)' $(LUA) examples/mixed_order.lua
+
+# examples/nginx.conf rendered by tools/nginx-conf.lua into a runnable
+# $(BUILD)/nginx/nginx.conf (its prefix, with logs/ and temp/), with the
+# LuaJIT module it loads; it prints the command that starts nginx.
+NGINX_PORT ?= 8080
+NGINX_API  ?= https://ticketscloud.com
+
+nginx-conf: deps
+	@$(MAKE) --no-print-directory -s LUA=luajit module
+	@lua5.4 tools/nginx-conf.lua --port '$(NGINX_PORT)' --api '$(NGINX_API)' \
+		--out '$(BUILD)/nginx/nginx.conf' --lua-cpath '$(abspath $(BUILD))/luajit/?.so'
 
 test:
 	@tools/test

@@ -140,11 +140,12 @@ local Nginx = {}
 Nginx.__index = Nginx
 
 -- Starts nginx in the foreground (daemon off) in a fresh prefix with conf
--- (its @PORT@ replaced by the port), and waits until it listens with its
--- workers up. opts.env: the environment (what env directives pass to the
+-- (its @PORT@ replaced by the port; or conf(port), a function, gives it),
+-- and waits until it listens with its workers up. opts.env: the environment (what env directives pass to the
 -- workers); opts.workers: how many (default 1). Returns the object, or nil
 -- and what went wrong (with the error log).
 local function start(conf, port, opts)
+    if type(conf) == "function" then conf = conf(port) end
     conf = conf:gsub("@PORT@", tostring(port))
     local prefix = run("mktemp -d /tmp/tc-nginx.XXXXXX")
     assert(prefix:find("^/tmp/tc%-nginx%."), "mktemp failed")
@@ -283,6 +284,11 @@ end
 
 function Nginx:get(path, headers)
     return self:call("GET", path, nil, headers)
+end
+
+-- POST /tc/order of examples/nginx_shop.lua.
+function Nginx:order(args)
+    return self:call("POST", "/tc/order", cjson.encode(args))
 end
 
 -- Sends a GET on a connection of its own and returns it without reading
