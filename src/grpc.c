@@ -6,7 +6,7 @@
  *   local stream = ch:stream("Seats", { event = ID } [, owner [, trace]])  -- or nil, err
  *   for seat in stream do ... end                        -- one message per call
  *   local err = stream:error()                           -- what ended it, if not the end
- *   local listing, n = stream:read_all(max_bytes)        -- or the rest at once, undecoded
+ *   local chunks, n = stream:read_all(max_bytes)         -- or the rest at once, undecoded
  *   stream:close(); ch:close()
  *
  * A Channel is one grpc_channel, reused by every call of a client. It holds
@@ -21,7 +21,7 @@
  * flat however long the listing is. stream:read_all is the exception, for
  * a caller that cannot wait message by message (ticketscloud.nginx runs it
  * in a thread of nginx's pool): it reads the rest of the stream, undecoded,
- * into one packed listing bounded by the caller's max_bytes. Statuses become error kinds: auth,
+ * into a packed listing bounded by the caller's max_bytes. Statuses become error kinds: auth,
  * timeout, transport, not_found, api (status = the gRPC code), with the
  * server's status message, the key scrubbed from it (tc_scrub, errors.c).
  *
@@ -66,6 +66,8 @@
 
 /* Largest message accepted from the server (hall maps carry SVG drawings). */
 #define MAX_MESSAGE (64 * 1024 * 1024)
+/* How much of a packed listing goes in one chunk (stream:read_all). */
+#define CHUNK (1024 * 1024)
 /* Largest ca_file read. */
 #define MAX_CA_FILE (4 * 1024 * 1024)
 /* The error of a channel or stream used in a child after fork. */
@@ -542,24 +544,31 @@ static int stream_next(lua_State *L)
     return 1;
 }
 
-/* stream:read_all(max_bytes) -> listing, count, type_name | nil, err
- * The rest of the stream, undecoded, as one packed listing: each message's
- * bytes after their length (tc_codec_put_length; core.decode_at reads it),
- * with the number of messages and their type ("v3.Seat"). It blocks until
- * the stream is over, which the deadline bounds; how it ended is
- * stream:error(), as after a loop, and trace is called as next() calls it.
- * A listing that would pass max_bytes closes the stream (trace: status nil)
- * and returns nil, err (kind "transport"): none of it is returned. */
+/* stream:read_all(max_bytes [, chunk_bytes]) -> chunks, count, type_name | nil, err
+ * The rest of the stream, undecoded, as a packed listing: each message's
+ * bytes after their length (tc_codec_put_length; core.decode_at reads
+ * them), cut into chunks: a list of strings of whole messages, each at
+ * most chunk_bytes (default CHUNK) or one message larger than that,
+ * so that neither this Lua state nor the one the chunks are copied to needs
+ * one block of the listing's size. With them come the number of messages and
+ * their type ("v3.Seat"). It blocks until the stream is over, which the
+ * deadline bounds; how it ended is stream:error(), as after a loop, and
+ * trace is called as next() calls it. A listing that would pass max_bytes
+ * in all closes the stream (trace: status nil) and returns nil, err (kind
+ * "transport"): none of it is returned. */
 static int stream_read_all(lua_State *L)
 {
     struct stream *s = check_stream(L, 1);
     lua_Integer max = luaL_checkinteger(L, 2);
+    lua_Integer chunk = luaL_optinteger(L, 3, CHUNK);
     char *buf = NULL;
-    size_t used = 0, size = 0;
+    size_t used = 0, size = 0, total = 0;
     lua_Integer count = 0;
+    int chunks = 0;
 
     luaL_argcheck(L, max > 0, 2, "a positive number of bytes expected");
-    lua_settop(L, 2);
+    luaL_argcheck(L, chunk > 0, 3, "a positive number of bytes expected");
+    lua_settop(L, 3);
     if (s->pid != getpid())
         return tc_fail(L, TC_EINVALID, -1, FOREIGN, (int)s->pid);
     if (s->have_payload) { /* left over by a call that raised */
@@ -571,7 +580,8 @@ static int stream_read_all(lua_State *L)
         stream_untrace(L, s);
         return tc_fail(L, TC_EINVALID, -1, "closed");
     }
-    lua_pushnil(L); /* stream, max, buffer: a userdata, replaced as it grows */
+    lua_newtable(L); /* stream, max, chunk, chunks */
+    lua_pushnil(L);  /* stream, max, chunk, chunks, buffer (a userdata: Lua owns it) */
     while (s->state == S_OPEN) {
         if (!stream_receive(s)) {
             stream_finish(s);
@@ -582,7 +592,7 @@ static int stream_read_all(lua_State *L)
         uint8_t head[TC_LENGTH_MAX];
         size_t len = GRPC_SLICE_LENGTH(s->payload);
         size_t head_len = tc_codec_put_length(head, len);
-        if (len > (size_t)max - used || head_len > (size_t)max - used - len) {
+        if (len > (size_t)max - total || head_len > (size_t)max - total - len) {
             /* Past the cap: the call is cancelled, as by close(). */
             grpc_slice_unref(s->payload);
             s->have_payload = 0;
@@ -593,29 +603,49 @@ static int stream_read_all(lua_State *L)
                            "the %s listing is larger than %lld bytes (%lld messages read)",
                            s->method, (long long)max, (long long)count);
         }
-        if (used + head_len + len > size) {
-            size_t want = size ? size : 64 * 1024;
-            while (want < used + head_len + len)
-                want *= 2;
-            if (want > (size_t)max)
-                want = (size_t)max;
-            /* Lua owns the buffer, so nothing leaks if this raises; the
-             * payload is released by the next call on the stream. */
-            char *bigger = lua_newuserdata(L, want); /* stream, max, buffer, bigger */
-            if (used)
-                memcpy(bigger, buf, used);
-            lua_replace(L, 3);
-            buf = bigger;
-            size = want;
+        size_t need = head_len + len;
+        if (used > 0 && used + need > (size_t)chunk) { /* the chunk is full */
+            lua_pushlstring(L, buf, used);
+            lua_rawseti(L, 4, ++chunks);
+            used = 0;
         }
-        memcpy(buf + used, head, head_len);
-        memcpy(buf + used + head_len, GRPC_SLICE_START_PTR(s->payload), len);
-        used += head_len + len;
+        /* If Lua raises below (out of memory), Lua frees its buffers and
+         * the next call on the stream the payload. */
+        if (need > (size_t)chunk) { /* a message larger than a chunk: one of its own */
+            char *one = lua_newuserdata(L, need); /* ..., chunks, buffer, one */
+            memcpy(one, head, head_len);
+            memcpy(one + head_len, GRPC_SLICE_START_PTR(s->payload), len);
+            lua_pushlstring(L, one, need);
+            lua_rawseti(L, 4, ++chunks);
+            lua_pop(L, 1);
+        } else {
+            if (used + need > size) { /* grow the buffer, up to a chunk */
+                size_t want = size ? size * 2 : 16 * 1024;
+                while (want < used + need)
+                    want *= 2;
+                if (want > (size_t)chunk)
+                    want = (size_t)chunk; /* still >= used + need */
+                char *bigger = lua_newuserdata(L, want);
+                if (used)
+                    memcpy(bigger, buf, used);
+                lua_replace(L, 5);
+                buf = bigger;
+                size = want;
+            }
+            memcpy(buf + used, head, head_len);
+            memcpy(buf + used + head_len, GRPC_SLICE_START_PTR(s->payload), len);
+            used += need;
+        }
+        total += need;
         grpc_slice_unref(s->payload);
         s->have_payload = 0;
         count++;
     }
-    lua_pushlstring(L, used ? buf : "", used);
+    if (used > 0) {
+        lua_pushlstring(L, buf, used);
+        lua_rawseti(L, 4, ++chunks);
+    }
+    lua_pushvalue(L, 4);
     lua_pushinteger(L, count);
     lua_pushstring(L, s->output->name);
     return 3;

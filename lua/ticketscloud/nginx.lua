@@ -165,6 +165,12 @@ local SUBREQUESTS = { rewrite = true, access = true, content = true }
 
 local decode_at = core.decode_at
 local now = core.now
+-- Seconds a loop over a listing may decode before it lets nginx serve
+-- other requests, and the pause that does it: the shortest timer. (Without
+-- OpenResty's delayed-events patch, Debian's nginx runs the timer of
+-- ngx.sleep(0) before it looks at any connection again.)
+local YIELD_AFTER = 0.005
+local YIELD = 0.001
 
 -- This worker's calls running in each pool, by pool name: token -> the
 -- time (core.now) by which its thread is free for sure.
@@ -284,8 +290,8 @@ function Rest.close(self)
     return true
 end
 
--- A catalogue listing as it crossed from the pool: packed, decoded one
--- message per call (core.decode_at). The same interface as a stream of
+-- A catalogue listing as it crossed from the pool: packed chunks, decoded
+-- one message per call (core.decode_at). The same interface as a stream of
 -- tc.new's client.
 local Listing = {}
 local listing_mt = { __index = Listing, __name = "ticketscloud.NginxListing" }
@@ -293,26 +299,43 @@ listing_mt.__call = function(self) return self:next() end
 listing_mt.__tostring = function() return "ticketscloud.NginxListing" end
 
 --- The next message of the listing.
--- Calling the listing itself does the same, so that it works in a `for` loop.
+-- Calling the listing itself does the same, so that it works in a `for` loop. A loop over a
+-- long listing gives the worker back to nginx for a millisecond (`ngx.sleep(0.001)`) after
+-- every 5 ms or so of decoding, where nginx can wait, so that other requests are served
+-- meanwhile.
 -- @treturn table|nil the message, or nil at the end
 -- @treturn[opt] table the error that ended the listing (then again on every call)
 -- @usage for seat in listing do print(seat.ticket) end
 -- if listing:error() then ngx.log(ngx.ERR, tostring(listing:error())) end
 function Listing.next(self)
     if self.closed then return fail("invalid", "closed") end
-    local packed = self.packed
-    if packed then
-        local message, at = decode_at(self.type, packed, self.at)
+    local chunks = self.chunks
+    while chunks do
+        local chunk = chunks[self.chunk]
+        if not chunk then -- the end: what is left of the listing goes
+            self.chunks = nil
+            self.err, self.ending = self.ending, nil
+            break
+        end
+        local message, at = decode_at(self.type, chunk, self.at)
         if message then
             self.at = at
+            self.decoded = self.decoded + 1
+            if self.decoded % 100 == 0 and now() - self.since > YIELD_AFTER
+               and WAITS[ngx.get_phase()] then
+                ngx.sleep(YIELD)
+                self.since = now()
+            end
             return message
         end
-        self.packed = nil -- the end: the listing's memory goes
         if at then -- the server's bytes were not a message: the listing fails as a stream would
-            self.ending = core.error{ kind = "transport", messages = {
+            self.chunks = nil
+            self.err = core.error{ kind = "transport", messages = {
                 ("malformed %s message from the server"):format(self.type) } }
+            break
         end
-        self.err, self.ending = self.ending, nil
+        chunks[self.chunk] = nil -- read: its memory can go
+        self.chunk, self.at = self.chunk + 1, 1
     end
     if self.err then return nil, self.err end
     return nil
@@ -329,7 +352,7 @@ end
 -- @treturn boolean true
 function Listing.close(self)
     self.closed = true
-    self.packed = nil
+    self.chunks = nil
     return true
 end
 
@@ -359,9 +382,10 @@ for name in pairs(catalogue.methods) do
         end
         local t = result.trace
         if self.trace and t then self.trace("GRPC", t.path, nil, t.status, t.seconds) end
-        return setmetatable({ packed = result.listing, at = 1, type = result.type,
-                              count = result.count, bytes = #result.listing,
-                              ending = result.error and core.error(result.error) }, listing_mt)
+        return setmetatable({ chunks = result.chunks, chunk = 1, at = 1, type = result.type,
+                              count = result.count, bytes = result.bytes, decoded = 0,
+                              since = now(), ending = result.error and core.error(result.error) },
+                             listing_mt)
     end
 end
 

@@ -2,7 +2,7 @@
 -- (ticketscloud.nginx) that runs in a thread of nginx's pool, called by
 -- ngx.run_worker_thread in a Lua state of its own. It does the blocking
 -- work and nothing else: one REST request over libcurl, or a whole
--- catalogue listing read with stream:read_all. What the answer means, the
+-- catalogue listing read with stream:read_all, packed in chunks. What the answer means, the
 -- retries and the order logic stay with the client in the worker.
 --
 -- nginx keeps these Lua states between calls (each serves one call at a
@@ -98,18 +98,20 @@ local function listing(options, name, request, max_bytes)
     local stream
     stream, err = client[name](client, request)
     if not stream then return nil, err end
-    local packed, count, type_name = stream:read_all(max_bytes)
-    if not packed then return nil, count end -- larger than max_bytes: the call is cancelled
-    local result = { listing = packed, count = count, type = type_name, error = stream:error(),
-                     trace = traced }
+    local chunks, count, type_name = stream:read_all(max_bytes)
+    if not chunks then return nil, count end -- larger than max_bytes: the call is cancelled
+    local bytes = 0
+    for i = 1, #chunks do bytes = bytes + #chunks[i] end
+    local result = { chunks = chunks, count = count, type = type_name, bytes = bytes,
+                     error = stream:error(), trace = traced }
     stream:close()
     return result
 end
 
--- listing(options, method, request, max_bytes) -> { listing =, count =,
--- type =, error =, trace = } | nil, err fields: a catalogue method's whole
--- listing, packed (stream:read_all), with the error that ended it if any
--- and what its trace saw.
+-- listing(options, method, request, max_bytes) -> { chunks =, count =,
+-- type =, bytes =, error =, trace = } | nil, err fields: a catalogue
+-- method's whole listing, packed in chunks (stream:read_all), with the
+-- error that ended it if any and what its trace saw.
 function _M.listing(...)
     local ok, a, b = pcall(listing, ...)
     if not ok then return raised(a) end
