@@ -32,6 +32,9 @@ _M.OPTIONS = OPTIONS
 
 local clients = {} -- cache key -> { client =, used = n }
 local uses = 0
+-- A listing at least this large is collected before the next one starts.
+local BIG = 1024 * 1024
+local last_bytes = 0
 -- What the trace of the last catalogue stream saw: { path =, status =, seconds = }.
 local traced
 
@@ -89,9 +92,11 @@ function _M.rest(...)
 end
 
 local function listing(options, name, request, max_bytes)
-    -- The previous listing of this state was copied to its worker: free it
-    -- now rather than whenever this state next allocates enough.
-    collectgarbage()
+    -- A large previous listing of this state was copied to its worker: free
+    -- it now rather than whenever this state next allocates enough. (Small
+    -- ones are left to the collector: a full collection costs a millisecond.)
+    if last_bytes >= BIG then collectgarbage() end
+    last_bytes = 0
     local client, err = client_for(options)
     if not client then return nil, err end
     traced = nil
@@ -102,6 +107,7 @@ local function listing(options, name, request, max_bytes)
     if not chunks then return nil, count end -- larger than max_bytes: the call is cancelled
     local bytes = 0
     for i = 1, #chunks do bytes = bytes + #chunks[i] end
+    last_bytes = bytes
     local result = { chunks = chunks, count = count, type = type_name, bytes = bytes,
                      error = stream:error(), trace = traced }
     stream:close()
