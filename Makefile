@@ -10,6 +10,7 @@
 #   make test             every check CI runs
 #   make spec SPEC=spec/money_spec.lua   one spec (or several), as make test runs it
 #   make bench            benchmarks
+#   make bench-nginx      the client inside nginx under wrk (docs/openresty.md)
 #   make chaos            orders under network faults: none lost, duplicated or orphaned
 #
 # Every variable below can be overridden on the command line.
@@ -60,7 +61,8 @@ SANDBOX_SRCS = $(sort $(wildcard src/sandbox/*.c))
 # bytes.c holds the UTF-8, id and key rules that the module and the sandbox share.
 SANDBOX_OBJS = $(patsubst src/%.c,$(BUILD)/obj/%.o,$(SANDBOX_SRCS)) $(BUILD)/obj/bytes.o
 
-.PHONY: all module sandbox host deps demo nginx-conf test spec bench chaos install install-module clean
+.PHONY: all module sandbox host deps demo nginx-conf test spec bench bench-nginx chaos install \
+	install-module clean
 
 # Where `make install` puts things; luarocks sets LUADIR and LIBDIR itself.
 PREFIX     ?= /usr/local
@@ -159,6 +161,13 @@ spec: deps
 bench: deps
 	@$(MAKE) --no-print-directory -s all
 	@tools/bench
+
+# bench/nginx.lua alone, with the LuaJIT module nginx loads: a minute more
+# than make bench would want, so a target of its own (docs/openresty.md).
+bench-nginx: deps
+	@$(MAKE) --no-print-directory -s all
+	@$(MAKE) --no-print-directory -s LUA=luajit module
+	@BENCH_ONLY=nginx TC_LUAJIT_CPATH='$(BUILD)/luajit/?.so' tools/bench
 
 # The chaos run (tools/chaos.lua, docs/benchmarks.md): orders made by
 # CHAOS_WORKERS processes at once against a sandbox that injects network
