@@ -60,6 +60,7 @@ describe("ticketscloud.nginx.new", function()
     end)
 
     lazy_teardown(function()
+        require("ticketscloud.nginx_thread").close()
         rawset(_G, "ngx", saved_ngx)
         if hang then hang:close() end
         if sb then sb:stop() end

@@ -83,8 +83,17 @@ local function rest(options, method, path, body, opts)
     return client.http:request(method, path, body, opts)
 end
 
--- rest(options, method, path, body, opts) -> status, body | nil, err fields:
--- one REST request, sent once, as the libcurl transport sends it.
+--- One REST request, sent once, as the libcurl transport sends it.
+-- Run by `ngx.run_worker_thread` for the nginx client; blocks its thread.
+-- @tparam table options the client's checked options (`client.options`: key, api, ...)
+-- @tparam string method `"GET"`, `"POST"`, `"PATCH"`, ...
+-- @tparam string path the API's path and query
+-- @tparam[opt] string body the JSON body
+-- @tparam[opt] table opts `{ headers =, timeout = }` of the request
+-- @treturn number|nil the HTTP status
+-- @treturn string|table the body, or the error's fields
+-- @usage ngx.run_worker_thread("default", "ticketscloud.nginx_thread", "rest",
+--     client.options, "GET", "/v2/resources/orders/" .. id)
 function _M.rest(...)
     local ok, a, b = pcall(rest, ...)
     if not ok then return raised(a) end
@@ -114,14 +123,34 @@ local function listing(options, name, request, max_bytes)
     return result
 end
 
--- listing(options, method, request, max_bytes) -> { chunks =, count =,
--- type =, bytes =, error =, trace = } | nil, err fields: a catalogue
--- method's whole listing, packed in chunks (stream:read_all), with the
--- error that ended it if any and what its trace saw.
+--- A catalogue method's whole listing, packed in chunks (`stream:read_all`).
+-- Run by `ngx.run_worker_thread` for the nginx client; blocks its thread until the stream
+-- is over (its deadline bounds it).
+-- @tparam table options the client's checked options (`client.options`)
+-- @tparam string method a catalogue method: `"seats"`, `"events"`, ...
+-- @tparam table request its request table
+-- @tparam number max_bytes the largest listing, packed; a larger one is an error
+-- @treturn table|nil `{ chunks =, count =, type =, bytes =, error =, trace = }`: the chunks,
+--   the number of messages, their type, the packed size, the fields of the error that ended
+--   the listing if any, and what its trace saw (`{ path =, status =, seconds = }`)
+-- @treturn[opt] table the error's fields
+-- @usage ngx.run_worker_thread("default", "ticketscloud.nginx_thread", "listing",
+--     client.options, "seats", { event = EVENT }, 32 * 1024 * 1024)
 function _M.listing(...)
     local ok, a, b = pcall(listing, ...)
     if not ok then return raised(a) end
     return a, b
+end
+
+--- Closes the clients this Lua state keeps (nginx closes them with the state as the
+-- worker exits). Idempotent.
+-- @treturn boolean true
+function _M.close()
+    for id, entry in pairs(clients) do
+        entry.client:close()
+        clients[id] = nil
+    end
+    return true
 end
 
 return _M
