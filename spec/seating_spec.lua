@@ -1,7 +1,8 @@
 -- seating_spec: ticketscloud.seating on hand-made halls, no I/O: natural
 -- order, rows, blocks of adjacent seats (gaps, aisles, unnumbered seats,
--- filters, ranking).
+-- filters, ranking) and the prices of sets.
 local seating = require "ticketscloud.seating"
+local tc = require "ticketscloud"
 
 local SECTOR = "5a8dd58e6e55b2064c67c144"
 local BALCONY = "5a8dd58e6e55b2064c67c199"
@@ -208,9 +209,31 @@ describe("seating.adjacent", function()
         assert.same({}, assert(seating.adjacent(seats, 2, { sector = "nowhere" })))
     end)
 
+    it("filters by price per seat and gives each block its price in minor units", function()
+        local seats = concat(row_of("1", 1, 3), row_of("2", 1, 3, nil, SECTOR, CHEAP))
+        local event = { sets = { { id = SET, rules = { { simple = { price = 99000 } } } },
+                                 { id = CHEAP, rules = { { simple = { price = 50000 } } } } } }
+        local blocks = assert(seating.adjacent(seats, 3, { event = event }))
+        assert.equal(2, #blocks)
+        local by_row = {}
+        for _, b in ipairs(blocks) do by_row[b.row] = b.price end
+        assert.same({ ["1"] = 297000, ["2"] = 150000 }, by_row)
+        assert.equal("2970.00", tc.money.format(by_row["1"]))
+        for _, max in ipairs{ "500.00", 50000, "989.99" } do
+            blocks = assert(seating.adjacent(seats, 3, { event = event, max_price = max }))
+            assert.same({ "2:1,2,3" }, describe_blocks(blocks))
+        end
+        assert.equal(2, #assert(seating.adjacent(seats, 3, { event = event, max_price = "990" })))
+        -- Without the event there are no prices.
+        assert.is_nil(assert(seating.adjacent(seats, 3))[1].price)
+    end)
+
     it("refuses option values it cannot use with nil, err; raises for argument types", function()
         local seats = row_of("1", 1, 3)
         local cases = {
+            { { max_price = "cheap", event = {} }, "max_price" },
+            { { max_price = 1.5, event = {} }, "max_price" },
+            { { max_price = 100 }, "needs opts.event" },
             { { near = { x = 1 } }, "near" },
             { { aisle = -1 }, "aisle" },
             { { sector = 5 }, "sector" },
@@ -225,6 +248,27 @@ describe("seating.adjacent", function()
         assert.has_error(function() seating.adjacent(seats, 1.5) end)
         assert.has_error(function() seating.adjacent(seats, "2") end)
         assert.has_error(function() seating.adjacent("seats", 2) end)
+    end)
+end)
+
+describe("seating.prices", function()
+    local NOW = 1900000000
+    it("takes the first rule whose lifetime holds now, else the last", function()
+        local function rule(price, start, finish)
+            local lifetime = (start or finish) and { start = start, finish = finish } or nil
+            return { lifetime = lifetime, simple = { price = price } }
+        end
+        local event = { sets = {
+            { id = "a", rules = { rule(100, NOW - 10, NOW - 1), rule(200, NOW, NOW + 10), rule(300) } },
+            { id = "b", rules = { rule(100, NOW + 1, NOW + 10), rule(150, NOW - 10, NOW - 5) } },
+            { id = "c", rules = { rule(0) } },
+            { id = "d", rules = {} },
+            { id = "e", rules = { rule(5, nil, NOW) } },
+        } }
+        assert.same({ a = 200, b = 150, c = 0, e = 5 }, seating.prices(event, NOW))
+        assert.same({ a = 300, b = 150, c = 0, e = 5 }, seating.prices(event, NOW + 11))
+        assert.same({}, seating.prices({}))
+        assert.has_error(function() seating.prices(nil) end)
     end)
 end)
 

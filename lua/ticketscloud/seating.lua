@@ -2,9 +2,9 @@
 --
 -- `client:seats{...}` gives seats unordered, with rows and numbers as
 -- strings; `client:maps{...}` gives the hall's geometry, `client:events{...}`
--- the sets. This module groups seats into rows in natural order (`"2"`
--- before `"10"`), finds blocks of vacant seats side by side and ranks
--- them. Nothing here does I/O:
+-- the sets and their prices. This module groups seats into rows in natural
+-- order (`"2"` before `"10"`), finds blocks of vacant seats side by side and
+-- ranks them, and gives the price of each set now. Nothing here does I/O:
 -- the functions take the plain tables of the catalogue and return plain
 -- tables (docs/seating.md).
 --
@@ -19,6 +19,7 @@
 local core = require "ticketscloud.core"
 
 local ipairs = ipairs
+local os_time = os.time
 local pairs = pairs
 local sort = table.sort
 local sqrt = math.sqrt
@@ -30,6 +31,7 @@ local error = error
 local huge = math.huge
 local check_arg = core.check_arg
 local fail = core.fail
+local money = core.money
 
 local _M = { _VERSION = core._VERSION }
 
@@ -139,6 +141,48 @@ function _M.rows(seats, opts)
     return rows
 end
 
+-- Whether a rule's lifetime (Unix seconds, either end may be missing)
+-- contains now; a rule without one always applies.
+local function applies(rule, now)
+    local lt = rule.lifetime
+    if type(lt) ~= "table" then return true end
+    return (lt.start == nil or lt.start <= now) and (lt.finish == nil or now <= lt.finish)
+end
+
+local function rule_price(rule)
+    local simple = rule and rule.simple
+    return type(simple) == "table" and simple.price or nil
+end
+
+--- The price of each set of an event now, in minor units.
+-- A set's price is that of its first rule whose lifetime contains `now` (a
+-- rule without a lifetime always does); when none does, its last rule's,
+-- as tc-sandbox prices orders. It is the set's price before the deal's
+-- extra (docs/orders.md has what an order adds). Format one with
+-- `tc.money.format`.
+-- @tparam table event an `Event` as `client:events{...}` streams it
+-- @tparam[opt] number now Unix seconds (default: this machine's clock)
+-- @treturn table `{ [SET_ID] = minor_units }`; a set without a price is absent
+-- @usage local prices = seating.prices(event)
+-- print(tc.money.format(prices[seat.set]))   --> "990.00"
+function _M.prices(event, now)
+    check_arg(event, "table", "prices", 1)
+    now = check_arg(now, "number?", "prices", 2) or os_time()
+    local out = {}
+    for _, set in ipairs(event.sets or {}) do
+        local rules, price = set.rules or {}, nil
+        for _, rule in ipairs(rules) do
+            if applies(rule, now) then
+                price = rule_price(rule)
+                break
+            end
+        end
+        if price == nil then price = rule_price(rules[#rules]) end
+        if set.id and price then out[set.id] = price end
+    end
+    return out
+end
+
 --- The points of a map's seats, by sector, row and number.
 -- @tparam table map a `Map` as `client:maps{...}` streams it
 -- @treturn table a function `(sector, row, number) -> point` (`{ x =, y =, r = }`) or nil
@@ -196,6 +240,23 @@ local function set_filter(opts)
         if want[s.name] then ids[s.id] = true end
     end
     return ids
+end
+
+-- opts.max_price as minor units: an integer or a money string.
+local function max_price(v)
+    if v == nil then return nil end
+    if type(v) == "string" then
+        local m, err = money.parse(v)
+        if not m then
+            err.messages[1] = "max_price: " .. err.messages[1]
+            return nil, err
+        end
+        return m
+    end
+    if type(v) ~= "number" or v % 1 ~= 0 then
+        return fail("invalid", "max_price: integer minor units or a money string expected")
+    end
+    return v
 end
 
 -- Per row of every seat known (the seats given, any status, and the map's):
@@ -277,13 +338,16 @@ end
 -- status: only `VACANT` ones are taken, the others tell where rows end
 -- @tparam integer n seats per block, 1 or more
 -- @tparam[opt] table opts `map` (the hall's `Map`), `event` (its `Event`, for
--- set names), `near = { x =, y = }` (a point of the map),
+-- prices and set names), `near = { x =, y = }` (a point of the map),
 -- `sector` (an id or name, or a list), `set` (an id or name, or a list),
+-- `max_price` (per seat: minor units or a money string; needs `event`),
 -- `aisle` (a distance on the map), `limit` (at most this many blocks)
 -- @treturn {table,...} blocks `{ sector =, row =, seats = {...}, tickets =
--- { ID, ... }, numbers = { "13", "14" }, distance = number }`, best first
+-- { ID, ... }, numbers = { "13", "14" }, price = minor_units (with event),
+-- distance = number }`, best first
 -- @return or nil, err (kind `"invalid"`) for an option value it refuses
--- @usage local blocks = assert(seating.adjacent(seats, 2, { map = map, sector = "A2" }))
+-- @usage local blocks = assert(seating.adjacent(seats, 2, { map = map, event = event,
+--                                                   sector = "A2", max_price = "1000.00" }))
 -- local order = assert(client:create_order{ tickets = blocks[1].tickets })
 function _M.adjacent(seats, n, opts)
     check_arg(seats, "table", "adjacent", 1)
@@ -293,11 +357,14 @@ function _M.adjacent(seats, n, opts)
     local map, event = opts.map, opts.event
     if map ~= nil then check_arg(map, "table", "adjacent (opts.map)", 3) end
     if event ~= nil then check_arg(event, "table", "adjacent (opts.event)", 3) end
-    local sectors, sets, err
+    local sectors, sets, most, err
     sectors, err = sector_filter(opts)
     if err then return nil, err end
     sets, err = set_filter(opts)
     if err then return nil, err end
+    most, err = max_price(opts.max_price)
+    if err then return nil, err end
+    if most and not event then return fail("invalid", "max_price: needs opts.event for the prices") end
     local near = opts.near
     if near ~= nil and (type(near) ~= "table" or type(near.x) ~= "number"
                         or type(near.y) ~= "number") then
@@ -308,6 +375,7 @@ function _M.adjacent(seats, n, opts)
         return fail("invalid", "aisle: a positive distance expected")
     end
 
+    local prices = event and _M.prices(event) or {}
     local at = map and _M.points(map)
     local facts = row_facts(seats, map)
     local centres = sector_centres(map)
@@ -315,7 +383,8 @@ function _M.adjacent(seats, n, opts)
     local vacant = {}
     for _, seat in ipairs(seats) do
         if seat.status == "VACANT" and (not sectors or sectors[seat.sector])
-                and (not sets or sets[seat.set]) then
+                and (not sets or sets[seat.set])
+                and (not most or (prices[seat.set] and prices[seat.set] <= most)) then
             vacant[#vacant + 1] = seat
         end
     end
@@ -323,14 +392,19 @@ function _M.adjacent(seats, n, opts)
     local blocks = {}
     local function add(row, run, first, facts_row)
         local b = { sector = row.sector, row = row.row, seats = {}, tickets = {}, numbers = {} }
-        local points = {}
+        local points, price = {}, event and 0 or nil
         for i = first, first + n - 1 do
             local seat = run[i]
             b.seats[#b.seats + 1] = seat
             b.tickets[#b.tickets + 1] = seat.ticket
             b.numbers[#b.numbers + 1] = seat.number
             points[#points + 1] = at and at(seat.sector, seat.row, seat.number)
+            if price then
+                local p = prices[seat.set]
+                price = p and money.add(price, p) or nil
+            end
         end
+        b.price = price
         if #points == n then
             local c = { x = 0, y = 0 }
             for _, p in ipairs(points) do c.x, c.y = c.x + p.x / n, c.y + p.y / n end
