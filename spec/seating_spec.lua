@@ -36,8 +36,11 @@ end
 
 -- Shuffled deterministically, as the service may stream them.
 local function shuffled(list)
-    local out, n = {}, #list
-    for i = 1, n do out[i] = list[(i * 7) % n + 1] end
+    local out = {}
+    for i = #list, 1, -1 do
+        if i % 2 == 1 then out[#out + 1] = list[i] end
+    end
+    for i = 2, #list, 2 do out[#out + 1] = list[i] end
     return out
 end
 
@@ -280,5 +283,131 @@ describe("seating.points", function()
         assert.same({ x = 3, y = 4, r = 5 }, at("s", "1", "2"))
         assert.is_nil(at("s", "1", "3"))
         assert.is_nil(at("s", "12", ""))
+    end)
+end)
+
+-- The SVG's seat circles: { [status] = n }, selected ones counted apart,
+-- and the circles in order as { status =, selected =, ticket = }.
+local function circles(svg)
+    local counts, list = {}, {}
+    for attrs in svg:gmatch("<circle (class=\"seat [^>]*)>") do
+        local status, rest = attrs:match('^class="seat (%a+)([^"]*)"')
+        local c = { status = status, selected = rest == " selected",
+                    ticket = attrs:match('data%-ticket="(%x+)"') }
+        counts[status] = (counts[status] or 0) + 1
+        if c.selected then counts.selected = (counts.selected or 0) + 1 end
+        list[#list + 1] = c
+    end
+    return counts, list
+end
+
+-- Whether the text is well-formed as far as the drawing uses XML: every
+-- element closed in order, every & an entity.
+local function well_formed(svg)
+    local stack = {}
+    for slash, name, self_closing in svg:gmatch("<(/?)([%w:%-]+)[^>]-(/?)>") do
+        if slash == "/" then
+            if stack[#stack] ~= name then
+                return false, "</" .. name .. "> closes " .. tostring(stack[#stack])
+            end
+            stack[#stack] = nil
+        elseif self_closing ~= "/" then
+            stack[#stack + 1] = name
+        end
+    end
+    if #stack > 0 then return false, "unclosed " .. stack[#stack] end
+    for pos in svg:gmatch("()&") do
+        if not svg:find("^&[#%w]+;", pos) then return false, "a bare & at " .. pos end
+    end
+    return true
+end
+
+describe("seating.svg", function()
+    local ZONE, BAR = "5a8dd58e6e55b2064c67c145", "5a8dd58e6e55b2064c67c146"
+    local ZONE_SET, BAR_SET = "5d7135112110d30a34e97e2d", "5d713505255895db3c30b0c5"
+    local function hall()
+        local seats = concat(row_of("1", 1, 3, { [2] = "RESERVED" }), row_of("2", 1, 3, { [3] = "SOLD" }))
+        local map = map_of(seats)
+        map.name = "Зал"
+        map.sectors = { { id = SECTOR, name = "A&B <\"x'>\1", with_seats = true },
+                        { id = ZONE, name = "Танцпол" }, { id = BAR, name = "Бар" } }
+        map.svg = { default = '<svg viewBox="0 0 400 300"><script>alert(1)</script>' ..
+                              '<rect x="10" y="10" width="100" height="40" data-name="Сцена &amp; свет"/>' ..
+                              '<polygon points="150,10 250,10 250,60 150,60" onclick="x()" ' ..
+                              'data-sector="' .. ZONE .. '"/></svg>' }
+        local event = { name = "Вечер", sets = {
+            { id = SET, sector = SECTOR, with_seats = true, rules = { { simple = { price = 99000 } } } },
+            { id = ZONE_SET, sector = ZONE, amount_vacant = 12, rules = { { simple = { price = 560000 } } } },
+            { id = BAR_SET, sector = BAR, amount_vacant = 0, rules = { { simple = { price = 100 } } } },
+        } }
+        -- A ticket on sale whose seat the map does not place.
+        seats[#seats + 1] = seat("7", "1")
+        return map, seats, event
+    end
+
+    it("draws every seat of the map with the status of its ticket", function()
+        local map, seats, event = hall()
+        local svg = seating.svg(map, seats, { event = event })
+        assert.is_true(well_formed(svg))
+        assert.same({ vacant = 4, reserved = 1, sold = 1 }, (circles(svg)))
+        assert.matches('<svg xmlns="http://www.w3.org/2000/svg" version="1.1"', svg, 1, true)
+        assert.matches("<title>Вечер</title>", svg, 1, true)
+        assert.matches("1 seat on sale is not on the map", svg, 1, true)
+        -- The map's seats without a ticket are drawn as not on sale.
+        map.seats[#map.seats + 1] = { sector = SECTOR, row = "3", number = "1",
+                                      point = { x = 30, y = 300 } }
+        svg = seating.svg(map, seats, { event = event })
+        assert.same({ vacant = 4, reserved = 1, sold = 1, none = 1 }, (circles(svg)))
+    end)
+
+    it("marks the selected seats and counts them apart in the legend", function()
+        local map, seats, event = hall()
+        local svg = seating.svg(map, seats, { event = event, selected = { seats[1].ticket, seats[3] } })
+        local counts = circles(svg)
+        assert.equal(2, counts.selected)
+        assert.equal(4, counts.vacant)
+        assert.matches('data%-status="vacant" data%-count="2"', svg)
+        assert.matches('data%-status="selected" data%-count="2"', svg)
+    end)
+
+    it("draws standing zones with their price and free count, from the drawing or below", function()
+        local map, seats, event = hall()
+        local svg = seating.svg(map, seats, { event = event })
+        assert.matches('class="sector zone" data%-sector="' .. ZONE .. '" data%-free="12"', svg)
+        assert.matches("5600.00 · 12 free", svg, 1, true)
+        -- No area for the bar in the drawing: it is drawn below the hall.
+        assert.matches('class="sector zone below" data%-sector="' .. BAR .. '" data%-free="0"', svg)
+        assert.matches("1.00 · sold out", svg, 1, true)
+        -- The seated sector: its name, price and free seats.
+        -- (5: the ticket whose seat is not on the map counts.)
+        assert.matches("A&amp;B &lt;&quot;x&#39;&gt; · 990.00 · 5 free", svg, 1, true)
+        assert.matches("Сцена &amp; свет", svg, 1, true)
+    end)
+
+    it("escapes every name and copies nothing of the map's drawing as it is", function()
+        local map, seats, event = hall()
+        local svg = seating.svg(map, seats, { event = event, title = "<b>&" })
+        assert.is_true(well_formed(svg))
+        assert.is_nil(svg:find("script", 1, true))
+        assert.is_nil(svg:find("onclick", 1, true))
+        assert.is_nil(svg:find("\1", 1, true))
+        assert.matches("<title>&lt;b&gt;&amp;</title>", svg, 1, true)
+    end)
+
+    it("gives the same bytes for the same hall, whatever order the seats come in", function()
+        local map, seats, event = hall()
+        local a = seating.svg(map, seats, { event = event })
+        assert.equal(a, seating.svg(map, shuffled(seats), { event = event }))
+        local _, list = circles(a)
+        -- Seats are drawn row by row, in natural order.
+        assert.equal(seats[1].ticket, list[1].ticket)
+    end)
+
+    it("draws a map without drawing, sectors or event", function()
+        local svg = seating.svg({ seats = {} }, {})
+        assert.is_true(well_formed(svg))
+        assert.same({}, (circles(svg)))
+        assert.has_error(function() seating.svg(nil, {}) end)
+        assert.has_error(function() seating.svg({}, {}, { event = "e" }) end)
     end)
 end)

@@ -14,6 +14,9 @@
 --   local best = seating.adjacent(seats, 2, { map = map, event = event })[1]
 --   if best then assert(client:create_order{ tickets = best.tickets }) end
 --
+-- The picture of the hall is `ticketscloud.hall`; `seating.svg` is its
+-- function.
+--
 -- @module ticketscloud.seating
 
 local core = require "ticketscloud.core"
@@ -477,6 +480,17 @@ function _M.adjacent(seats, n, opts)
         out[i] = b
     end
     return out
+end
+
+--- Draws the hall as SVG text: `ticketscloud.hall`'s `svg`, which documents
+-- the picture and its options.
+-- @tparam table map the hall's `Map`
+-- @tparam {table,...} seats the event's seats, any status
+-- @tparam[opt] table opts `event`, `selected`, `title`
+-- @treturn string the SVG document
+-- @usage local text = seating.svg(map, seats, { event = event, selected = block.tickets })
+function _M.svg(map, seats, opts)
+    return require("ticketscloud.hall").svg(map, seats, opts)
 end
 
 return _M
