@@ -2,7 +2,7 @@
 #
 #   make                  module for Lua 5.4 and the sandbox
 #   make module           the module alone (what the rockspec builds)
-#   make install          module, tc-sandbox and its catalog under PREFIX
+#   make install          module, the tc command, tc-sandbox and its catalog under PREFIX
 #   make install-module   the module alone, into LUADIR and LIBDIR (luarocks)
 #   make LUA=luajit       the same module for LuaJIT 2.1 (OpenResty)
 #   make demo             the order example's two mixed orders against the sandbox
@@ -169,10 +169,14 @@ install-module: module
 	install -m 0755 $(MODULE) $(DESTDIR)$(LIBDIR)/ticketscloud/core.so
 	install -m 0644 lua/ticketscloud/*.lua $(DESTDIR)$(LUADIR)/ticketscloud/
 
-# The module, tc-sandbox and the catalog it serves by default: an installed
-# PREFIX/bin/tc-sandbox reads PREFIX/share/ticketscloud/catalog.json.
+# The module, the tc command, tc-sandbox and the catalog it serves by
+# default: an installed PREFIX/bin/tc-sandbox reads
+# PREFIX/share/ticketscloud/catalog.json. tc's first line names the
+# interpreter the module was built for (the rock's luarocks wraps it itself).
 install: all install-module
 	install -d $(DESTDIR)$(BINDIR)
+	sed '1s|.*|#!/usr/bin/env $(LUA_NAME)|' bin/tc > $(DESTDIR)$(BINDIR)/tc
+	chmod 0755 $(DESTDIR)$(BINDIR)/tc
 	install -m 0755 $(SANDBOX) $(DESTDIR)$(BINDIR)/tc-sandbox
 	install -d $(DESTDIR)$(PREFIX)/share/ticketscloud
 	install -m 0644 examples/catalog.json $(DESTDIR)$(PREFIX)/share/ticketscloud/catalog.json
