@@ -6,6 +6,7 @@
 #   make install-module   the module alone, into LUADIR and LIBDIR (luarocks)
 #   make LUA=luajit       the same module for LuaJIT 2.1 (OpenResty)
 #   make demo             the order example's two mixed orders against the sandbox
+#   make hall             docs/hall.svg, the README's picture of the demo hall (tc map)
 #   make test             every check CI runs
 #   make spec SPEC=spec/money_spec.lua   one spec (or several), as make test runs it
 #   make bench            benchmarks
@@ -59,7 +60,7 @@ SANDBOX_SRCS = $(sort $(wildcard src/sandbox/*.c))
 # bytes.c holds the UTF-8, id and key rules that the module and the sandbox share.
 SANDBOX_OBJS = $(patsubst src/%.c,$(BUILD)/obj/%.o,$(SANDBOX_SRCS)) $(BUILD)/obj/bytes.o
 
-.PHONY: all module sandbox host deps demo test spec bench chaos install install-module clean
+.PHONY: all module sandbox host deps demo hall test spec bench chaos install install-module clean
 
 # Where `make install` puts things; luarocks sets LUADIR and LIBDIR itself.
 PREFIX     ?= /usr/local
@@ -125,6 +126,13 @@ demo: deps
 	@$(MAKE) --no-print-directory -s all
 	@LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='$(MODULE_DIR)/?.so;;' \
 		TC_SANDBOX='$(SANDBOX)' $(LUA) examples/mixed_order.lua
+
+# The README's picture: a few sales on a sandbox with tc, then tc map
+# (tools/hall.lua). The same code draws the same bytes; hall_spec checks it.
+hall: deps
+	@$(MAKE) --no-print-directory -s all
+	@LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='$(MODULE_DIR)/?.so;;' \
+		TC_SANDBOX='$(SANDBOX)' $(LUA) tools/hall.lua docs/hall.svg
 
 test:
 	@tools/test

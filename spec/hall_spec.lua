@@ -1,7 +1,7 @@
 -- hall_spec: the picture of the demo hall (seating.svg) against a real
 -- sandbox: after orders sell and hold seats, the SVG's seats of each status
--- are those the Seats method lists, and every sector of the example
--- catalog's maps is drawn in the hall.
+-- are those the Seats method lists, every sector of the example catalog's
+-- maps is drawn in the hall, and docs/hall.svg is what `make hall` draws.
 local tc = require "ticketscloud"
 local seating = require "ticketscloud.seating"
 local sandbox = require "ticketscloud.sandbox"
@@ -27,6 +27,10 @@ local function circles(svg)
     end
     return counts
 end
+
+local LUA = arg and arg[-1] or "lua5.4" -- the interpreter running the specs
+
+local function quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
 local STATUS = { VACANT = "vacant", RESERVED = "reserved", SOLD = "sold" }
 
@@ -112,5 +116,29 @@ describe("the demo hall", function()
         p:close()
         os.remove(path)
         assert.equal("\137PNG", png:sub(1, 4))
+    end)
+
+    it("docs/hall.svg is what make hall draws now (tools/hall.lua with tc)", function()
+        local tmp = os.tmpname()
+        local path = tmp .. ".svg"
+        local p = io.popen(("env LUA_PATH=%s LUA_CPATH=%s timeout 120 %s tools/hall.lua %s 2>&1")
+            :format(quote(package.path), quote(package.cpath), LUA, quote(path)))
+        local out = p:read("a")
+        p:close()
+        local f = io.open(path, "r")
+        local drawn = f and f:read("a")
+        if f then f:close() end
+        os.remove(path)
+        os.remove(tmp)
+        assert.matches("^wrote ", out)
+        local committed = assert(io.open("docs/hall.svg", "r"))
+        assert.is_true(drawn == committed:read("a"),
+                       "docs/hall.svg is not what tools/hall.lua draws: run make hall")
+        committed:close()
+        -- The picture shows each status, the selection and the standing zones.
+        for _, class in ipairs{ "seat vacant", "seat reserved", "seat sold", " selected" } do
+            assert.truthy(drawn:find(class, 1, true), class)
+        end
+        assert.matches("Фан зона", drawn, 1, true)
     end)
 end)
