@@ -481,6 +481,46 @@ static void stream_trace(lua_State *L, struct stream *s, int status)
     lua_call(L, 5, 0);
 }
 
+/***
+ * The catalogue streams of the reference (module ticketscloud), made here.
+ * @module ticketscloud
+ */
+
+/***
+ * The stream of a catalogue call (`ticketscloud.Stream`), returned by @{Client:events},
+ * @{Client:seats} and the other catalogue methods: one server-streaming gRPC call.
+ *
+ * Calling the stream, as a `for` loop does, is @{CatalogueStream:next}: it decodes the next
+ * message into a plain table, so memory stays flat however long the listing is. A `for` loop
+ * stops at the first `nil` either way, so check @{CatalogueStream:error} after it: a listing
+ * is never cut short silently.
+ *
+ * The client's `timeout` is the stream's one deadline, for the whole listing, including the
+ * time the loop spends on each message. Errors carry `code`, the gRPC status name, and the
+ * server's status message with the key replaced by `<key>`, cut at 240 bytes. A stream keeps
+ * its client alive while its call runs; closing the client closes its streams. After
+ * `fork()`, a stream inherited by the child refuses its calls (kind `"invalid"`).
+ * @type CatalogueStream
+ * @usage
+ * local seats = assert(client:seats{ event = EVENT, status = "VACANT" })
+ * for seat in seats do print(seat.ticket, seat.sector, seat.row, seat.number) end
+ * local err = seats:error()
+ * if err then print(err.code, err) end   -- e.g. DEADLINE_EXCEEDED
+ */
+
+/***
+ * The next message, `nil` at the end, or `nil, err` (then the same error on every call).
+ * Calling the stream is the same.
+ * @function CatalogueStream:next
+ * @treturn table the next message, a plain table (docs/catalogue-client.md, "Messages")
+ * @return[2] nil at the end
+ * @return[3] nil
+ * @treturn[3] Error err: the call's gRPC status (kinds `auth`, `timeout`, `transport`,
+ *   `not_found`, `api`), a malformed message (kind `"transport"`), or a closed stream or
+ *   client (kind `"invalid"`, `"closed"`)
+ * @usage
+ * local event, err = events:next()   -- or events()
+ */
 /* stream() / stream:next() -> message | nil (the end) | nil, err */
 static int stream_next(lua_State *L)
 {
@@ -545,6 +585,16 @@ int tc_stream_call(lua_State *L)
     return stream_next(L);
 }
 
+/***
+ * The error that ended the stream: `nil` while it runs and after a normal end. After
+ * @{CatalogueStream:close} it still reports what ended the stream before.
+ * @function CatalogueStream:error
+ * @treturn ?Error the error, or `nil`
+ * @usage
+ * for event in events do print(event.name) end
+ * local err = events:error()
+ * if err then error(tostring(err)) end
+ */
 /* stream:error() -> the error that ended the stream, or nil */
 static int stream_error(lua_State *L)
 {
@@ -576,6 +626,17 @@ int tc_stream_close(lua_State *L)
     return 1;
 }
 
+/***
+ * Cancels the call early. Calls of the stream after it return `nil, err` (kind `"invalid"`,
+ * `"closed"`). Idempotent; it is also the stream's `__gc` and, on Lua 5.4, its `__close`.
+ * A stream closed before its end calls the client's `trace` with status `nil`.
+ * @function CatalogueStream:close
+ * @treturn boolean `true`
+ * @usage
+ * local events = assert(client:events{ status = "PUBLIC" })
+ * local first = events()
+ * events:close()   -- the rest is not wanted
+ */
 /* stream:close() -> true: closes it as __gc does, and a stream closed
  * before its end calls its trace (status nil). */
 static int stream_close_method(lua_State *L)
