@@ -453,8 +453,8 @@ end
 -- @tparam[opt] table args.vendor_data `{ order_id =, raw = { ... } }`
 -- @tparam[opt] table args.promocodes `{ "CODE", ... }`
 -- @tparam[opt] string args.request_id the creation's tag (default: random)
--- @tparam[opt] table opts `headers`, `timeout` (of each request) and `deadline` (seconds for
---   the retries)
+-- @tparam[opt] table opts `headers`, `timeout` (of each request), `deadline` (seconds for
+--   the retries) and `list_timeout` (of a lookup by the tag)
 -- @treturn ticketscloud.order.Order the order
 -- @return[2] nil
 -- @treturn[2] Error err: `err.order` when an order came back that failed the checks (a ticket
