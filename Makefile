@@ -40,7 +40,7 @@ DEFS        = -D_GNU_SOURCE -DTC_VERSION='"$(VERSION)"'
 SANITIZE    = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 SANFLAGS    = $(if $(SAN),$(SANITIZE))
 
-MODULE_PKGS  = libcurl grpc libprotobuf-c
+MODULE_PKGS  = libcurl grpc libprotobuf-c yajl
 SANDBOX_PKGS = grpc libprotobuf-c libmicrohttpd jansson
 
 GEN        = $(BUILD)/gen

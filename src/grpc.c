@@ -730,8 +730,10 @@ int core_channel(lua_State *L)
     tc_read_options(L, 1, &o, "channel");
     if ((problem = tc_check_options(&o, buf, sizeof buf, &plain)) != NULL)
         return tc_fail(L, TC_EINVALID, -1, "%s", problem);
+    if (o.proxy && (problem = tc_grpc_proxy_problem(o.proxy)) != NULL)
+        return tc_fail(L, TC_EINVALID, -1, "proxy: %s", problem);
     tc_grpc_target(o.simple, o.insecure, target, sizeof target, &tls); /* checked above */
-    const char *key = o.key, *language = o.language, *ca_file = o.ca_file;
+    const char *key = o.key, *language = o.language, *ca_file = o.ca_file, *proxy = o.proxy;
     lua_Number timeout = o.timeout;
     char agent[TC_USER_AGENT_MAX];
     tc_user_agent(&o, agent, sizeof agent);
@@ -767,14 +769,22 @@ int core_channel(lua_State *L)
     grpc_channel_credentials *creds =
         tls ? grpc_ssl_credentials_create(pem, NULL, NULL, NULL) : grpc_insecure_credentials_create();
     free(pem);
-    grpc_arg args[2];
+    /* The proxy option, or none: like REST, the channel ignores grpc_proxy,
+     * https_proxy and http_proxy in the environment. */
+    grpc_arg args[4];
     args[0].type = GRPC_ARG_INTEGER;
     args[0].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
     args[0].value.integer = MAX_MESSAGE;
     args[1].type = GRPC_ARG_STRING;
     args[1].key = GRPC_ARG_PRIMARY_USER_AGENT_STRING;
     args[1].value.string = agent;
-    grpc_channel_args channel_args = { 2, args };
+    args[2].type = GRPC_ARG_INTEGER;
+    args[2].key = GRPC_ARG_ENABLE_HTTP_PROXY;
+    args[2].value.integer = proxy != NULL;
+    args[3].type = GRPC_ARG_STRING;
+    args[3].key = GRPC_ARG_HTTP_PROXY;
+    args[3].value.string = (char *)proxy;
+    grpc_channel_args channel_args = { proxy ? 4 : 3, args };
     c->ch = creds ? grpc_channel_create(target, creds, &channel_args) : NULL;
     if (creds)
         grpc_channel_credentials_release(creds);
