@@ -130,7 +130,7 @@ _M.money = core.money -- tc.money.parse / format / add, in money.c
 -- print(err)   --> ticketscloud: transport error: no route to the API
 _M.error = core.error
 
---- JSON `null` in REST answers (lua-cjson's `cjson.null`, a light userdata): a field that
+--- JSON `null` in REST answers (the NULL light userdata, equal to `cjson.null`): a field that
 -- is `null` in the service's answer is `tc.null` in the decoded table, not `nil`.
 -- @field null
 _M.null = rest.null
@@ -186,9 +186,11 @@ end
 --   must be readable.
 -- @tfield[opt=false] boolean insecure `true` allows plaintext to hosts other than loopback,
 --   and makes a bare `simple = "host:port"` plaintext.
--- @tfield[opt] string proxy an `http://` or `https://` proxy URL for REST (credentials may be
---   in it; an error never quotes it). Without it REST goes direct: `http_proxy`, `https_proxy`
---   and `ALL_PROXY` are ignored. The gRPC channel does not use it.
+-- @tfield[opt] string proxy an `http://` or `https://` proxy URL (credentials may be in it; an
+--   error never quotes it). REST goes through it, and the gRPC channel too (`CONNECT`), which
+--   can use `http://` proxies only: with an `https://` one, catalogue calls fail with kind
+--   `invalid`. Without it both go direct: `http_proxy`, `https_proxy`, `ALL_PROXY` and
+--   `grpc_proxy` are ignored.
 -- @tfield[opt] string user_agent the application's name, 1 to 64 printable ASCII characters,
 --   put in front of the module's: `"shop/2.1 lua-ticketscloud/0.1.0"` is the REST
 --   `User-Agent` and the gRPC primary user agent.

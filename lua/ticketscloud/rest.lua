@@ -16,7 +16,7 @@
 -- blocking: the pure parts"). The module's constants: the paths `rest.ORDERS`, `rest.REFUNDS`,
 -- `rest.PROMOCODE_CHECK`, `rest.MOSBILET`; the sets `rest.STATUSES`, `rest.REFUND_STATUSES`,
 -- `rest.CULPRITS`; `rest.MAX_PAGE_SIZE` (200) and `rest.DEFAULT_PAGE_SIZE` (50). `rest.null`
--- is JSON `null` as answers decode it (`tc.null`, lua-cjson's `cjson.null`).
+-- is JSON `null` as answers decode it (`tc.null`, equal to lua-cjson's `cjson.null`).
 -- @module ticketscloud.rest
 -- @usage
 -- local rest = require "ticketscloud.rest"
@@ -90,15 +90,15 @@ end
 -- @usage
 -- rest.encode{ status = "done" }   --> '{"status":"done"}'
 
---- Decodes JSON text (a private lua-cjson instance): `null` is `rest.null`, an empty array an
--- empty table.
+--- Decodes JSON text (the C core's decoder, over yajl): integer numbers are Lua integers
+-- (on Lua 5.3+), `null` is `rest.null`, an empty array an empty table (marked as an array).
 -- @function decode_json
 -- @tparam string text JSON text
 -- @return the value
 -- @return[2] nil
 -- @treturn[2] string the decoder's message
 -- @usage
--- local v = rest.decode_json('{"a":["x","y"]}')   --> { a = { "x", "y" } }
+-- local v = rest.decode_json('{"a":["x","y"],"n":59807}')   --> { a = { "x", "y" }, n = 59807 }
 
 --- Reads an answer as the client does: a 2xx answer must be a JSON object with `data`
 -- (whose `id`, when present, is an ObjectId); any other status is an error of its kind (400
