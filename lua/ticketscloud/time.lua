@@ -10,6 +10,7 @@
 --   local tc = require "ticketscloud"
 --   tc.time.parse("2019-09-05 12:00:00")  --> 1567684800 | nil, err
 --   tc.time.format(1567684800)            --> "2019-09-05 12:00:00" | nil, err
+--   tc.time.rfc3339(1567684800)           --> "2019-09-05T12:00:00Z" | nil, err
 
 local core = require "ticketscloud.core"
 
@@ -107,6 +108,29 @@ function _M.format(seconds)
     local y, m, d = civil_from_days(days)
     return ("%04d-%02d-%02d %02d:%02d:%02d"):format(y, m, d, floor(rest / 3600),
                                                     floor(rest % 3600 / 60), rest % 60)
+end
+
+--- Writes Unix seconds in RFC 3339, the form of a `google.protobuf.Timestamp` in proto3 JSON
+-- (a tc-sandbox catalog), with the fraction of a second when there is one (to the nanosecond).
+-- @function rfc3339
+-- @tparam number seconds Unix seconds
+-- @treturn string `"YYYY-MM-DDTHH:MM:SSZ"`, or `"...:SS.fffZ"` with a fraction
+-- @return[2] nil
+-- @treturn[2] ticketscloud.Error err, kind `"invalid"`, outside the years 0000 to 9999 (or NaN)
+-- @raise when `seconds` is not a number
+-- @usage
+-- tc.time.rfc3339(1567684800)      --> "2019-09-05T12:00:00Z"
+-- tc.time.rfc3339(1567684800.25)   --> "2019-09-05T12:00:00.25Z"
+function _M.rfc3339(seconds)
+    check_arg(seconds, "number", "rfc3339", 1)
+    local text, err = _M.format(seconds)
+    if not text then return nil, err end
+    text = text:gsub(" ", "T", 1)
+    local nanos = floor((seconds - floor(seconds)) * 1e9 + 0.5)
+    if nanos > 0 and nanos < 1000000000 then
+        text = text .. ("%09d"):format(nanos):gsub("0+$", ""):gsub("^", ".")
+    end
+    return text .. "Z"
 end
 
 return _M
