@@ -152,6 +152,7 @@ local PUBLIC = {
     sandbox = { module = require "ticketscloud.sandbox", class = "Sandbox" },
     nginx = { module = nginx, objects = { Transport = transport } },
     rest = { module = require "ticketscloud.rest" },
+    snapshot = { module = require "ticketscloud.snapshot" },
 }
 for short, spec in pairs(PUBLIC) do
     if spec ~= true then

@@ -1,9 +1,12 @@
--- ticketscloud.snapshot: a tc-sandbox catalog made from a live catalogue.
--- It reads chosen events over tc-simple, with everything they reference
--- (venues, maps, cities, countries, categories, tags, artists, meta events)
--- and the status of every seat, and returns the catalog tc-sandbox --catalog
--- loads (docs/sandbox-catalog.md). Usage and what a snapshot cannot carry:
--- docs/snapshot.md.
+--- A tc-sandbox catalog made from a live catalogue. It reads chosen events over tc-simple,
+-- with everything they reference (venues, maps, cities, countries, categories, tags, artists,
+-- meta events) and the status of every seat, and returns the catalog `tc-sandbox --catalog`
+-- loads (docs/sandbox-catalog.md). What a snapshot cannot carry: docs/snapshot.md.
+-- @module ticketscloud.snapshot
+-- @usage
+-- local snapshot = require "ticketscloud.snapshot"
+-- local cat = assert(snapshot.take(client, { events = { EVENT } }))
+-- assert(snapshot.write(cat, "hall.json"))   -- then: tc-sandbox --catalog hall.json
 
 local core = require "ticketscloud.core"
 local json = require "ticketscloud.json"
@@ -25,8 +28,9 @@ local fail = core.fail
 
 local _M = { _VERSION = core._VERSION }
 
--- The distributor of a snapshot unless opts.distributor names one: the
--- catalogue does not tell which partner an API key acts as.
+--- The distributor of a snapshot unless `opts.distributor` names one: the catalogue does not
+-- tell which partner an API key acts as.
+-- @field DISTRIBUTOR `"000000000000000000000001"`
 _M.DISTRIBUTOR = "000000000000000000000001"
 
 -- Fields of the messages that are live counters (the sandbox derives them)
@@ -150,7 +154,7 @@ end
 
 --- Reads events and everything they reference from a tc-simple service and
 -- makes a tc-sandbox catalog of them.
--- @param client a client (`tc.new`) of the service to copy
+-- @tparam ticketscloud.Client client a client (`tc.new`) of the service to copy
 -- @tparam table opts `events` (a list of event ids, required); `holds`:
 --   what a seat RESERVED now becomes, `"vacant"` (the default) or `"sold"`;
 --   `reset`: `true` starts every ticket vacant; `distributor`: the partner id
