@@ -143,7 +143,7 @@ _M.verify = verify
 local function serialized(self, fn, ...)
     local st = private[self]
     if st.busy then
-        return fail("conflict", ("another call on order %s is running"):format(self.id))
+        return refuse(self, "conflict", ("another call on order %s is running"):format(self.id))
     end
     st.busy = true
     local ok, a, b = pcall(fn, self, ...)
