@@ -1,8 +1,13 @@
--- ticketscloud.nginx: a REST transport for the client inside nginx
--- (lua-nginx-module) that does not block the worker: each request is a
--- subrequest (ngx.location.capture) to an internal location that
--- proxy_passes it to the API. What the location must do, failures, headers
--- and timeouts: docs/openresty.md; the configuration: examples/nginx.conf.
+--- A REST transport for the client inside nginx (lua-nginx-module) that does not block the
+-- worker: each request is a subrequest (`ngx.location.capture`) to an internal location that
+-- `proxy_pass`es it to the API. What the location must do, failures, headers and timeouts:
+-- docs/openresty.md; the configuration: examples/nginx.conf. It works where
+-- `ngx.location.capture` does: content, access and rewrite handlers. The catalogue (gRPC)
+-- still blocks.
+-- @module ticketscloud.nginx
+-- @usage
+-- local transport = require("ticketscloud.nginx").transport{ location = "/_tc_api", key = KEY }
+-- local client = assert(tc.new{ key = KEY, transport = transport, sleep = ngx.sleep })
 
 -- luacheck: globals ngx
 
@@ -29,8 +34,22 @@ local function bad_field(name, expected, v)
     error(("bad field '%s' to 'transport' (%s expected, got %s)"):format(name, expected, type(v)), 3)
 end
 
--- transport{ location = "/_tc_api", key = KEY, timeout = seconds,
---            headers = { [NAME] = VARIABLE } } -> object (raises on a bad field)
+--- Makes a transport for @{ticketscloud.options|tc.new's transport option}. The key goes to the
+-- location in the variable `$tc_auth` (as `key <KEY>`), which it sends as `Authorization`.
+-- @tparam table opts
+-- @tparam string opts.location the internal location, a path starting with `/`
+-- @tparam string opts.key the API key, non-empty
+-- @tparam[opt] number opts.timeout seconds, positive: the location's proxy timeouts, which
+--   the transport's timeout messages quote (it cannot cut a subrequest short)
+-- @tparam[opt] table opts.headers the headers a request may send, each mapped to the variable
+--   the location sends it from: `{ ["X-Name"] = "tc_x_name" }`
+-- @treturn Transport the transport
+-- @raise when a field is missing or cannot be used
+--   (`bad field 'location' to 'transport' (a path starting with '/' expected, got nil)`)
+-- @usage
+-- local nginx = require "ticketscloud.nginx"
+-- local transport = nginx.transport{ location = "/_tc_api", key = KEY, timeout = 5,
+--                                    headers = { ["X-Name"] = "tc_x_name" } }
 function _M.transport(opts)
     check_arg(opts, "table", "transport", 1)
     local location, key = opts.location, opts.key
@@ -68,7 +87,33 @@ local function variables(self, headers)
     return vars
 end
 
--- transport:request(method, path, body?, opts?) -> status, body | nil, err
+--- A transport of @{transport}: what the client sends its REST requests through. It has the
+-- interface of the client's libcurl transport. `tostring(transport)` is
+-- `ticketscloud.NginxTransport`.
+-- @type Transport
+-- @usage
+-- local client = assert(tc.new{ key = KEY, transport = transport, sleep = ngx.sleep })
+-- print(transport:stats().requests)
+
+--- Sends one request as a subrequest. The method, path and header rules are the libcurl
+-- transport's (`core.check_request`); a header the location does not send (option
+-- `headers`) is refused. When nginx ends the subrequest with its own error (no complete
+-- answer of the API), the result is kind `"transport"`, or `"timeout"` for its 504, with
+-- `sent = true`: nginx does not tell whether the request reached the API. A complete answer
+-- of the API, even a 502, is returned as it is.
+-- @function Transport:request
+-- @tparam string method `"GET"`, `"POST"`, `"PATCH"`, `"PUT"`, ...
+-- @tparam string path the path and query, `"/v2/resources/orders/<id>"`
+-- @tparam[opt] string body the JSON text
+-- @tparam[opt] table opts `headers = { [NAME] = value }`
+-- @treturn integer the HTTP status
+-- @treturn string the body
+-- @return[2] nil
+-- @treturn[2] ticketscloud.Error err: kind `"invalid"` (a closed transport, a method or path
+--   it refuses, a header it cannot send), `"transport"` or `"timeout"`
+-- @raise when `body` is neither nil nor a string, or `opts` neither nil nor a table
+-- @usage
+-- local status, body = transport:request("GET", "/v2/resources/orders?page_size=1")
 function Transport.request(self, method, path, body, opts)
     if self.closed then return fail("invalid", "closed") end
     if type(method) ~= "string" or type(path) ~= "string" then
@@ -110,14 +155,25 @@ function Transport.request(self, method, path, body, opts)
     return status, res.body or ""
 end
 
--- transport:stats() -> { requests = n, failures = n }: requests sent, and
--- those that got no answer of the service.
+--- Counts the transport's requests. nginx's upstream connections are its own: there is no
+-- count of connects.
+-- @function Transport:stats
+-- @treturn table `{ requests = n, failures = n }`: requests sent, and those that got no
+--   complete answer of the API
+-- @usage
+-- local s = transport:stats()
+-- ngx.log(ngx.INFO, s.requests, " requests, ", s.failures, " failures")
 function Transport.stats(self)
     return { requests = self.requests, failures = self.failures }
 end
 
--- transport:close(): later requests return nil, err (kind "invalid",
--- "closed"). nginx keeps its upstream connections; idempotent.
+--- Closes the transport: later requests return `nil, err` (kind `"invalid"`, `"closed"`), and
+-- the key is dropped. `client:close()` calls it. nginx keeps its upstream connections.
+-- Idempotent.
+-- @function Transport:close
+-- @treturn boolean `true`
+-- @usage
+-- transport:close()
 function Transport.close(self)
     self.closed = true
     self.auth = nil
