@@ -746,6 +746,31 @@ static const ProtobufCMessageDescriptor *check_type(lua_State *L, int arg)
     return d;
 }
 
+/***
+ * The C core, `require "ticketscloud.core"`. Its public part is the tc-simple message
+ * conversion below, without I/O, for another transport (OpenResty cosockets speaking gRPC
+ * framing themselves, a message store); `core.money` is `tc.money`. The rest of the core is
+ * the module's own (docs/architecture.md): use it through `ticketscloud`.
+ *
+ * Messages are plain tables as the catalogue streams give them (docs/catalogue-client.md,
+ * "Messages"): proto field names, enums by name, Timestamps as Unix seconds.
+ * @module ticketscloud.core
+ */
+
+/***
+ * Encodes a table as a tc-simple protobuf message (the bytes, without gRPC's 5-byte frame).
+ * @function encode
+ * @tparam string type the full proto name: `"v3.SeatsRequest"`, `"v3.Event.TicketSet"`
+ * @tparam table message the message
+ * @treturn string the encoded bytes
+ * @return[2] nil
+ * @treturn[2] ticketscloud.Error err, kind `"invalid"`: data that does not fit the message (an
+ *   unknown field or enum name, a value of the wrong type, two members of one oneof)
+ * @raise for an unknown type name, or when `message` is not a table
+ * @usage
+ * local core = require "ticketscloud.core"
+ * local bytes = assert(core.encode("v3.SeatsRequest", { event = EVENT, status = "VACANT" }))
+ */
 /* core.encode(type_name, table) -> bytes | nil, err */
 int core_encode(lua_State *L)
 {
@@ -758,6 +783,21 @@ int core_encode(lua_State *L)
     return 1;
 }
 
+/***
+ * Decodes one tc-simple protobuf message (without gRPC's 5-byte frame) into a plain table, as
+ * a catalogue stream does: every scalar field carries its proto3 default when it was not
+ * transmitted.
+ * @function decode
+ * @tparam string type the full proto name: `"v3.Seat"`
+ * @tparam string bytes the encoded message
+ * @treturn table the message
+ * @return[2] nil
+ * @treturn[2] ticketscloud.Error err, kind `"invalid"`: `malformed v3.Seat message`
+ * @raise for an unknown type name, or when `bytes` is not a string
+ * @usage
+ * local seat = assert(core.decode("v3.Seat", payload))
+ * print(seat.ticket, seat.status)   -- "VACANT" when the status was not sent
+ */
 /* core.decode(type_name, bytes) -> table | nil, err */
 int core_decode(lua_State *L)
 {

@@ -1,22 +1,22 @@
--- ticketscloud.nginx: lua-ticketscloud inside nginx (lua-nginx-module)
--- without blocking a worker.
+--- lua-ticketscloud inside nginx (lua-nginx-module) without blocking a worker.
 --
---   local client = require("ticketscloud.nginx").new{ key = KEY, location = "/_tc_api" }
---
--- new(opts) makes a client with every method of tc.new's whose calls never
--- block the worker. The catalogue (gRPC) runs in a thread of nginx's pool
--- (ngx.run_worker_thread; ticketscloud.nginx_thread is the side that runs
--- there) and crosses back whole, packed (stream:read_all), under a cap.
--- REST goes through nginx as subrequests to an internal location that
--- proxy_passes them to the API (transport, below) in content, access and
--- rewrite handlers, and through the pool where subrequests do not exist
--- (timers), or everywhere without a location. Where nginx cannot wait
--- (init_worker, filters, log) a call returns nil, err. The order logic,
--- retries and checks are the client's own (ticketscloud), unchanged.
---
--- transport{...} is the subrequest transport alone, for tc.new.
--- What the location must do, the contexts, failures and costs:
--- docs/openresty.md; the configuration: examples/nginx.conf.
+-- `new(opts)` makes a client with every method of `tc.new`'s whose calls never block the
+-- worker. The catalogue (gRPC) runs in a thread of nginx's pool (`ngx.run_worker_thread`;
+-- `ticketscloud.nginx_thread` is the side that runs there) and crosses back whole, packed
+-- (`stream:read_all`), under a cap. REST goes through nginx as subrequests to an internal
+-- location that `proxy_pass`es them to the API (`transport`) in content, access and rewrite
+-- handlers, and through the pool where subrequests do not exist (timers), or everywhere
+-- without a location. Where nginx cannot wait (init_worker, filters, log) a call returns
+-- `nil, err`. The order logic, retries and checks are the client's own, unchanged.
+-- What the location must do, the contexts, failures and costs: docs/openresty.md; the
+-- configuration: examples/nginx.conf.
+-- @module ticketscloud.nginx
+-- @usage
+-- local client = require("ticketscloud.nginx").new{ key = KEY, location = "/_tc_api" }
+-- @usage
+-- -- the subrequest transport alone, for tc.new
+-- local transport = require("ticketscloud.nginx").transport{ location = "/_tc_api", key = KEY }
+-- local client = assert(tc.new{ key = KEY, transport = transport, sleep = ngx.sleep })
 
 -- luacheck: globals ngx
 
@@ -45,8 +45,22 @@ local function bad_field(name, expected, v)
     error(("bad field '%s' to 'transport' (%s expected, got %s)"):format(name, expected, type(v)), 3)
 end
 
--- transport{ location = "/_tc_api", key = KEY, timeout = seconds,
---            headers = { [NAME] = VARIABLE } } -> object (raises on a bad field)
+--- Makes a transport for @{ticketscloud.options|tc.new's transport option}. The key goes to the
+-- location in the variable `$tc_auth` (as `key <KEY>`), which it sends as `Authorization`.
+-- @tparam table opts
+-- @tparam string opts.location the internal location, a path starting with `/`
+-- @tparam string opts.key the API key, non-empty
+-- @tparam[opt] number opts.timeout seconds, positive: the location's proxy timeouts, which
+--   the transport's timeout messages quote (it cannot cut a subrequest short)
+-- @tparam[opt] table opts.headers the headers a request may send, each mapped to the variable
+--   the location sends it from: `{ ["X-Name"] = "tc_x_name" }`
+-- @treturn Transport the transport
+-- @raise when a field is missing or cannot be used
+--   (`bad field 'location' to 'transport' (a path starting with '/' expected, got nil)`)
+-- @usage
+-- local nginx = require "ticketscloud.nginx"
+-- local transport = nginx.transport{ location = "/_tc_api", key = KEY, timeout = 5,
+--                                    headers = { ["X-Name"] = "tc_x_name" } }
 function _M.transport(opts)
     check_arg(opts, "table", "transport", 1)
     local location, key = opts.location, opts.key
@@ -84,7 +98,33 @@ local function variables(self, headers)
     return vars
 end
 
--- transport:request(method, path, body?, opts?) -> status, body | nil, err
+--- A transport of @{transport}: what the client sends its REST requests through. It has the
+-- interface of the client's libcurl transport. `tostring(transport)` is
+-- `ticketscloud.NginxTransport`.
+-- @type Transport
+-- @usage
+-- local client = assert(tc.new{ key = KEY, transport = transport, sleep = ngx.sleep })
+-- print(transport:stats().requests)
+
+--- Sends one request as a subrequest. The method, path and header rules are the libcurl
+-- transport's (`core.check_request`); a header the location does not send (option
+-- `headers`) is refused. When nginx ends the subrequest with its own error (no complete
+-- answer of the API), the result is kind `"transport"`, or `"timeout"` for its 504, with
+-- `sent = true`: nginx does not tell whether the request reached the API. A complete answer
+-- of the API, even a 502, is returned as it is.
+-- @function Transport:request
+-- @tparam string method `"GET"`, `"POST"`, `"PATCH"`, `"PUT"`, ...
+-- @tparam string path the path and query, `"/v2/resources/orders/<id>"`
+-- @tparam[opt] string body the JSON text
+-- @tparam[opt] table opts `headers = { [NAME] = value }`
+-- @treturn integer the HTTP status
+-- @treturn string the body
+-- @return[2] nil
+-- @treturn[2] ticketscloud.Error err: kind `"invalid"` (a closed transport, a method or path
+--   it refuses, a header it cannot send), `"transport"` or `"timeout"`
+-- @raise when `body` is neither nil nor a string, or `opts` neither nil nor a table
+-- @usage
+-- local status, body = transport:request("GET", "/v2/resources/orders?page_size=1")
 function Transport.request(self, method, path, body, opts)
     if self.closed then return fail("invalid", "closed") end
     if type(method) ~= "string" or type(path) ~= "string" then
@@ -126,14 +166,25 @@ function Transport.request(self, method, path, body, opts)
     return status, res.body or ""
 end
 
--- transport:stats() -> { requests = n, failures = n }: requests sent, and
--- those that got no answer of the service.
+--- Counts the transport's requests. nginx's upstream connections are its own: there is no
+-- count of connects.
+-- @function Transport:stats
+-- @treturn table `{ requests = n, failures = n }`: requests sent, and those that got no
+--   complete answer of the API
+-- @usage
+-- local s = transport:stats()
+-- ngx.log(ngx.INFO, s.requests, " requests, ", s.failures, " failures")
 function Transport.stats(self)
     return { requests = self.requests, failures = self.failures }
 end
 
--- transport:close(): later requests return nil, err (kind "invalid",
--- "closed"). nginx keeps its upstream connections; idempotent.
+--- Closes the transport: later requests return `nil, err` (kind `"invalid"`, `"closed"`), and
+-- the key is dropped. `client:close()` calls it. nginx keeps its upstream connections.
+-- Idempotent.
+-- @function Transport:close
+-- @treturn boolean `true`
+-- @usage
+-- transport:close()
 function Transport.close(self)
     self.closed = true
     self.auth = nil
@@ -142,7 +193,7 @@ end
 
 mt.__tostring = function() return "ticketscloud.NginxTransport" end
 
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 -- The client: ticketscloud.nginx.new
 
 -- The side of this client that runs in the pool's threads.
@@ -298,6 +349,10 @@ local listing_mt = { __index = Listing, __name = "ticketscloud.NginxListing" }
 listing_mt.__call = function(self) return self:next() end
 listing_mt.__tostring = function() return "ticketscloud.NginxListing" end
 
+--- A catalogue listing of the nginx client (`client:seats{...}`, ...): the messages crossed from
+-- the pool whole and packed, decoded one per call. The interface of a catalogue stream.
+-- @type Listing
+
 --- The next message of the listing.
 -- Calling the listing itself does the same, so that it works in a `for` loop. A loop over a
 -- long listing gives the worker back to nginx for a millisecond (`ngx.sleep(0.001)`) after
@@ -305,6 +360,7 @@ listing_mt.__tostring = function() return "ticketscloud.NginxListing" end
 -- meanwhile.
 -- @treturn table|nil the message, or nil at the end
 -- @treturn[opt] table the error that ended the listing (then again on every call)
+-- @function Listing:next
 -- @usage for seat in listing do print(seat.ticket) end
 -- if listing:error() then ngx.log(ngx.ERR, tostring(listing:error())) end
 function Listing.next(self)
@@ -342,14 +398,18 @@ function Listing.next(self)
 end
 
 --- The error that ended the listing.
+-- @function Listing:error
 -- @treturn table|nil the error, or nil while messages are left and after a normal end
+-- @usage local err = listing:error()
 function Listing.error(self)
     return self.err
 end
 
 --- Ends the listing early and lets its memory go; calls after it give
 -- nil, err (kind "invalid", "closed"). Nothing runs in the pool by then.
+-- @function Listing:close
 -- @treturn boolean true
+-- @usage listing:close()
 function Listing.close(self)
     self.closed = true
     self.chunks = nil
@@ -392,6 +452,9 @@ end
 local function bad_option(name, expected, got)
     error(("bad field '%s' to 'new' (%s expected, got %s)"):format(name, expected, type(got)), 3)
 end
+
+--- The non-blocking client.
+-- @section client
 
 --- Makes a client whose calls never block the nginx worker.
 -- It takes the options of `tc.new` (but `transport`, which it chooses itself) and has the
@@ -459,7 +522,12 @@ function _M.new(opts)
     return setmetatable(self, client_mt)
 end
 
+--- A client of @{new}: the methods of `tc.new`'s client, with these differences.
+-- @type Client
+
 --- The counts of the client's REST requests.
+-- @function Client:stats
+-- @usage local s = client:stats()
 -- @treturn table `{ requests =, failures =, subrequests =, pooled = }`: requests sent, those
 -- that got no answer of the service, and how many went as subrequests or through the pool
 function Client.stats(self)
