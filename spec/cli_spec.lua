@@ -306,6 +306,43 @@ describe("tc", function()
         end)
     end)
 
+    it("snapshot: a catalog that another sandbox serves as this one does", function()
+        local path = os.tmpname()
+        -- The seats sold here (by the order specs above), as the copy must give them.
+        local function sold_seats(s)
+            local c = assert(tc.new{ key = s.key, api = s.api, simple = s.simple })
+            local sold = {}
+            for seat in assert(c:seats{ event = EVENT, status = "SOLD" }) do sold[#sold + 1] = seat.ticket end
+            c:close()
+            table.sort(sold)
+            return sold
+        end
+        local here = sold_seats(sb)
+        assert.is_true(#here > 0)
+        local out, err, code = run({ "snapshot", "--event", EVENT, "-o", path }, env)
+        assert.equal(0, code, err)
+        assert.equal(("%s: 1 event, 100 seats (%d sold); tc-sandbox --catalog %s serves it\n")
+                     :format(path, #here, path), out)
+        local copy = assert(sandbox.start{ catalog = path, log = "/dev/null" })
+        assert.same(here, sold_seats(copy))
+        assert.is_true(copy:stop())
+
+        out, err, code = run({ "snapshot", "--event", EVENT, "--reset", "-o", path, "--json" }, env)
+        assert.equal(0, code, err)
+        assert.same({ file = path, events = 1, seats = 100, sold = 0 }, cjson.decode(out))
+        local text = run({ "snapshot", "--event", EVENT }, env)
+        assert.equal(EVENT, cjson.decode(text).events[1].id)
+        os.remove(path)
+
+        assert_failure(1, "no event 5d7134962110d30a34e95b00",
+                       run({ "snapshot", "--event", "5d7134962110d30a34e95b00" }, env))
+        assert_failure(2, "%-%-event x: an event id", run({ "snapshot", "--event", "x" }, env))
+        assert_failure(2, nil, run({ "snapshot" }, env))
+        assert_failure(2, "holds", run({ "snapshot", "--event", EVENT, "--holds", "keep" }, env))
+        assert_failure(1, "cannot write",
+                       run({ "snapshot", "--event", EVENT, "-o", "/nonexistent/x.json" }, env))
+    end)
+
     it("a progress line on stderr only when stderr is a terminal", function()
         local _, err, code = run({ "seats", EVENT }, env)
         assert.equal(0, code)

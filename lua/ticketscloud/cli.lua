@@ -20,6 +20,7 @@ local core = require "ticketscloud.core"
 local flows = require "ticketscloud.flows"
 local json = require "ticketscloud.json"
 local seating = require "ticketscloud.seating"
+local snapshot = require "ticketscloud.snapshot"
 
 local concat = table.concat
 local debug_traceback = debug.traceback
@@ -144,20 +145,26 @@ local function print_json(v)
     out(text, "\n")
 end
 
--- A progress line on stderr for long listings, when stderr is a terminal.
+-- A progress line on stderr for long listings, when stderr is a terminal:
+-- step() counts one item, at(n) says n items so far.
 local function progress(what)
     local ok = os_execute("test -t 2")
     if not (ok == true or ok == 0) then
-        return { step = function() end, done = function() end }
+        return { step = function() end, at = function() end, done = function() end }
     end
     local n = 0
+    local function show(total)
+        io_stderr:write(("\r%d%s %s..."):format(n, total and "/" .. total or "", what))
+        io_stderr:flush()
+    end
     return {
         step = function(total)
             n = n + 1
-            if n % 100 == 0 then
-                io_stderr:write(("\r%d%s %s..."):format(n, total and "/" .. total or "", what))
-                io_stderr:flush()
-            end
+            if n % 100 == 0 then show(total) end
+        end,
+        at = function(count)
+            n = count
+            show()
         end,
         done = function()
             if n >= 100 then io_stderr:write("\r\27[K") end
@@ -571,6 +578,44 @@ end
 
 local VALUES = { "price", "discount", "nominal", "extra", "full" }
 
+-- tc snapshot: a tc-sandbox catalog of events (ticketscloud.snapshot).
+function commands.snapshot(args, client)
+    for _, id in ipairs(args.event) do
+        if not is_id(id) then usage("--event " .. id .. ": an event id (24 hexadecimal digits)") end
+    end
+    local p = progress("seats")
+    local catalog, err = snapshot.take(client, {
+        events = args.event, holds = args.holds, reset = args.reset,
+        distributor = args.distributor, progress = function(_, n) p.at(n) end })
+    p.done()
+    if not catalog then stop(err) end
+    local seats, sold = 0, 0
+    for _, e in ipairs(catalog.events) do
+        for _, set in ipairs(e.sets or {}) do
+            for _, t in ipairs(set.tickets or {}) do
+                if t.seat then
+                    seats = seats + 1
+                    if t.status == "SOLD" then sold = sold + 1 end
+                end
+            end
+        end
+    end
+    if not args.output then
+        local text
+        text, err = json.encode(catalog, true)
+        if not text then stop(err, EXIT.internal) end
+        return out(text)
+    end
+    local ok
+    ok, err = snapshot.write(catalog, args.output)
+    if not ok then stop(err, EXIT.failed) end
+    if args.json then
+        return print_json{ file = args.output, events = #catalog.events, seats = seats, sold = sold }
+    end
+    out(("%s: %d event%s, %d seats (%d sold); tc-sandbox --catalog %s serves it\n"):format(
+        args.output, #catalog.events, #catalog.events == 1 and "" or "s", seats, sold, args.output))
+end
+
 function commands.orders(args, client)
     local filter = { page_size = 200 }
     if args.event then
@@ -752,6 +797,17 @@ local function parser()
     orders:option("--status", "Only orders of this status (executed, done, cancelled, expired); "
                   .. "repeatable or comma-separated."):count("*")
     orders:flag("--sum", "Print the number of orders and tickets and the sums of their money.")
+
+    local snap = p:command("snapshot", "Copy events, their hall and every seat's status into a "
+                           .. "tc-sandbox catalog.")
+    snap:option("--event", "An event to copy (repeatable).")
+        :count("+")
+    snap:option("-o --output", "Write the catalog to FILE (default: stdout).")
+        :argname("FILE")
+    snap:option("--holds", "What a held seat becomes: vacant (default) or sold.")
+        :choices{ "vacant", "sold" }
+    snap:flag("--reset", "Start every ticket vacant.")
+    snap:option("--distributor", "The partner id the sandbox's keys act as.")
 
     local sandbox = p:command("sandbox", "Start a local tc-sandbox and print how to reach it.")
     sandbox:option("--expire", "Seconds an unfinished order lives (default 900).")
