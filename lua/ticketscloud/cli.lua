@@ -820,16 +820,10 @@ local function parser()
 end
 
 -- One line: control characters (newlines too) become spaces, and the key,
--- should anything have echoed it, becomes <key>.
+-- should anything have echoed it, becomes <key> (core.scrub's rule).
 local function one_line(s, key)
     s = tostring(s):gsub("%c+", " ")
-    if key and #key >= 8 then
-        local at = s:find(key, 1, true)
-        while at do
-            s = s:sub(1, at - 1) .. "<key>" .. s:sub(at + #key)
-            at = s:find(key, at + 5, true)
-        end
-    end
+    if key then s = core.scrub({ messages = { s } }, key).messages[1] end
     return s
 end
 
