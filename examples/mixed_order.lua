@@ -13,7 +13,6 @@
 
 local tc = require "ticketscloud"
 local flows = require "ticketscloud.flows"
-local cjson = require "cjson"
 
 -- An environment variable; empty counts as unset.
 local function getenv(name)
@@ -98,7 +97,7 @@ local function show(order)
                                                          "extra", "full", "barcode"))
     for _, t in ipairs(order.tickets) do
         local seat = t.seat and ("row %s seat %s"):format(t.seat.row, t.seat.number) or "-"
-        local barcode = t.barcode ~= cjson.null and t.barcode or "-"
+        local barcode = t.barcode ~= tc.null and t.barcode or "-"
         print(("  %-24s %s %-14s %10s %10s %10s  %s"):format(t.id, pad(names[t.set] or t.set, 10), seat,
                                                           t.price, t.extra, t.full, barcode))
     end
@@ -145,7 +144,7 @@ for _, o in ipairs{ a, b } do
     end
     local barcodes = {}
     for _, t in ipairs(o.tickets) do
-        if t.barcode ~= cjson.null then barcodes[#barcodes + 1] = t.barcode end
+        if t.barcode ~= tc.null then barcodes[#barcodes + 1] = t.barcode end
     end
     print(("order %s %s: full %s (%s), code %s, barcodes %s"):format(
         o.id, o.status, o.values.full, table.concat(parts, " + "), tostring(o.code),

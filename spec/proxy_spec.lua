@@ -74,23 +74,49 @@ describe("proxy and user_agent", function()
         c:close()
     end)
 
-    it("without the option, http_proxy in the environment is not used", function()
+    it("the gRPC channel goes through an http:// proxy too", function()
+        local p, url = canned("502", "no")
+        -- Nothing listens on the service's port: only the proxy sees the call.
+        local c = assert(tc.new{ key = KEY, simple = "http://127.0.0.1:1", proxy = url,
+                                 timeout = 5 })
+        local event, err = c:events{}()
+        local seen = p:read("a")
+        p:close()
+        assert.is_nil(event)
+        assert.is_table(err)
+        assert.matches("^CONNECT 127.0.0.1:1 HTTP/1.1", seen)
+        c:close()
+    end)
+
+    it("an https:// proxy, which the gRPC core cannot use, fails catalogue calls", function()
+        local c = assert(tc.new{ key = KEY, simple = "http://127.0.0.1:1",
+                                 proxy = "https://user:pw@127.0.0.1:1" })
+        local events, err = c:events{}
+        assert.is_nil(events)
+        assert.equal("invalid", err.kind)
+        assert.equal("proxy: the gRPC channel goes through http:// proxies only", err.messages[1])
+        assert.not_matches("pw", tostring(err))
+        c:close()
+    end)
+
+    it("without the option, proxies in the environment are not used", function()
         local sb = assert(sandbox.start{ log = "/dev/null" })
-        -- A child with a dead proxy in its environment: the request must
-        -- still reach the sandbox directly.
         local script = ([[
             package.path, package.cpath = %q, %q
             local tc = require "ticketscloud"
-            local c = assert(tc.new{ key = %q, api = %q })
+            local c = assert(tc.new{ key = %q, api = %q, simple = %q, timeout = 5 })
             local doc, err = c:send{ method = "GET", path = "/v2/resources/orders" }
-            print(doc and "direct" or tostring(err))
-        ]]):format(package.path, package.cpath, sb.key, sb.api)
+            local events, serr = c:events{}
+            local event = events and events()
+            print(doc and "direct" or tostring(err), event and "direct" or tostring(serr or events:error()))
+        ]]):format(package.path, package.cpath, sb.key, sb.api, sb.simple)
         local p = io.popen("env http_proxy=http://127.0.0.1:1 HTTP_PROXY=http://127.0.0.1:1 " ..
                            "https_proxy=http://127.0.0.1:1 ALL_PROXY=http://127.0.0.1:1 " ..
+                           "grpc_proxy=http://127.0.0.1:1 no_grpc_proxy= no_proxy= " ..
                            LUA .. " -e " .. quote(script) .. " 2>&1")
         local out = p:read("a")
         p:close()
         assert.is_true(sb:stop())
-        assert.equal("direct\n", out)
+        assert.equal("direct\tdirect\n", out)
     end)
 end)

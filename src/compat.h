@@ -10,6 +10,7 @@
 
 #include <lua.h>
 #include <lauxlib.h>
+#include <string.h>
 
 #if LUA_VERSION_NUM < 502 /* Lua 5.1 and LuaJIT */
 
@@ -34,6 +35,22 @@ static inline int lua_isinteger(lua_State *L, int idx)
     lua_Number n = lua_tonumber(L, idx);
     return n >= -9223372036854775808.0 && n < 9223372036854775808.0 &&
            n == (lua_Number)(lua_Integer)n;
+}
+
+/* Pushes the number a numeral reads as and returns strlen(s) + 1, or
+ * returns 0 and pushes nothing. LuaJIT's own reader (through a string on
+ * the stack) does not depend on the C locale, as strtod would. */
+static inline size_t lua_stringtonumber(lua_State *L, const char *s)
+{
+    lua_pushstring(L, s);
+    if (!lua_isnumber(L, -1)) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    lua_Number n = lua_tonumber(L, -1);
+    lua_pop(L, 1);
+    lua_pushnumber(L, n);
+    return strlen(s) + 1;
 }
 
 #define TC_HAVE_CLOSE 0

@@ -44,6 +44,10 @@ static const luaL_Reg core_functions[] = {
     { "channel", core_channel },
     { "encode", core_encode },
     { "decode", core_decode },
+    { "decode_at", core_decode_at },
+    { "json_decode", core_json_decode },
+    { "json_encode", core_json_encode },
+    { "json_array", core_json_array },
     { "sleep", core_sleep },
     { "now", core_now },
     { NULL, NULL },
@@ -99,6 +103,7 @@ int luaopen_ticketscloud_core(lua_State *L)
     lua_pushinteger(L, (lua_Integer)TC_MONEY_MAX);
     lua_setfield(L, -2, "MAX");
     lua_setfield(L, -2, "money");
+    tc_json_open(L);
     lua_pushliteral(L, TC_VERSION);
     lua_setfield(L, -2, "_VERSION");
     return 1;

@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <stdio.h>
+#include <strings.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -114,6 +115,15 @@ static const char *proxy_problem(const char *proxy)
     curl_free(scheme);
     curl_url_cleanup(u);
     return problem;
+}
+
+/* The gRPC channel's use of the proxy (an accepted one): the gRPC core
+ * tunnels through http:// proxies only (CONNECT). It would skip an https://
+ * one with a log line and go direct, so that is refused instead. */
+const char *tc_grpc_proxy_problem(const char *proxy)
+{
+    return strncasecmp(proxy, "http://", 7) == 0 ? NULL
+        : "the gRPC channel goes through http:// proxies only";
 }
 
 /* An application's name for the User-Agent: 1 to 64 printable ASCII

@@ -55,6 +55,8 @@ const char *tc_check_options(const struct tc_options *o, char *buf, size_t len, 
 /* The gRPC target "host:port" of the simple option into target, and
  * whether it uses TLS; NULL, or what is wrong. */
 const char *tc_grpc_target(const char *simple, int insecure, char *target, size_t len, int *tls);
+/* NULL when the gRPC core can use the (checked) proxy URL, else why not. */
+const char *tc_grpc_proxy_problem(const char *proxy);
 /* The User-Agent of both transports: "APP lua-ticketscloud/VERSION", or
  * ours alone when user_agent is NULL (the options are checked). */
 void tc_user_agent(const struct tc_options *o, char *buf, size_t len);
@@ -113,6 +115,13 @@ int tc_now(double *seconds);
 int core_channel(lua_State *L);         /* grpc.c */
 int core_encode(lua_State *L);          /* codec.c: upvalue 1 caches message types */
 int core_decode(lua_State *L);
+int core_decode_at(lua_State *L);
+int core_json_decode(lua_State *L);     /* json.c */
+int core_json_encode(lua_State *L);
+int core_json_array(lua_State *L);
+/* Registers json.c's metatables and sets core.json_null in the module table
+ * on top of the stack. */
+void tc_json_open(lua_State *L);
 
 int core_error_tostring(lua_State *L);  /* the error tables' __tostring */
 extern const luaL_Reg tc_http_methods[];
@@ -153,5 +162,10 @@ int tc_codec_encode(lua_State *L, int idx, const struct ProtobufCMessageDescript
  * when the bytes are not a valid message. */
 int tc_codec_decode(lua_State *L, const struct ProtobufCMessageDescriptor *d, const uint8_t *data,
                     size_t len);
+/* A packed listing (stream:read_all, core.decode_at) is messages one after
+ * the other, each after its length as a protobuf varint: writes the length
+ * into out (TC_LENGTH_MAX bytes at most) and returns how many bytes it took. */
+#define TC_LENGTH_MAX 10
+size_t tc_codec_put_length(uint8_t *out, size_t len);
 
 #endif

@@ -52,7 +52,7 @@ static void push_shown(lua_State *L, int idx)
         return;
     }
     if (lua_type(L, idx) == LUA_TLIGHTUSERDATA && lua_touserdata(L, idx) == NULL) {
-        lua_pushliteral(L, "null"); /* cjson.null, JSON's null */
+        lua_pushliteral(L, "null"); /* core.json_null, JSON's null */
         return;
     }
     lua_pushstring(L, luaL_typename(L, idx));
@@ -179,7 +179,7 @@ static int walk_json(lua_State *L, int idx, char *path, size_t plen, int depth)
         return 0;
     }
     case LUA_TLIGHTUSERDATA:
-        /* cjson.null is the NULL light userdata */
+        /* core.json_null is the NULL light userdata */
         if (lua_touserdata(L, idx) == NULL)
             return 0;
         return tc_fail_value(L, idx, path, "cannot be sent as JSON");

@@ -1,0 +1,170 @@
+-- The module's JSON (src/json.c over yajl, named by ticketscloud.json):
+-- numbers read as Lua reads numerals, null, marked arrays, and the errors of
+-- text that is not JSON and of values that have no JSON form.
+
+local tc = require "ticketscloud"
+local json = require "ticketscloud.json"
+local sandbox = require "ticketscloud.sandbox"
+
+local EVENT = "5d7134962110d30a34e95b96"
+local FAN = "5d7135112110d30a34e97e2d"
+local INTEGERS = math.type ~= nil -- Lua 5.3+; LuaJIT has one number type
+
+describe("json.decode", function()
+    it("reads integers as integers and the rest as floats", function()
+        local v = assert(json.decode('[59807, -3, 0, 2.5, 1e3, 1.0, 9007199254740993, 12345678901234567890]'))
+        assert.equal(59807, v[1])
+        assert.equal(-3, v[2])
+        assert.equal(2.5, v[4])
+        assert.equal(1000, v[5])
+        assert.equal(1, v[6])
+        if INTEGERS then
+            assert.equal("integer", math.type(v[1]))
+            assert.equal("59807", tostring(v[1]))
+            assert.equal("integer", math.type(v[3]))
+            assert.equal("float", math.type(v[4]))
+            assert.equal("float", math.type(v[5]))
+            assert.equal("float", math.type(v[6]))
+            assert.equal(9007199254740993, v[7]) -- exact: not rounded through a double
+            assert.equal("float", math.type(v[8])) -- beyond 64 bits, as Lua reads it
+        end
+        assert.equal(1.2345678901234567e19, v[8])
+    end)
+
+    it("reads objects, arrays, strings, booleans and null", function()
+        local v = assert(json.decode('{"a":{"b":[true,false,null,"\\u0416\\u0000x"]},"c":[],"d":{}}'))
+        assert.equal(true, v.a.b[1])
+        assert.equal(false, v.a.b[2])
+        assert.equal(json.null, v.a.b[3])
+        assert.equal(tc.null, v.a.b[3])
+        assert.equal("Ж\0x", v.a.b[4])
+        assert.equal(4, #v.a.b)
+        assert.same({}, v.c)
+        assert.same({}, v.d)
+        assert.equal("[]", json.encode(v.c)) -- arrays stay arrays, even empty
+        assert.equal("{}", json.encode(v.d))
+        local again = json.encode(json.decode('{"b":[],"a":[[],{}]}'), true)
+        assert.equal('{"a":[[],{}],"b":[]}', (again:gsub("%s", "")))
+        assert.equal("text", json.decode('"text"'))
+        assert.equal(7, json.decode(" 7 "))
+    end)
+
+    it("refuses what is not one JSON value with nil and a message", function()
+        local cases = {
+            [""] = "premature EOF", ["{"] = "premature EOF", ['{"a":1} x'] = "trailing garbage",
+            ["[1,]"] = "", ["{'a':1}"] = "", ["nul"] = "", ['"\255"'] = "UTF8",
+            ["[" .. ("1"):rep(200) .. "]"] = "too many digits", [("["):rep(129)] = "nested too deeply",
+            ["1 2"] = "trailing garbage", ["// c\n1"] = "",
+        }
+        for text, words in pairs(cases) do
+            local v, err = json.decode(text)
+            assert.is_nil(v, text)
+            assert.is_string(err, text)
+            assert.matches("^JSON text: ", err)
+            assert.is_truthy(err:find(words, 1, true), err)
+        end
+        assert.same({ { { 1 } } }, json.decode("[[[1]]]"))
+        assert.is_table(json.decode(("["):rep(128) .. ("]"):rep(128)))
+    end)
+
+    it("raises on an argument that is not text", function()
+        assert.has_error(function() json.decode({}) end)
+        assert.has_error(function() json.decode() end)
+    end)
+end)
+
+describe("json.encode", function()
+    it("writes what decode reads back", function()
+        local value = { number = 59807, price = "5600.00", ok = true, none = json.null,
+                        list = { 1, 2, { x = "y" } }, empty = json.array(), object = {},
+                        text = "кириллица \"quoted\" \\ \n", half = 0.5, tenth = 0.1 }
+        local text = assert(json.encode(value))
+        local back = assert(json.decode(text))
+        assert.same(value.list, back.list)
+        assert.equal(59807, back.number)
+        assert.equal(json.null, back.none)
+        assert.equal(value.text, back.text)
+        assert.equal(0.1, back.tenth)
+        assert.equal(0.5, back.half)
+        assert.same({}, back.empty)
+        assert.is_truthy(text:find('"empty":[]', 1, true))
+        assert.is_truthy(text:find('"object":{}', 1, true))
+    end)
+
+    it("writes integral numbers as integers, whatever their Lua type", function()
+        assert.equal("[3,-2,0,1.5]", json.encode{ 3.0, -2, 0, 1.5 })
+        assert.equal("[9007199254740992]", json.encode{ 2 ^ 53 })
+        assert.equal("[1e+300]", json.encode{ 1e300 })
+    end)
+
+    it("keeps empty marked lists as arrays and marks new ones", function()
+        local t = {}
+        assert.equal(t, json.array(t))
+        assert.equal("[]", json.encode(t))
+        assert.equal("{}", json.encode({}))
+        assert.equal("[[],{}]", json.encode{ json.array(), {} })
+        assert.equal("[1,2]", json.encode(json.array{ 1, 2 }))
+        assert.has_error(function() json.array("x") end)
+    end)
+
+    it("writes sorted, indented text when asked, for files people diff", function()
+        local value = { b = 1, a = { z = json.array{ 2, 3 }, y = "x" }, [""] = true }
+        local text = assert(json.encode(value, true))
+        assert.equal('{\n  "": true,\n  "a": {\n    "y": "x",\n    "z": [\n      2,\n      3\n'
+                     .. '    ]\n  },\n  "b": 1\n}\n', text)
+        assert.same(value, json.decode(text))
+        assert.equal(text, json.encode(json.decode(text), true))
+        local _, err = json.encode({ { 1, x = 1 } }, true)
+        assert.equal("invalid", err.kind)
+    end)
+
+    it("refuses values with no JSON form with an invalid error", function()
+        local cyclic = {}
+        cyclic.self = cyclic
+        local cases = {
+            { { 1, nil, 3 }, "holes" },
+            { { 1, x = 2 }, "mixes" },
+            { { [true] = 1 }, "holes" },
+            { { 0 / 0 }, "not finite" },
+            { { math.huge }, "not finite" },
+            { { "\255" }, "UTF-8" },
+            { { print }, "type" },
+            { cyclic, "nested too deeply" },
+            { json.array{ 1, x = 2 }, "keys other than" },
+        }
+        for i, case in ipairs(cases) do
+            local text, err = json.encode(case[1])
+            assert.is_nil(text, i)
+            assert.equal("invalid", err.kind, i)
+            assert.matches("cannot be encoded as JSON", err.messages[1])
+            assert.is_truthy(err.messages[1]:find(case[2], 1, true), err.messages[1])
+            assert.matches("cannot be encoded", tostring(err))
+        end
+    end)
+end)
+
+describe("order answers", function()
+    local sb, client
+
+    lazy_setup(function()
+        sb = assert(sandbox.start())
+        client = assert(tc.new{ key = sb.key, api = sb.api, simple = sb.simple })
+    end)
+
+    lazy_teardown(function()
+        client:close()
+        assert.is_true(sb:stop())
+    end)
+
+    it("carry the order number as an integer", function()
+        local order = assert(client:create_order{ event = EVENT, random = { [FAN] = 1 } })
+        assert.is_number(order.number)
+        if INTEGERS then
+            assert.equal("integer", math.type(order.number))
+            assert.not_matches("%.", tostring(order.number))
+        end
+        local again = assert(client:order(order.id))
+        assert.equal(order.number, again.number)
+        assert(order:cancel())
+    end)
+end)
