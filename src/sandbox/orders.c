@@ -93,6 +93,7 @@ static void order_drop(struct sandbox *sb, struct order *o)
     free(o->promos);
     json_decref(o->customer);
     json_decref(o->vendor_data);
+    free(o->answer);
     free(o);
 }
 
@@ -498,6 +499,7 @@ static int apply_change(struct sandbox *sb, struct order *o, const struct change
 {
     int64_t now_s = now / 1000;
     struct undo undo;
+    store_order_changed(o); /* whatever happens below, render it anew */
     int status = check_change_rules(&sb->cat->events[o->event], ch, err);
     if (status != 0) return status;
     if (!undo_save(&undo, o)) return 500;
@@ -522,24 +524,56 @@ out:
     return status;
 }
 
-/* The response of a change: the order, refs and any promocode errors. */
-static int order_response(struct sandbox *sb, const struct order *o, int64_t now,
-                          json_t *promo_errors, json_t **out)
+/* The text of the answer {data, refs} (and errors, when promo_errors holds
+ * some) with sorted keys, like the API's examples. NULL when out of memory. */
+static char *order_text(struct sandbox *sb, const struct order *o, int64_t now_s,
+                        json_t *promo_errors, size_t *len)
 {
     json_t *refs = render_refs();
-    json_t *data = refs ? render_order(sb, o, refs, now / 1000) : NULL;
+    json_t *data = refs ? render_order(sb, o, refs, now_s) : NULL;
     if (!data) {
         json_decref(refs);
+        return NULL;
+    }
+    json_t *answer = json_pack("{s:o,s:o}", "data", data, "refs", refs);
+    if (answer && promo_errors && json_array_size(promo_errors) > 0 &&
+        json_object_set(answer, "errors", promo_errors) != 0) {
+        json_decref(answer);
+        answer = NULL;
+    }
+    char *text = answer ? json_dumps(answer, JSON_SORT_KEYS | JSON_COMPACT) : NULL;
+    json_decref(answer);
+    if (text) *len = strlen(text);
+    return text;
+}
+
+/* The answer of a read or a change: the order, refs and any promocode
+ * errors, as text in *text. The text without errors is rendered once per
+ * change of the order (per second while it is executed, as its prices
+ * follow the clock) and copied from the order afterwards. Lock held. */
+static int order_response(struct sandbox *sb, struct order *o, int64_t now,
+                          json_t *promo_errors, char **text, json_t **out)
+{
+    int64_t now_s = now / 1000;
+    size_t len = 0;
+    *text = NULL;
+    if (promo_errors && json_array_size(promo_errors) > 0) {
+        *text = order_text(sb, o, now_s, promo_errors, &len);
+    } else {
+        if (o->answer && o->status == ORDER_EXECUTED && o->answer_at != now_s)
+            store_order_changed(o);
+        if (!o->answer) {
+            o->answer = order_text(sb, o, now_s, NULL, &o->answer_len);
+            o->answer_at = now_s;
+        }
+        if (o->answer && (*text = malloc(o->answer_len + 1)))
+            memcpy(*text, o->answer, o->answer_len + 1);
+    }
+    if (!*text) {
         *out = error_body("out of memory");
         return 500;
     }
-    *out = json_pack("{s:o,s:o}", "data", data, "refs", refs);
-    if (*out && promo_errors && json_array_size(promo_errors) > 0)
-        json_object_set(*out, "errors", promo_errors);
-    if (!*out) {
-        *out = error_body("out of memory");
-        return 500;
-    }
+    *out = NULL;
     return 200;
 }
 
@@ -606,8 +640,9 @@ static int order_event(struct sandbox *sb, const struct change *ch, uint32_t *ev
     return 0;
 }
 
-int store_create_order(struct sandbox *sb, const json_t *body, json_t **out)
+int store_create_order(struct sandbox *sb, const json_t *body, char **text, json_t **out)
 {
+    *text = NULL;
     struct change ch;
     json_t *errors = json_array(), *rule_errors = json_array(), *promo_errors = json_array();
     uint32_t ev = 0;
@@ -634,7 +669,7 @@ int store_create_order(struct sandbox *sb, const json_t *body, json_t **out)
             if (status > 0) {
                 order_drop(sb, o);
             } else {
-                status = order_response(sb, o, now, promo_errors, out);
+                status = order_response(sb, o, now, promo_errors, text, out);
             }
         }
     }
@@ -674,8 +709,9 @@ static void wait_unlocked(struct sandbox *sb, int ms)
 }
 
 int store_patch_order(struct sandbox *sb, const char *id, const json_t *body, int delay_ms,
-                      json_t **out)
+                      char **text, json_t **out)
 {
+    *text = NULL;
     struct change ch;
     json_t *errors = json_array(), *rule_errors = json_array(), *promo_errors = json_array();
     int status;
@@ -714,7 +750,7 @@ int store_patch_order(struct sandbox *sb, const char *id, const json_t *body, in
             status = refuse_finished(o, &ch, out);
         } else if ((status = refuse(errors, rule_errors, out)) == 0) {
             status = apply_change(sb, o, &ch, now, promo_errors, out);
-            if (status <= 0) status = order_response(sb, o, now, promo_errors, out);
+            if (status <= 0) status = order_response(sb, o, now, promo_errors, text, out);
         }
     }
     pthread_mutex_unlock(&sb->lock);
@@ -725,8 +761,9 @@ done:
     return status;
 }
 
-int store_get_order(struct sandbox *sb, const char *id, json_t **out)
+int store_get_order(struct sandbox *sb, const char *id, char **text, json_t **out)
 {
+    *text = NULL;
     int64_t now = now_ms();
     int status;
     pthread_mutex_lock(&sb->lock);
@@ -736,7 +773,7 @@ int store_get_order(struct sandbox *sb, const char *id, json_t **out)
         status = 404;
         *out = error_body("Order %s not found", id);
     } else {
-        status = order_response(sb, o, now, NULL, out);
+        status = order_response(sb, o, now, NULL, text, out);
     }
     pthread_mutex_unlock(&sb->lock);
     return status;

@@ -32,6 +32,7 @@
 #include <strings.h>
 #include <pthread.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -62,6 +63,7 @@
 #define PROMO_CHECK "/v2/services/promocodes/check"
 #define REFUNDS "/v2/resources/refund_requests"
 #define MOSBILET "/v2/services/orders/mosbilet/user_data"
+#define JSON_TYPE "application/json; charset=utf-8"
 
 /* Where a connection is, for the deadlines (reaper()). */
 enum conn_state {
@@ -85,6 +87,7 @@ struct rest {
     struct MHD_Daemon *daemon;
     struct gate *gate; /* plaintext: the front door (gate.c); NULL with TLS */
     bool tls;
+    bool log; /* the log of requests goes somewhere: stderr is not /dev/null */
 
     /* Open connections and the thread that enforces their deadlines;
      * requests waiting on threads of their own (counted, to stop only
@@ -167,13 +170,15 @@ static enum MHD_Result send_raw(struct MHD_Connection *c, struct request *rq,
                                 const char *type, const char *allow)
 {
     char path[256];
-    log_path(url, path, sizeof path);
+    bool log = rq->rest->log;
+    if (log) log_path(url, path, sizeof path);
     if (rq->fault.kind == FAULT_DROP_AFTER) {
         /* The change is committed: the store has returned. MHD_NO with no
          * response queued closes the connection unanswered. */
         free(text);
-        fprintf(stderr, "tc-sandbox: %s %s %u %.0f ms, answer dropped\n", method, path, status,
-                (double)(now_ms() - rq->start_ms));
+        if (log)
+            fprintf(stderr, "tc-sandbox: %s %s %u %.0f ms, answer dropped\n", method, path,
+                    status, (double)(now_ms() - rq->start_ms));
         return MHD_NO;
     }
     if (rq->fault.kind == FAULT_SLOW && !rq->slept) {
@@ -197,8 +202,9 @@ static enum MHD_Result send_raw(struct MHD_Connection *c, struct request *rq,
     conn_set(rq->rest, c, CONN_BUSY, 0); /* no deadline can write to it now */
     enum MHD_Result ret = MHD_queue_response(c, status, resp);
     MHD_destroy_response(resp);
-    fprintf(stderr, "tc-sandbox: %s %s %u %.0f ms\n", method, path, status,
-            (double)(now_ms() - rq->start_ms));
+    if (log)
+        fprintf(stderr, "tc-sandbox: %s %s %u %.0f ms\n", method, path, status,
+                (double)(now_ms() - rq->start_ms));
     return ret;
 }
 
@@ -213,7 +219,7 @@ static enum MHD_Result send_json(struct MHD_Connection *c, struct request *rq,
         json_decref(body);
         if (!text) status = MHD_HTTP_INTERNAL_SERVER_ERROR;
     }
-    return send_raw(c, rq, method, url, status, text, "application/json; charset=utf-8", allow);
+    return send_raw(c, rq, method, url, status, text, JSON_TYPE, allow);
 }
 
 static enum MHD_Result send_error(struct MHD_Connection *c, struct request *rq,
@@ -542,14 +548,16 @@ static enum fault_route fault_route(enum route route, bool get)
 static void delayed_patch(struct request *rq)
 {
     json_t *out = NULL;
-    int status = store_patch_order(rq->rest->sb, rq->order_id, rq->patch, rq->delay_ms, &out);
+    char *text = NULL;
+    int status = store_patch_order(rq->rest->sb, rq->order_id, rq->patch, rq->delay_ms, &text,
+                                   &out);
     json_decref(rq->patch);
     rq->patch = NULL;
-    char *text = out ? json_dumps(out, JSON_SORT_KEYS | JSON_COMPACT) : NULL;
+    if (!text && out) text = json_dumps(out, JSON_SORT_KEYS | JSON_COMPACT);
     json_decref(out);
     rq->status = text ? (unsigned)status : MHD_HTTP_INTERNAL_SERVER_ERROR;
     rq->text = text;
-    rq->type = "application/json; charset=utf-8";
+    rq->type = JSON_TYPE;
     rq->allow = NULL;
 }
 
@@ -671,12 +679,13 @@ static enum MHD_Result serve_path(struct rest *r, struct MHD_Connection *c, stru
     }
 
     json_t *out = NULL;
+    char *text = NULL; /* the order operations answer in text */
     int status;
     if (route == R_ORDER && !is_object_id(id)) {
         status = 404;
         out = error_body("Order %s not found", id);
     } else if (route == R_ORDER && get) {
-        status = store_get_order(r->sb, id, &out);
+        status = store_get_order(r->sb, id, &text, &out);
     } else if (route == R_REFUND && !is_object_id(id)) {
         status = 404;
         out = error_body("RefundRequest %s not found", id);
@@ -687,7 +696,7 @@ static enum MHD_Result serve_path(struct rest *r, struct MHD_Connection *c, stru
         if (!body) {
             status = 400;
         } else if (route == R_ORDERS) {
-            status = store_create_order(r->sb, body, &out);
+            status = store_create_order(r->sb, body, &text, &out);
         } else if (route == R_PROMO_CHECK) {
             status = store_check_promocode(r->sb, body, &out);
         } else if (route == R_REFUNDS) {
@@ -714,13 +723,15 @@ static enum MHD_Result serve_path(struct rest *r, struct MHD_Connection *c, stru
                 rq->delay_ms = delay;
                 return go_wait(rq, delayed_patch);
             } else {
-                status = store_patch_order(r->sb, id, body, 0, &out);
+                status = store_patch_order(r->sb, id, body, 0, &text, &out);
             }
         }
         json_decref(body);
     }
     if (status == 202) /* like the service: no body */
         return send_raw(c, rq, method, url, 202, strdup(""), "text/html; charset=UTF-8", NULL);
+    if (text)
+        return send_raw(c, rq, method, url, (unsigned)status, text, JSON_TYPE, NULL);
     return send_json(c, rq, method, url, (unsigned)status, out, NULL);
 }
 
@@ -1060,6 +1071,15 @@ static int listen_on(const char *addr, int *port, char *err, size_t errlen)
     return fd;
 }
 
+/* True when fd is /dev/null: the log line of every request would be
+ * formatted for nothing (as under load, where it is sent there). */
+static bool to_dev_null(int fd)
+{
+    struct stat a, b;
+    return fstat(fd, &a) == 0 && stat("/dev/null", &b) == 0 && S_ISCHR(a.st_mode) &&
+           a.st_rdev == b.st_rdev;
+}
+
 static void rest_free(struct rest *r)
 {
     pthread_cond_destroy(&r->wake);
@@ -1078,6 +1098,7 @@ struct rest *rest_start(struct sandbox *sb, struct faults *faults, const char *a
     r->sb = sb;
     r->faults = faults;
     r->tls = tls != NULL;
+    r->log = !to_dev_null(STDERR_FILENO);
     pthread_mutex_init(&r->lock, NULL);
     pthread_cond_init(&r->wake, NULL);
     int fd = listen_on(addr, port, err, errlen);

@@ -73,6 +73,7 @@ static void order_free(struct order *o)
     free(o->promos);
     json_decref(o->customer);
     json_decref(o->vendor_data);
+    free(o->answer);
     free(o);
 }
 
@@ -133,8 +134,16 @@ void store_release(struct sandbox *sb, uint32_t t)
 void store_finish(struct sandbox *sb, struct order *o, enum order_status status, int64_t now_s)
 {
     for (size_t i = 0; i < o->ntickets; i++) store_release(sb, o->tickets[i]);
+    store_order_changed(o);
     o->status = status;
     o->priced_at = now_s;
+}
+
+void store_order_changed(struct order *o)
+{
+    free(o->answer);
+    o->answer = NULL;
+    o->answer_len = 0;
 }
 
 /* Applies every expiry that is due. Called with the lock held. */

@@ -53,6 +53,13 @@ struct order {
     bool send_tickets;
     json_t *vendor_data; /* always an object */
     bool busy;           /* a delayed change is in progress */
+    /* The text of the answer that reads it ({"data", "refs"}, keys sorted),
+     * rendered once and kept until the order changes (store_order_changed).
+     * An executed order's amounts follow the clock, so its text holds only
+     * within the second it was priced at (answer_at). */
+    char *answer;
+    size_t answer_len;
+    int64_t answer_at;
 };
 
 /* A refund request (spec §3.11), kept in refunds.c. in_progress is a real
@@ -137,11 +144,14 @@ struct store_list {
 int store_list_page(struct sandbox *sb, const struct list_filter *f, const struct store_list *l,
                     json_t **out);
 
-int store_create_order(struct sandbox *sb, const json_t *body, json_t **out);
+/* The order operations answer an order as JSON text: on success *text is
+ * the answer (the caller frees it) and *out NULL; otherwise *out is the
+ * error body, as for the other operations, and *text NULL. */
+int store_create_order(struct sandbox *sb, const json_t *body, char **text, json_t **out);
 /* delay_ms > 0: mark the order busy, wait that long unlocked, then apply. */
 int store_patch_order(struct sandbox *sb, const char *id, const json_t *body, int delay_ms,
-                      json_t **out);
-int store_get_order(struct sandbox *sb, const char *id, json_t **out);
+                      char **text, json_t **out);
+int store_get_order(struct sandbox *sb, const char *id, char **text, json_t **out);
 int store_list_orders(struct sandbox *sb, const struct list_filter *f, json_t **out);
 int store_check_promocode(struct sandbox *sb, const json_t *body, json_t **out);
 /* PUT /v2/services/orders/mosbilet/user_data (mosbilet.c): 202 with *out
@@ -161,6 +171,9 @@ uint32_t store_order_index(const struct sandbox *sb, const struct order *o);
 void store_hold(struct sandbox *sb, uint32_t oi, uint32_t t);
 void store_release(struct sandbox *sb, uint32_t t);
 void store_finish(struct sandbox *sb, struct order *o, enum order_status status, int64_t now_s);
+/* Drops the order's rendered answer: called by whatever changes the order
+ * or what its answer shows. */
+void store_order_changed(struct order *o);
 void store_expire_due(struct sandbox *sb, int64_t now_ms);
 
 /* {"errors": [msg]}, msg formatted like printf. Messages echo what a
