@@ -42,7 +42,9 @@ PROTO_INC  ?= /usr/include
 WARN        = -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 DEFS        = -D_GNU_SOURCE -DTC_VERSION='"$(VERSION)"'
 SANITIZE    = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
-SANFLAGS    = $(if $(SAN),$(SANITIZE))
+# It also makes tc-sandbox check each order answer it writes as text
+# against the same answer made and dumped by jansson (orders.c).
+SANFLAGS    = $(if $(SAN),$(SANITIZE) -DSANDBOX_CHECK_RENDER)
 
 MODULE_PKGS  = libcurl grpc libprotobuf-c yajl
 SANDBOX_PKGS = grpc libprotobuf-c libmicrohttpd jansson

@@ -547,6 +547,29 @@ static char *order_text(struct sandbox *sb, const struct order *o, int64_t now_s
     return text;
 }
 
+#ifdef SANDBOX_CHECK_RENDER
+/* The sanitizer build (make SAN=1) checks every text render_order_text()
+ * writes against the JSON that render_order() makes, dumped by jansson. */
+static void check_text(struct sandbox *sb, const struct order *o, int64_t now_s)
+{
+    size_t len = 0;
+    char *want = order_text(sb, o, now_s, NULL, &len);
+    if (want && o->answer && strcmp(want, o->answer) != 0) {
+        fprintf(stderr, "tc-sandbox: render_order_text differs from render_order:\n%s\n%s\n",
+                o->answer, want);
+        abort();
+    }
+    free(want);
+}
+#else
+static void check_text(struct sandbox *sb, const struct order *o, int64_t now_s)
+{
+    (void)sb;
+    (void)o;
+    (void)now_s;
+}
+#endif
+
 /* The answer of a read or a change: the order, refs and any promocode
  * errors, as text in *text. The text without errors is rendered once per
  * change of the order (per second while it is executed, as its prices
@@ -563,8 +586,9 @@ static int order_response(struct sandbox *sb, struct order *o, int64_t now,
         if (o->answer && o->status == ORDER_EXECUTED && o->answer_at != now_s)
             store_order_changed(o);
         if (!o->answer) {
-            o->answer = order_text(sb, o, now_s, NULL, &o->answer_len);
+            o->answer = render_order_text(sb, o, now_s, &o->answer_len);
             o->answer_at = now_s;
+            check_text(sb, o, now_s);
         }
         if (o->answer && (*text = malloc(o->answer_len + 1)))
             memcpy(*text, o->answer, o->answer_len + 1);

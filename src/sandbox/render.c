@@ -9,6 +9,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "pricing.h"
 #include "util.h"
@@ -236,4 +237,451 @@ json_t *render_order(const struct sandbox *sb, const struct order *o, json_t *re
     free(units);
     free(promos);
     return data;
+}
+
+/* ---- the answer as text -------------------------------------------------- */
+
+/* A growing text; oom once an allocation failed (everything after is a
+ * no-op, and the text is dropped). */
+struct text {
+    char *p;
+    size_t len, cap;
+    bool oom;
+};
+
+static void put(struct text *t, const char *s, size_t n)
+{
+    if (t->oom) return;
+    if (t->len + n + 1 > t->cap) {
+        size_t cap = t->cap ? t->cap : 4096;
+        while (cap < t->len + n + 1) cap *= 2;
+        char *p = realloc(t->p, cap);
+        if (!p) {
+            t->oom = true;
+            return;
+        }
+        t->p = p;
+        t->cap = cap;
+    }
+    memcpy(t->p + t->len, s, n);
+    t->len += n;
+    t->p[t->len] = '\0';
+}
+
+static void puts_(struct text *t, const char *s)
+{
+    put(t, s, strlen(s));
+}
+
+/* A JSON string, escaped as jansson escapes it without flags: the quote,
+ * the backslash and control characters; other bytes as they are. */
+static void put_str(struct text *t, const char *s)
+{
+    put(t, "\"", 1);
+    const char *run = s;
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch >= 0x20 && ch != '"' && ch != '\\') continue;
+        put(t, run, (size_t)(s - run));
+        run = s + 1;
+        char esc[8];
+        switch (ch) {
+        case '"': puts_(t, "\\\""); break;
+        case '\\': puts_(t, "\\\\"); break;
+        case '\b': puts_(t, "\\b"); break;
+        case '\f': puts_(t, "\\f"); break;
+        case '\n': puts_(t, "\\n"); break;
+        case '\r': puts_(t, "\\r"); break;
+        case '\t': puts_(t, "\\t"); break;
+        default:
+            snprintf(esc, sizeof esc, "\\u%04X", ch);
+            puts_(t, esc);
+        }
+    }
+    put(t, run, (size_t)(s - run));
+    put(t, "\"", 1);
+}
+
+/* `,"key":` (the comma unless first) */
+static void put_key(struct text *t, const char *key, bool first)
+{
+    if (!first) put(t, ",", 1);
+    put_str(t, key);
+    put(t, ":", 1);
+}
+
+static void put_int(struct text *t, int64_t v)
+{
+    char buf[32];
+    snprintf(buf, sizeof buf, "%" JSON_INTEGER_FORMAT, (json_int_t)v);
+    puts_(t, buf);
+}
+
+static void put_money(struct text *t, int64_t minor)
+{
+    char buf[32];
+    format_money(minor, buf, sizeof buf);
+    put_str(t, buf);
+}
+
+static void put_time(struct text *t, int64_t unix_seconds)
+{
+    char buf[32];
+    format_datetime(unix_seconds, buf, sizeof buf);
+    put_str(t, buf);
+}
+
+/* A JSON value of the catalog or of a request, as jansson dumps it. */
+static void put_json(struct text *t, const json_t *v)
+{
+    char *s = v ? json_dumps(v, JSON_SORT_KEYS | JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    if (!s) {
+        t->oom = true;
+        return;
+    }
+    puts_(t, s);
+    free(s);
+}
+
+static void put_names(struct text *t, const json_t *entry)
+{
+    const char *name = json_string_value(json_object_get(entry, "name"));
+    if (!name) name = "";
+    puts_(t, "{\"default\":");
+    put_str(t, name);
+    puts_(t, ",\"en\":");
+    put_str(t, name);
+    puts_(t, ",\"ru\":");
+    put_str(t, name);
+    puts_(t, "}");
+}
+
+/* The amounts' keys among others, in their sorted places: discount, extra,
+ * full, nominal, price (without extra and full when !all). */
+static void put_amount(struct text *t, const char *key, int64_t v, bool first)
+{
+    put_key(t, key, first);
+    put_money(t, v);
+}
+
+/* Indexes 0..n) ordered by the strings ids[i]. */
+static void order_by_id(const char **ids, uint32_t *ix, size_t n)
+{
+    /* small lists: insertion sort, stable */
+    for (size_t i = 0; i < n; i++) ix[i] = (uint32_t)i;
+    for (size_t i = 1; i < n; i++) {
+        uint32_t v = ix[i];
+        size_t j = i;
+        while (j > 0 && strcmp(ids[ix[j - 1]], ids[v]) > 0) {
+            ix[j] = ix[j - 1];
+            j--;
+        }
+        ix[j] = v;
+    }
+}
+
+static void put_partner(struct text *t, const struct sandbox *sb, const char *id, bool first)
+{
+    const char *name = json_string_value(json_object_get(catalog_partner(sb->cat, id), "name"));
+    put_key(t, id, first);
+    puts_(t, "{\"id\":");
+    put_str(t, id);
+    puts_(t, ",\"name\":");
+    put_str(t, name ? name : "");
+    puts_(t, "}");
+}
+
+static void put_venue(struct text *t, const struct sandbox *sb, const char *id, const json_t *v)
+{
+    const char *name = json_string_value(json_object_get(v, "name"));
+    const char *desc = json_string_value(json_object_get(v, "description"));
+    const char *addr = json_string_value(json_object_get(v, "address"));
+    const json_t *city = catalog_city(sb->cat, json_integer_value(json_object_get(v, "city")));
+    put_key(t, id, true);
+    puts_(t, "{\"address\":");
+    put_str(t, addr ? addr : "");
+    if (city) {
+        const json_t *city_id = json_object_get(city, "id");
+        if (city_id) {
+            const char *tz = json_string_value(json_object_get(city, "timezone"));
+            puts_(t, ",\"city\":{\"_id\":");
+            put_json(t, city_id);
+            puts_(t, ",\"name\":");
+            put_names(t, city);
+            puts_(t, ",\"timezone\":");
+            put_str(t, tz ? tz : "");
+            puts_(t, "}");
+        }
+        const char *cid = json_string_value(json_object_get(city, "country"));
+        const json_t *country = catalog_country(sb->cat, cid);
+        if (cid && country) {
+            puts_(t, ",\"country\":{\"_id\":");
+            put_str(t, cid);
+            puts_(t, ",\"name\":");
+            put_names(t, country);
+            puts_(t, "}");
+        }
+    }
+    puts_(t, ",\"desc\":");
+    put_str(t, desc ? desc : "");
+    puts_(t, ",\"id\":");
+    put_str(t, id);
+    puts_(t, ",\"name\":");
+    put_str(t, name ? name : "");
+    puts_(t, "}");
+}
+
+static void put_lifetime(struct text *t, int64_t start, int64_t finish)
+{
+    puts_(t, "{\"finish\":");
+    put_time(t, finish);
+    puts_(t, ",\"start\":");
+    put_time(t, start);
+    puts_(t, "}");
+}
+
+static void put_event(struct text *t, const struct cat_event *ev)
+{
+    put_key(t, ev->id, true);
+    puts_(t, "{\"age_rating\":");
+    put_int(t, ev->age_rating);
+    puts_(t, ",\"id\":");
+    put_str(t, ev->id);
+    if (ev->has_lifetime) {
+        puts_(t, ",\"lifetime\":");
+        put_lifetime(t, ev->start, ev->finish);
+    }
+    puts_(t, ",\"org\":");
+    put_str(t, ev->org);
+    puts_(t, ",\"status\":");
+    put_str(t, ev->is_public ? "public" : "stand_by");
+    puts_(t, ",\"timezone\":");
+    put_str(t, ev->timezone ? ev->timezone : "UTC");
+    puts_(t, ",\"title\":{\"desc\":");
+    put_str(t, ev->description ? ev->description : "");
+    puts_(t, ",\"text\":");
+    put_str(t, ev->name);
+    puts_(t, "}");
+    if (ev->venue && *ev->venue) {
+        puts_(t, ",\"venue\":");
+        put_str(t, ev->venue);
+    }
+    puts_(t, "}");
+}
+
+static void put_promo(struct text *t, const struct cat_promo *p, bool first)
+{
+    put_key(t, p->id, first);
+    puts_(t, "{\"code\":");
+    put_str(t, p->code);
+    puts_(t, ",\"discount\":");
+    if (p->kind == PROMO_FIX) {
+        puts_(t, "{\"fix\":");
+        put_money(t, p->value);
+    } else {
+        puts_(t, "{\"percentage\":");
+        put_json(t, json_object_get(json_object_get(p->json, "discount"), "percentage"));
+    }
+    puts_(t, "},\"id\":");
+    put_str(t, p->id);
+    puts_(t, ",\"lifetime\":");
+    if (p->has_lifetime) put_lifetime(t, p->start, p->finish);
+    else puts_(t, "null");
+    puts_(t, ",\"viral\":false}");
+}
+
+static void put_ticket(struct text *t, const struct sandbox *sb, const struct order *o, size_t i,
+                       const struct amounts *u)
+{
+    const struct cat_ticket *tk = &sb->cat->tickets[o->tickets[i]];
+    puts_(t, "{\"barcode\":");
+    if (o->status == ORDER_DONE && o->barcodes) put_str(t, o->barcodes[i]);
+    else puts_(t, "null");
+    put_amount(t, "discount", u->discount, false);
+    put_amount(t, "extra", u->extra, false);
+    put_amount(t, "full", u->full, false);
+    puts_(t, ",\"id\":");
+    put_str(t, tk->id);
+    put_amount(t, "nominal", u->nominal, false);
+    puts_(t, ",\"number\":");
+    put_int(t, tk->number);
+    put_amount(t, "price", u->price, false);
+    if (tk->sector) {
+        puts_(t, ",\"seat\":{\"number\":");
+        put_str(t, tk->seat);
+        puts_(t, ",\"row\":");
+        put_str(t, tk->row);
+        puts_(t, ",\"sector\":");
+        put_str(t, tk->sector);
+        puts_(t, "}");
+    }
+    puts_(t, ",\"serial\":");
+    put_str(t, tk->serial);
+    puts_(t, ",\"set\":");
+    put_str(t, sb->cat->sets[tk->set].id);
+    puts_(t, ",\"status\":\"reserved\"}");
+}
+
+char *render_order_text(const struct sandbox *sb, const struct order *o, int64_t now,
+                        size_t *len)
+{
+    const struct catalog *cat = sb->cat;
+    const struct cat_event *ev = &cat->events[o->event];
+    int64_t at = o->status == ORDER_EXECUTED ? now : o->priced_at;
+    size_t nsets = ev->nsets, nids = nsets > o->npromos ? nsets : o->npromos;
+    struct amounts *units = calloc(nsets + 1, sizeof *units), total = { 0 };
+    const struct cat_promo **promos = calloc(nsets + 1, sizeof *promos);
+    const char **ids = calloc(nids + 1, sizeof *ids);
+    uint32_t *ix = calloc(nids + 1, sizeof *ix);
+    bool *used = calloc(nsets + 1, sizeof *used);
+    struct text t = { 0 };
+    if (!units || !promos || !ids || !ix || !used) t.oom = true;
+
+    for (uint32_t k = 0; k < nsets && !t.oom; k++)
+        pricing_unit(cat, o, ev->first_set + k, at, &units[k], &promos[k]);
+    for (size_t i = 0; i < o->ntickets && !t.oom; i++) {
+        uint32_t k = cat->tickets[o->tickets[i]].set - ev->first_set;
+        used[k] = true;
+        total.price += units[k].price;
+        total.discount += units[k].discount;
+        total.nominal += units[k].nominal;
+        total.extra += units[k].extra;
+        total.full += units[k].full;
+    }
+
+    /* data, its keys in sorted order */
+    puts_(&t, "{\"data\":{");
+    bool first = true;
+    if (o->status == ORDER_DONE) {
+        put_key(&t, "code", first);
+        put_str(&t, o->code);
+        first = false;
+    }
+    put_key(&t, "created_at", first);
+    put_time(&t, o->created_at);
+    if (o->status == ORDER_DONE) {
+        puts_(&t, ",\"done_at\":");
+        put_time(&t, o->done_at);
+    }
+    puts_(&t, ",\"event\":");
+    put_str(&t, ev->id);
+    puts_(&t, ",\"expired_after\":");
+    put_time(&t, o->expired_after);
+    puts_(&t, ",\"id\":");
+    put_str(&t, o->id);
+    puts_(&t, ",\"number\":");
+    put_int(&t, o->number);
+    puts_(&t, ",\"org\":");
+    put_str(&t, ev->org);
+    puts_(&t, ",\"origin\":\"api\",\"promocodes\":[");
+    for (size_t i = 0; i < o->npromos; i++) {
+        if (i) puts_(&t, ",");
+        put_str(&t, ev->promos[o->promos[i]].id);
+    }
+    puts_(&t, "],\"settings\":{\"courier\":false");
+    if (o->customer) {
+        puts_(&t, ",\"customer\":");
+        put_json(&t, o->customer);
+    }
+    puts_(&t, ",\"invitation\":false,\"send_tickets\":");
+    puts_(&t, o->send_tickets ? "true" : "false");
+    puts_(&t, ",\"subscribe_agree\":false},\"status\":");
+    put_str(&t, order_status_name(o->status));
+    puts_(&t, ",\"tickets\":[");
+    for (size_t i = 0; i < o->ntickets && !t.oom; i++) {
+        if (i) puts_(&t, ",");
+        put_ticket(&t, sb, o, i, &units[cat->tickets[o->tickets[i]].set - ev->first_set]);
+    }
+    puts_(&t, "],\"values\":{");
+    put_amount(&t, "discount", total.discount, true);
+    put_amount(&t, "extra", total.extra, false);
+    put_amount(&t, "full", total.full, false);
+    put_amount(&t, "nominal", total.nominal, false);
+    put_amount(&t, "price", total.price, false);
+    puts_(&t, ",\"sets_values\":{");
+    for (uint32_t k = 0; k < nsets && !t.oom; k++) ids[k] = cat->sets[ev->first_set + k].id;
+    if (!t.oom) order_by_id(ids, ix, nsets);
+    for (uint32_t j = 0; j < nsets && !t.oom; j++) {
+        uint32_t k = ix[j];
+        put_key(&t, ids[k], j == 0);
+        puts_(&t, "{");
+        put_amount(&t, "discount", units[k].discount, true);
+        puts_(&t, ",\"id\":");
+        put_str(&t, ids[k]);
+        put_amount(&t, "nominal", units[k].nominal, false);
+        put_amount(&t, "price", units[k].price, false);
+        puts_(&t, ",\"promocode\":");
+        if (promos[k]) put_str(&t, promos[k]->id);
+        else puts_(&t, "null");
+        puts_(&t, "}");
+    }
+    puts_(&t, "},\"viral_promocodes\":[]},\"vendor\":");
+    put_str(&t, cat->distributor);
+    puts_(&t, ",\"vendor_data\":");
+    put_json(&t, o->vendor_data);
+
+    /* refs: events, partners, promocodes, sets, venues */
+    puts_(&t, "},\"refs\":{\"events\":{");
+    put_event(&t, ev);
+    puts_(&t, "},\"partners\":{");
+    int order = strcmp(ev->org, cat->distributor);
+    put_partner(&t, sb, order <= 0 ? ev->org : cat->distributor, true);
+    if (order != 0) put_partner(&t, sb, order < 0 ? cat->distributor : ev->org, false);
+    puts_(&t, "},\"promocodes\":{");
+    size_t np = 0;
+    for (size_t i = 0; i < o->npromos && !t.oom; i++) {
+        const char *id = ev->promos[o->promos[i]].id;
+        bool seen = false;
+        for (size_t j = 0; j < np && !seen; j++) seen = strcmp(ids[j], id) == 0;
+        if (!seen) ix[np] = o->promos[i], ids[np++] = id;
+    }
+    if (!t.oom && np > 1) {
+        /* sort the (id, promo index) pairs by id */
+        for (size_t i = 1; i < np; i++) {
+            const char *id = ids[i];
+            uint32_t p = ix[i];
+            size_t j = i;
+            while (j > 0 && strcmp(ids[j - 1], id) > 0) {
+                ids[j] = ids[j - 1];
+                ix[j] = ix[j - 1];
+                j--;
+            }
+            ids[j] = id;
+            ix[j] = p;
+        }
+    }
+    for (size_t i = 0; i < np && !t.oom; i++) put_promo(&t, &ev->promos[ix[i]], i == 0);
+    puts_(&t, "},\"sets\":{");
+    for (uint32_t k = 0; k < nsets && !t.oom; k++) ids[k] = cat->sets[ev->first_set + k].id;
+    if (!t.oom) order_by_id(ids, ix, nsets);
+    first = true;
+    for (uint32_t j = 0; j < nsets && !t.oom; j++) {
+        uint32_t k = ix[j];
+        if (!used[k]) continue;
+        const struct cat_set *s = &cat->sets[ev->first_set + k];
+        put_key(&t, s->id, first);
+        first = false;
+        puts_(&t, "{\"id\":");
+        put_str(&t, s->id);
+        puts_(&t, ",\"name\":");
+        put_str(&t, s->name);
+        put_amount(&t, "price", units[k].price, false);
+        puts_(&t, s->with_seats ? ",\"with_seats\":true}" : ",\"with_seats\":false}");
+    }
+    puts_(&t, "},\"venues\":{");
+    const json_t *venue = ev->venue && *ev->venue ? catalog_venue(cat, ev->venue) : NULL;
+    if (venue) put_venue(&t, sb, ev->venue, venue);
+    puts_(&t, "}}}");
+
+    free(units);
+    free(promos);
+    free(ids);
+    free(ix);
+    free(used);
+    if (t.oom) {
+        free(t.p);
+        return NULL;
+    }
+    *len = t.len;
+    return t.p;
 }

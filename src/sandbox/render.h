@@ -16,6 +16,14 @@ json_t *render_refs(void);
 json_t *render_order(const struct sandbox *sb, const struct order *o, json_t *refs,
                      int64_t now);
 
+/* The text of the answer that reads an order, {"data": order, "refs":
+ * refs}, exactly as json_dumps(JSON_SORT_KEYS | JSON_COMPACT) writes what
+ * render_order() and render_refs() make, written directly: the keys are
+ * put in their sorted places by hand. Called with the store locked. NULL
+ * when out of memory; *len is its length. */
+char *render_order_text(const struct sandbox *sb, const struct order *o, int64_t now,
+                        size_t *len);
+
 /* A money string "5600.00" for minor units. */
 json_t *render_money(int64_t minor);
 
