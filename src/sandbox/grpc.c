@@ -14,8 +14,10 @@
  * reflection stream (SHAPE_BIDI) reads its next request after each answer
  * and sends the status once the client is done (grpc_methods.h).
  *
- * At most one SEND_MESSAGE batch is in flight per call. A call whose last
- * send completed waits on the listener's ready list; the next sends go out
+ * At most one SEND_MESSAGE batch is in flight per call; all but the last
+ * message of a reply carry GRPC_WRITE_BUFFER_HINT, so the transport
+ * completes them at once and writes many messages at a time. A call whose
+ * last send completed waits on the listener's ready list; the next sends go out
  * in rounds, one message per ready call, each round after a poll that finds
  * the queue empty. Sends to a fast reader complete at once, so without the
  * rounds the queue would never run dry, the thread would never poll, and a
@@ -210,6 +212,12 @@ static void send_next(struct call *c)
         grpc_slice_unref(*msg);
         *msg = grpc_empty_slice();
         ops[n].op = GRPC_OP_SEND_MESSAGE;
+        /* All but the last message of a reply are buffered in the
+         * transport (which completes their send at once while its buffer
+         * has room), so that they go out many to a write: the last one
+         * flushes them. Not with the initial metadata, whose completion
+         * waits for it to be written. */
+        if (n == 0 && c->next < c->reply.n) ops[n].flags = GRPC_WRITE_BUFFER_HINT;
         ops[n++].data.send_message.send_message = c->sending;
         start_batch(c, ops, n, &c->write);
         return;
