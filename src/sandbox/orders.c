@@ -23,6 +23,10 @@
 #include "store.h"
 #include "util.h"
 
+/* At most this much of the orders' answer texts is kept (store.h), a few
+ * thousand orders' worth: the others are rendered for every read. */
+#define ANSWER_BYTES (32 * 1024 * 1024)
+
 #define NOT_ENOUGH_MONEY "Not enough money, \xd1\x81ontact to TicketsCloud manager"
 
 static struct order *find_order(struct sandbox *sb, const char *id)
@@ -499,7 +503,7 @@ static int apply_change(struct sandbox *sb, struct order *o, const struct change
 {
     int64_t now_s = now / 1000;
     struct undo undo;
-    store_order_changed(o); /* whatever happens below, render it anew */
+    store_order_changed(sb, o); /* whatever happens below, render it anew */
     int status = check_change_rules(&sb->cat->events[o->event], ch, err);
     if (status != 0) return status;
     if (!undo_save(&undo, o)) return 500;
@@ -550,23 +554,26 @@ static char *order_text(struct sandbox *sb, const struct order *o, int64_t now_s
 #ifdef SANDBOX_CHECK_RENDER
 /* The sanitizer build (make SAN=1) checks every text render_order_text()
  * writes against the JSON that render_order() makes, dumped by jansson. */
-static void check_text(struct sandbox *sb, const struct order *o, int64_t now_s)
+static void check_text(struct sandbox *sb, const struct order *o, int64_t now_s,
+                       const char *text)
 {
     size_t len = 0;
     char *want = order_text(sb, o, now_s, NULL, &len);
-    if (want && o->answer && strcmp(want, o->answer) != 0) {
+    if (want && strcmp(want, text) != 0) {
         fprintf(stderr, "tc-sandbox: render_order_text differs from render_order:\n%s\n%s\n",
-                o->answer, want);
+                text, want);
         abort();
     }
     free(want);
 }
 #else
-static void check_text(struct sandbox *sb, const struct order *o, int64_t now_s)
+static void check_text(struct sandbox *sb, const struct order *o, int64_t now_s,
+                       const char *text)
 {
     (void)sb;
     (void)o;
     (void)now_s;
+    (void)text;
 }
 #endif
 
@@ -584,14 +591,22 @@ static int order_response(struct sandbox *sb, struct order *o, int64_t now,
         *text = order_text(sb, o, now_s, promo_errors, &len);
     } else {
         if (o->answer && o->status == ORDER_EXECUTED && o->answer_at != now_s)
-            store_order_changed(o);
-        if (!o->answer) {
-            o->answer = render_order_text(sb, o, now_s, &o->answer_len);
-            o->answer_at = now_s;
-            check_text(sb, o, now_s);
+            store_order_changed(sb, o);
+        if (o->answer) {
+            if ((*text = malloc(o->answer_len + 1)))
+                memcpy(*text, o->answer, o->answer_len + 1);
+        } else if ((*text = render_order_text(sb, o, now_s, &len))) {
+            check_text(sb, o, now_s, *text);
+            /* Kept, in a copy of its size, while the budget allows. */
+            char *keep = sb->answer_bytes + len <= ANSWER_BYTES ? malloc(len + 1) : NULL;
+            if (keep) {
+                memcpy(keep, *text, len + 1);
+                o->answer = keep;
+                o->answer_len = len;
+                o->answer_at = now_s;
+                sb->answer_bytes += len;
+            }
         }
-        if (o->answer && (*text = malloc(o->answer_len + 1)))
-            memcpy(*text, o->answer, o->answer_len + 1);
     }
     if (!*text) {
         *out = error_body("out of memory");

@@ -134,13 +134,14 @@ void store_release(struct sandbox *sb, uint32_t t)
 void store_finish(struct sandbox *sb, struct order *o, enum order_status status, int64_t now_s)
 {
     for (size_t i = 0; i < o->ntickets; i++) store_release(sb, o->tickets[i]);
-    store_order_changed(o);
+    store_order_changed(sb, o);
     o->status = status;
     o->priced_at = now_s;
 }
 
-void store_order_changed(struct order *o)
+void store_order_changed(struct sandbox *sb, struct order *o)
 {
+    sb->answer_bytes -= o->answer_len;
     free(o->answer);
     o->answer = NULL;
     o->answer_len = 0;

@@ -54,7 +54,8 @@ struct order {
     json_t *vendor_data; /* always an object */
     bool busy;           /* a delayed change is in progress */
     /* The text of the answer that reads it ({"data", "refs"}, keys sorted),
-     * rendered once and kept until the order changes (store_order_changed).
+     * rendered once and kept until the order changes (store_order_changed),
+     * while all orders' texts together stay within ANSWER_BYTES (orders.c).
      * An executed order's amounts follow the clock, so its text holds only
      * within the second it was priced at (answer_at). */
     char *answer;
@@ -98,6 +99,7 @@ struct sandbox {
     uint32_t *reserved, *sold; /* per set */
     uint32_t *first_free;  /* per set: every ticket ranked below it is held */
     uint8_t *mark;         /* per ticket scratch space, all zero between operations */
+    size_t answer_bytes;   /* the orders' kept answer texts together (ANSWER_BYTES) */
     struct refund **refunds; /* in creation order */
     size_t nrefunds, refunds_cap;
     json_t *refund_ix;     /* id -> index into refunds */
@@ -173,7 +175,7 @@ void store_release(struct sandbox *sb, uint32_t t);
 void store_finish(struct sandbox *sb, struct order *o, enum order_status status, int64_t now_s);
 /* Drops the order's rendered answer: called by whatever changes the order
  * or what its answer shows. */
-void store_order_changed(struct order *o);
+void store_order_changed(struct sandbox *sb, struct order *o);
 void store_expire_due(struct sandbox *sb, int64_t now_ms);
 
 /* {"errors": [msg]}, msg formatted like printf. Messages echo what a
