@@ -8,7 +8,9 @@
 #   make demo             the order example's two mixed orders against the sandbox
 #   make test             every check CI runs
 #   make spec SPEC=spec/money_spec.lua   one spec (or several), as make test runs it
-#   make bench            benchmarks
+#   make bench            benchmarks, with the peers beside the module
+#   make peers            the bare C peers of the benchmarks (build/peers)
+#   make bench-chart      docs/benchmarks-ratios.png from the last make bench
 #   make chaos            orders under network faults: none lost, duplicated or orphaned
 #
 # Every variable below can be overridden on the command line.
@@ -59,7 +61,8 @@ SANDBOX_SRCS = $(sort $(wildcard src/sandbox/*.c))
 # bytes.c holds the UTF-8, id and key rules that the module and the sandbox share.
 SANDBOX_OBJS = $(patsubst src/%.c,$(BUILD)/obj/%.o,$(SANDBOX_SRCS)) $(BUILD)/obj/bytes.o
 
-.PHONY: all module sandbox host deps demo test spec bench chaos install install-module clean
+.PHONY: all module sandbox host deps demo test spec bench bench-chart peers chaos install \
+        install-module clean
 
 # Where `make install` puts things; luarocks sets LUADIR and LIBDIR itself.
 PREFIX     ?= /usr/local
@@ -145,8 +148,33 @@ spec: deps
 		--cpath='$(MODULE_DIR)/?.so' $(BUSTED_FLAGS) $(SPEC)
 
 bench: deps
-	@$(MAKE) --no-print-directory -s all
+	@$(MAKE) --no-print-directory -s all peers
 	@tools/bench
+
+# The bare C peers of the module in bench/peers.lua: a REST client (libcurl
+# + cJSON) and a Seats client (gRPC core + protobuf-c, on the code that
+# protoc-c generated into $(GEN)). Built for `make bench` only.
+PEERS_DIR  = $(BUILD)/peers
+PEERS      = $(PEERS_DIR)/rest_get $(PEERS_DIR)/seats
+PEER_WARN  = -std=c11 -Wall -Wextra -Werror
+PEER_GEN   = $(GEN)/seats.pb-c.o $(GEN)/google/protobuf/timestamp.pb-c.o
+
+peers: $(PEERS)
+
+$(PEERS_DIR)/rest_get: bench/peers/rest_get.c
+	@mkdir -p $(dir $@)
+	$(CC) $(PEER_WARN) $(CFLAGS) $(shell $(PKG_CONFIG) --cflags libcurl libcjson) $< -o $@ \
+		$(shell $(PKG_CONFIG) --libs libcurl libcjson)
+
+$(PEERS_DIR)/seats: bench/peers/seats.c $(PEER_GEN)
+	@mkdir -p $(dir $@)
+	$(CC) $(PEER_WARN) $(CFLAGS) -I$(GEN) $(shell $(PKG_CONFIG) --cflags grpc libprotobuf-c) \
+		$< $(PEER_GEN) -o $@ $(shell $(PKG_CONFIG) --libs grpc libprotobuf-c)
+
+# The chart of the peers' ratios (gnuplot), from the last run's
+# $(BUILD)/bench-run/peers-ratios.tsv.
+bench-chart:
+	@tools/bench-chart $(BUILD)/bench-run/peers-ratios.tsv docs/benchmarks-ratios.png
 
 # The chaos run (tools/chaos.lua, docs/benchmarks.md): orders made by
 # CHAOS_WORKERS processes at once against a sandbox that injects network
