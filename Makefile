@@ -97,7 +97,7 @@ $(MODULE_DIR)/obj/%.o: src/%.c $(wildcard src/*.h) $(GEN)/.stamp
 # The module never links liblua: the host process (lua, luajit, nginx) has it.
 $(MODULE): $(MODULE_OBJS) $(GEN_OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) -shared $(CFLAGS) $(SANFLAGS) -o $@ $^ $(shell $(PKG_CONFIG) --libs $(MODULE_PKGS))
+	$(CC) -shared -pthread $(CFLAGS) $(SANFLAGS) -o $@ $^ $(shell $(PKG_CONFIG) --libs $(MODULE_PKGS))
 
 $(BUILD)/obj/sandbox/%.o: src/sandbox/%.c $(wildcard src/sandbox/*.h) $(GEN)/.stamp
 	@mkdir -p $(dir $@)

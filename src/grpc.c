@@ -55,7 +55,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
-#include <unistd.h>
 
 #include "service.pb-c.h"
 
@@ -306,7 +305,7 @@ static void stream_forget(struct stream *s)
 /* Ends the stream at the caller's request (close, __gc, channel close). */
 static void stream_close(struct stream *s)
 {
-    if (s->pid != getpid()) {
+    if (s->pid != tc_pid()) {
         stream_forget(s);
     } else if (s->state == S_OPEN) {
         stream_drain(s, 1);
@@ -486,7 +485,7 @@ static int stream_next(lua_State *L)
 {
     struct stream *s = check_stream(L, 1);
 
-    if (s->pid != getpid())
+    if (s->pid != tc_pid())
         return tc_fail(L, TC_EINVALID, -1, FOREIGN, (int)s->pid);
     if (s->have_payload) { /* left over by a decoding that raised */
         grpc_slice_unref(s->payload);
@@ -563,7 +562,7 @@ int tc_stream_close(lua_State *L)
 {
     struct stream *s = check_stream(L, 1);
 
-    if (s->pid != getpid())
+    if (s->pid != tc_pid())
         stream_forget(s);
     if (s->have_payload) {
         grpc_slice_unref(s->payload);
@@ -583,7 +582,7 @@ static int stream_close_method(lua_State *L)
     struct stream *s = check_stream(L, 1);
     int ref = s->trace;
 
-    if (s->state != S_OPEN || s->closed || s->pid != getpid())
+    if (s->state != S_OPEN || s->closed || s->pid != tc_pid())
         return tc_stream_close(L);
     s->trace = LUA_NOREF; /* kept from tc_stream_close, which releases it */
     lua_settop(L, 1);
@@ -634,7 +633,7 @@ static char *read_file(const char *path)
 
 static int channel_close_(struct channel *c)
 {
-    int own = c->pid == getpid(); /* else a child after fork: no gRPC call */
+    int own = c->pid == tc_pid(); /* else a child after fork: no gRPC call */
 
     if (!c->ch)
         return 0;
@@ -680,7 +679,7 @@ int core_channel(lua_State *L)
     /* Everything that can raise comes before the C resources. */
     struct channel *c = lua_newuserdata(L, sizeof *c); /* opts, channel */
     memset(c, 0, sizeof *c);
-    c->pid = getpid();
+    c->pid = tc_pid();
     luaL_getmetatable(L, TC_CHANNEL_MT);
     lua_setmetatable(L, -2);
     char *pem = NULL;
@@ -764,7 +763,7 @@ static int channel_stream(lua_State *L)
     }
     if (!c->ch)
         return tc_fail(L, TC_EINVALID, -1, "closed");
-    if (c->pid != getpid())
+    if (c->pid != tc_pid())
         return tc_fail(L, TC_EINVALID, -1, FOREIGN, (int)c->pid);
     if (!tc_codec_encode(L, 3, m->input, err, sizeof err)) /* ..., owner, bytes */
         return tc_fail(L, TC_EINVALID, -1, "%s", err);
@@ -772,7 +771,7 @@ static int channel_stream(lua_State *L)
 
     struct stream *s = lua_newuserdata(L, sizeof *s); /* ..., owner, bytes, stream */
     memset(s, 0, sizeof *s);
-    s->pid = getpid();
+    s->pid = tc_pid();
     s->anchor = LUA_NOREF;
     s->trace = LUA_NOREF;
     s->state = S_OPEN;
