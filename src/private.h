@@ -89,6 +89,7 @@ int core_scrub(lua_State *L);
 int core_check_arg(lua_State *L);       /* auxiliar.c */
 int core_check_field(lua_State *L);
 int core_request_id(lua_State *L);
+int core_copy_fields(lua_State *L);
 int core_options(lua_State *L);         /* options.c */
 int core_grpc_target(lua_State *L);
 int core_check_timeout(lua_State *L);
