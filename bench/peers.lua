@@ -36,7 +36,7 @@ local ROUNDS = util.knob("BENCH_PEER_ROUNDS", 5)
 local GETS = util.knob("BENCH_PEER_GETS", 10000)
 local SEATS = util.knob("BENCH_PEER_SEATS", 100000)
 local WRK_SECONDS = util.knob("BENCH_PEER_WRK_SECONDS", 3)
-local CALLGRIND_RUNS = util.knob("BENCH_PEER_CALLGRIND_RUNS", 1)
+local CALLGRIND_RUNS = util.knob("BENCH_PEER_CALLGRIND_RUNS", 3)
 local PYTHON = os.getenv("BENCH_PYTHON") or "/usr/bin/python3"
 local NGINX = os.getenv("BENCH_NGINX") or "/usr/sbin/nginx"
 local PEERS_DIR = (os.getenv("BENCH_PEERS_DIR") or "build/peers")
@@ -44,7 +44,7 @@ local SECTION = "peers"
 
 -- Sizes of the callgrind runs (GETs, seats).
 local CG_GETS = { 200, 1200 }
-local CG_SEATS = { 2000, 12000 }
+local CG_SEATS = { 2000, 22000 }
 
 if SEATS < 2 then die("BENCH_PEER_SEATS must be at least 2") end
 if ROUNDS < 1 then die("BENCH_PEER_ROUNDS must be at least 1") end

@@ -420,7 +420,22 @@ static int stream_receive(struct stream *s)
         s->response = NULL;
         return 0;
     }
-    s->payload = grpc_byte_buffer_reader_readall(&reader);
+    /* A message of one slice (a seat, an event: nearly all of them) is
+     * decoded where it is, with a reference to the slice; readall would
+     * copy it into a new one. Anything else is read whole. */
+    grpc_slice *first = NULL, *second = NULL;
+    if (grpc_byte_buffer_reader_peek(&reader, &first) &&
+        !grpc_byte_buffer_reader_peek(&reader, &second)) {
+        s->payload = grpc_slice_ref(*first);
+    } else {
+        grpc_byte_buffer_reader_destroy(&reader);
+        if (!grpc_byte_buffer_reader_init(&reader, s->response)) {
+            grpc_byte_buffer_destroy(s->response);
+            s->response = NULL;
+            return 0;
+        }
+        s->payload = grpc_byte_buffer_reader_readall(&reader);
+    }
     s->have_payload = 1;
     grpc_byte_buffer_reader_destroy(&reader);
     grpc_byte_buffer_destroy(s->response);
