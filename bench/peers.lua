@@ -205,6 +205,8 @@ local function start_nginx()
 end
 
 local function stop_nginx(ngx)
+    if ngx.stopped then return end
+    ngx.stopped = true
     os.execute(("kill -QUIT %d 2>/dev/null"):format(ngx.pid))
     local deadline = util.now() + 10
     while alive(ngx.pid) and util.now() < deadline do socket.sleep(0.05) end
@@ -220,6 +222,7 @@ local function nginx_cpu(ngx)
 end
 
 local ngx = start_nginx()
+util.at_die(function() stop_nginx(ngx) end)
 do -- the same bytes?
     local out = run(("curl -sS %s%s"):format(ngx.base, ORDER_PATH), "curl nginx")
     if out ~= answer then die("nginx does not serve the sandbox's answer") end
