@@ -20,8 +20,10 @@ description = {
 }
 dependencies = {
    "lua >= 5.1",
+   "argparse",   -- for the tc command only (ticketscloud.cli)
 }
--- The rock is the module alone: ticketscloud.core (C) and lua/ticketscloud/.
+-- The rock is the module: ticketscloud.core (C) and lua/ticketscloud/, with
+-- the tc command (bin/tc, which luarocks wraps to find the tree's modules).
 -- Its C dependencies are found by the Makefile with pkg-config: libcurl, grpc,
 -- libprotobuf-c and yajl, with protoc-c at build time (on Debian, the packages of
 -- tools/debian-packages). tc-sandbox, which adds libmicrohttpd and jansson,
@@ -40,6 +42,9 @@ build = {
       LUA_CFLAGS = "-I$(LUA_INCDIR)",
       LUADIR = "$(LUADIR)",
       LIBDIR = "$(LIBDIR)",
+   },
+   install = {
+      bin = { tc = "bin/tc" },
    },
 }
 -- `luarocks test` runs busted with the checkout's .busted: by default the

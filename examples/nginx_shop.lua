@@ -1,31 +1,35 @@
 -- nginx_shop: the Lua side of examples/nginx.conf, a shop's endpoints on
 -- lua-ticketscloud inside nginx (docs/openresty.md).
 --
---   GET  /tc/catalogue?event=ID[&seat=TICKET...][&set=SET...][&status=VACANT][&limit=N]
---        the event (tc-simple Events) and its seats (Seats), streamed over gRPC
+--   GET  /tc/events
+--        the events, from the shared dictionary a timer of worker 0 refreshes
+--        (tc-simple Events) every REFRESH seconds: no call to the API
+--   GET  /tc/seats?event=ID[&seat=TICKET...][&set=SET...][&status=VACANT][&limit=N]
+--        an event's seats (Seats), read in nginx's thread pool
 --   POST /tc/order   {"event": ID, "seats": [TICKET...], "random": {SET: n},
 --                     "first": "seats" | "random", "customer": {...}, "finish": true}
---        flows.mixed_order over REST without blocking (the transport of
---        ticketscloud.nginx); answers the order and the transport's counts
+--        flows.mixed_order, its REST requests sent as subrequests; answers the
+--        order and the client's counts
+--   GET  /tc/promocode?event=ID&code=CODE
+--        the promocode check
 --   GET  /tc/key-check  (header X-Ticketscloud-Key, else the configured key)
 --        whether the REST and the gRPC API accept the key
---   GET  /tc/promocode?event=ID&code=CODE
---        the promocode check over REST without blocking
 --
 -- Every answer is JSON and carries "pid", the worker that served it. A
 -- failure answers { error = { kind, status, code, messages, message } }.
 --
--- One client per worker, made on first use in that worker: never in the
--- master (init_by_lua), whose memory the workers inherit when it forks. Its
--- REST requests go through ticketscloud.nginx: subrequests to the internal
--- location /_tc_api, which nginx proxies to the API while the worker serves
--- other requests. Its catalogue calls (gRPC) still block the worker.
+-- One client per worker (ticketscloud.nginx.new), made on first use in that
+-- worker: never in the master (init_by_lua), whose memory the workers
+-- inherit when it forks. None of its calls blocks the worker: its REST
+-- requests go through nginx (the internal location /_tc_api, which nginx
+-- proxies to the API while the worker serves other requests), and its
+-- catalogue calls and its REST requests in timers run in nginx's thread pool.
 
 -- luacheck: globals ngx
 
 local tc = require "ticketscloud"
-local flows = require "ticketscloud.flows"
 local tc_nginx = require "ticketscloud.nginx"
+local flows = require "ticketscloud.flows"
 local cjson = require "cjson.safe"
 
 local ipairs = ipairs
@@ -37,19 +41,78 @@ local type = type
 
 local _M = { _VERSION = "0.1.0" }
 
-local TIMEOUT = 5         -- seconds per REST request, and per whole gRPC stream
-local DEFAULT_LIMIT = 100 -- seats per catalogue answer
+local TIMEOUT = 5         -- seconds per REST request, and per whole gRPC listing
+local DEFAULT_LIMIT = 100 -- seats per answer
+local REFRESH = 60        -- seconds between two readings of the events
+local THREADS = 8         -- the threads of nginx.conf's thread_pool default
 local KEY_HEADER = "X-Ticketscloud-Key"
 local API_LOCATION = "/_tc_api" -- the internal location of examples/nginx.conf
+local CACHE = "tc_catalogue"    -- the lua_shared_dict of examples/nginx.conf
 
--- Per worker: the settings read at worker start, the client and its REST
--- transport.
+-- Per worker: the settings read at worker start, and the client.
 local settings
 local client
-local transport
 
--- init_worker_by_lua: the settings. No client yet: a wrong setting then
--- shows in the answers, not only in the error log.
+-- A client with this key: REST as subrequests to API_LOCATION (whose proxy
+-- timeouts are TIMEOUT too), the catalogue in the thread pool.
+local function new_client(key)
+    return tc_nginx.new{ key = key, api = settings.api, simple = settings.simple,
+                         timeout = settings.timeout, location = API_LOCATION,
+                         threads = THREADS }
+end
+
+-- This worker's client, made on first use.
+local function get_client()
+    if not client then
+        if type(settings.key) ~= "string" or settings.key == "" then
+            return nil, tc.error{ kind = "invalid", messages = { "key: the API key is required" } }
+        end
+        local c, err = new_client(settings.key)
+        if not c then return nil, err end
+        client = c
+    end
+    return client
+end
+
+-- What a shop shows of an event. (The vacant count of an event is
+-- tickets_amount_vacant; amount_vacant is a set's.)
+local function event_fields(e)
+    local sets = {}
+    for _, set in ipairs(e.sets) do
+        sets[#sets + 1] = { id = set.id, name = set.name, with_seats = set.with_seats,
+                            amount = set.amount, amount_vacant = set.amount_vacant }
+    end
+    local lifetime = e.lifetime or {}
+    return { id = e.id, name = e.name, status = e.status, start = lifetime.start,
+             finish = lifetime.finish, tickets_amount = e.tickets_amount,
+             tickets_amount_vacant = e.tickets_amount_vacant, sets = sets }
+end
+
+-- The timer of worker 0: reads every event (in the thread pool; a timer
+-- has no subrequests and must not block either) into the shared
+-- dictionary, which every worker's /tc/events reads. A failed reading
+-- leaves the last one in place.
+local function refresh(premature)
+    if premature then return end -- the worker is exiting
+    local c, err = get_client()
+    local events
+    if c then events, err = c:events{} end
+    local list = {}
+    if events then
+        for e in events do list[#list + 1] = event_fields(e) end
+        err = events:error()
+    end
+    if err then
+        return ngx.log(ngx.ERR, "ticketscloud: the events were not refreshed: ", tostring(err))
+    end
+    local dict = ngx.shared[CACHE]
+    dict:set("events", cjson.encode(list))
+    dict:set("refreshed_at", ngx.now())
+end
+
+-- init_worker_by_lua: the settings and, in worker 0, the refreshing timer.
+-- No client yet: a wrong setting then shows in the answers, not only in
+-- the error log.
 function _M.init_worker()
     -- Each worker seeds its own generator, so that two workers do not retry
     -- a conflicting order change in lockstep.
@@ -59,41 +122,22 @@ function _M.init_worker()
         api = os_getenv("TICKETSCLOUD_API"),       -- nil: the real service
         simple = os_getenv("TICKETSCLOUD_SIMPLE"), -- nil: the real service
         timeout = TIMEOUT,
-        -- Pauses between retries of a conflicting order change: ngx.sleep
-        -- lets the worker serve other requests meanwhile.
-        sleep = ngx.sleep,
     }
+    if ngx.worker.id() == 0 then
+        local ok, err = ngx.timer.at(0, refresh)
+        if ok then ok, err = ngx.timer.every(REFRESH, refresh) end
+        if not ok then ngx.log(ngx.ERR, "ticketscloud: no refreshing timer: ", err) end
+    end
 end
 
--- exit_worker_by_lua: closes the connections of this worker's client.
+-- exit_worker_by_lua: closes this worker's client. (The clients of the
+-- pool's threads are closed by nginx as it closes their Lua states.)
 function _M.exit_worker()
     if client then
-        client:close() -- and its transport
-        client, transport = nil, nil
+        client:close()
+        client = nil
         ngx.log(ngx.NOTICE, "ticketscloud: worker ", ngx.worker.pid(), " closed its client")
     end
-end
-
--- A client; with via (a transport), its REST requests go through nginx.
-local function new_client(key, via)
-    return tc.new{ key = key, api = settings.api, simple = settings.simple,
-                   timeout = settings.timeout, sleep = settings.sleep, transport = via }
-end
-
--- This worker's client, made on first use: REST through nginx (the
--- location's proxy timeouts are TIMEOUT too), gRPC over its own channel.
-local function get_client()
-    if not client then
-        if type(settings.key) ~= "string" or settings.key == "" then
-            return nil, tc.error{ kind = "invalid", messages = { "key: the API key is required" } }
-        end
-        local t = tc_nginx.transport{ location = API_LOCATION, key = settings.key,
-                                      timeout = settings.timeout }
-        local c, err = new_client(settings.key, t)
-        if not c then return nil, err end
-        client, transport = c, t
-    end
-    return client
 end
 
 local HTTP_STATUS = { invalid = 400, not_found = 404, conflict = 409, expired = 410,
@@ -138,44 +182,42 @@ local function list(v)
     return { v }
 end
 
--- GET /tc/catalogue
-function _M.catalogue()
+-- GET /tc/events: the events as the timer last read them.
+function _M.events()
+    local dict = ngx.shared[CACHE]
+    local text, refreshed = dict:get("events"), dict:get("refreshed_at")
+    if not text then
+        ngx.header["Retry-After"] = "1"
+        return send(503, { error = { kind = "unavailable",
+                                     message = "the events have not been read yet" } })
+    end
+    return send(200, { events = cjson.decode(text), refreshed_at = refreshed,
+                       age = ngx.now() - refreshed })
+end
+
+-- GET /tc/seats: an event's seats, read whole in the thread pool.
+function _M.seats()
     local args = ngx.req.get_uri_args()
     local event = args.event
     if type(event) ~= "string" then return bad_request("event: one event id expected") end
     local limit = tonumber(args.limit) or DEFAULT_LIMIT
     local c, err = get_client()
     if not c then return fail(err) end
-
-    local out = { events = {}, seats = {} }
-    local events
-    events, err = c:events{ ids = { event } }
-    if not events then return fail(err) end
-    for e in events do
-        local sets = {}
-        for _, set in ipairs(e.sets) do
-            sets[#sets + 1] = { id = set.id, name = set.name, with_seats = set.with_seats,
-                                amount = set.amount, amount_vacant = set.amount_vacant }
-        end
-        out.events[#out.events + 1] = { id = e.id, name = e.name, status = e.status,
-                                        amount_vacant = e.amount_vacant, sets = sets }
-    end
-    if events:error() then return fail(events:error()) end
-
     local seats
     seats, err = c:seats{ event = event, tickets = list(args.seat), sets = list(args.set),
                           status = args.status }
     if not seats then return fail(err) end
+    local out = {}
     for seat in seats do
-        if #out.seats >= limit then
-            seats:close() -- cancels the rest of the listing
+        if #out >= limit then
+            seats:close() -- the rest of the listing is dropped; nothing runs in the pool
             break
         end
-        out.seats[#out.seats + 1] = { ticket = seat.ticket, set = seat.set, sector = seat.sector,
-                                      row = seat.row, number = seat.number, status = seat.status }
+        out[#out + 1] = { ticket = seat.ticket, set = seat.set, sector = seat.sector,
+                          row = seat.row, number = seat.number, status = seat.status }
     end
     if seats:error() then return fail(seats:error()) end
-    return send(200, out)
+    return send(200, { seats = out, count = seats.count })
 end
 
 -- What a shop shows of an order.
@@ -222,7 +264,7 @@ function _M.order()
         finish = args.finish == true,
     })
     if not order then return fail(err) end
-    return send(200, { order = order_fields(order), transport = transport:stats() })
+    return send(200, { order = order_fields(order), stats = c:stats() })
 end
 
 -- Whether one API accepts the key: ok = true, or the error's fields.
@@ -236,7 +278,9 @@ local function verdict(stream, err)
     return { ok = true }
 end
 
--- GET /tc/key-check: a throwaway client with the key under test.
+-- GET /tc/key-check: a throwaway client with the key under test. (The
+-- threads of the pool keep a few clients each, of the keys they served
+-- last.)
 function _M.key_check()
     local key = ngx.req.get_headers()[KEY_HEADER] or settings.key
     if type(key) ~= "string" then return bad_request(KEY_HEADER .. ": one key expected") end

@@ -462,6 +462,94 @@ describe("tc-simple catalogue", function()
             assert.equal(100, #all(assert(client:seats{ event = SLIPKNOT })))
         end)
 
+        -- The messages of a packed listing's chunks (stream:read_all).
+        local function unpacked(chunks, type_name)
+            local out = {}
+            for _, chunk in ipairs(chunks) do
+                local pos = 1
+                while true do
+                    local message, nxt = core.decode_at(type_name, chunk, pos)
+                    if not message then
+                        assert.is_nil(nxt)
+                        break
+                    end
+                    out[#out + 1], pos = message, nxt
+                end
+                assert.equal(#chunk + 1, pos)
+            end
+            return out
+        end
+
+        it("read the rest at once, undecoded, into a packed listing (read_all)", function()
+            local traced = {}
+            local c = assert(tc.new{ key = sb.key, api = sb.api, simple = sb.simple,
+                                     trace = function(...) traced[#traced + 1] = { ... } end })
+            local stream = assert(c:seats{ event = SLIPKNOT })
+            local first = assert(stream())
+            local chunks, n, type_name = stream:read_all(1024 * 1024)
+            assert.same({ 1, 99, "v3.Seat" }, { #chunks, n, type_name })
+            assert.is_nil(stream:error())
+            local seats = unpacked(chunks, type_name)
+            table.insert(seats, 1, first)
+            -- traced once, at its end, as a loop would have
+            assert.equal(1, #traced)
+            assert.same({ "GRPC", "/v3.Simple/Seats" }, { traced[1][1], traced[1][2] })
+            assert.equal(0, traced[1][4])
+            assert.same(all(assert(c:seats{ event = SLIPKNOT })), seats)
+            -- over: nothing more, as a loop would get nil
+            assert.same({ {}, 0, "v3.Seat" }, { stream:read_all(10) })
+            stream:close()
+            local _, err = stream:read_all(10)
+            assert.equal("closed", keep(err).messages[1])
+            c:close()
+        end)
+
+        it("read_all cuts the listing into chunks of whole messages", function()
+            local whole = all(assert(client:seats{ event = SLIPKNOT }))
+            local chunks, n = assert(client:seats{ event = SLIPKNOT }):read_all(1024 * 1024, 1000)
+            assert.equal(100, n)
+            assert.is_true(#chunks > 5)
+            for _, chunk in ipairs(chunks) do assert.is_true(#chunk <= 1000) end
+            assert.same(whole, unpacked(chunks, "v3.Seat"))
+            -- a message larger than a chunk is a chunk of its own
+            chunks = assert(client:seats{ event = SLIPKNOT }):read_all(1024 * 1024, 10)
+            assert.equal(100, #chunks)
+            assert.same(whole, unpacked(chunks, "v3.Seat"))
+            assert.has_error(function() assert(client:seats{ event = SLIPKNOT }):read_all(100, 0) end)
+        end)
+
+        it("read_all past max_bytes closes the stream and returns nothing of it", function()
+            local traced = {}
+            local c = assert(tc.new{ key = sb.key, api = sb.api, simple = sb.simple,
+                                     trace = function(...) traced[#traced + 1] = { ... } end })
+            local stream = assert(c:seats{ event = SLIPKNOT })
+            local listing, err = stream:read_all(1000)
+            assert.is_nil(listing)
+            assert.equal("transport", keep(err).kind)
+            assert.matches("^the Seats listing is larger than 1000 bytes %(%d+ messages read%)$",
+                           err.messages[1])
+            -- cancelled as by close(): traced with status nil, then closed
+            assert.equal(1, #traced)
+            assert.is_nil(traced[1][4])
+            local seat
+            seat, err = stream()
+            assert.is_nil(seat)
+            assert.equal("closed", keep(err).messages[1])
+            assert.has_error(function() stream:read_all(0) end)
+            assert.has_error(function() stream:read_all("many") end)
+            -- the channel is fine
+            assert.equal(100, #all(assert(c:seats{ event = SLIPKNOT })))
+            c:close()
+        end)
+
+        it("read_all of a failed stream returns what came, and error() tells why", function()
+            local c = assert(tc.new{ key = "wrong-key-0123456789", api = sb.api, simple = sb.simple })
+            local stream = assert(c:seats{ event = SLIPKNOT })
+            assert.same({ {}, 0, "v3.Seat" }, { stream:read_all(1000) })
+            assert.equal("auth", keep(stream:error()).kind)
+            c:close()
+        end)
+
         it("keep returning nil at the end", function()
             local stream = assert(client:categories{ ids = { "5a0c4bd21c0d2e0001a0c001" } })
             assert.is_table(stream())

@@ -740,6 +740,27 @@ describe("ticketscloud REST client", function()
             assert(order:cancel())
         end)
 
+        it("refuses a second call on an order while one runs, naming the order", function()
+            local order, nested
+            -- The trace hook runs inside the PATCH of order:add_random and calls the order again.
+            local c = assert(tc.new{ key = sb.key, api = sb.api, simple = sb.simple,
+                                     trace = function(method)
+                                         if order and method == "PATCH" and not nested then
+                                             nested = { order:cancel() }
+                                         end
+                                     end })
+            order = assert(c:create_order{ event = EVENT, random = { [FAN] = 1 } })
+            assert(order:add_random{ [FAN] = 1 })
+            assert.is_nil(nested[1])
+            assert.equal("conflict", nested[2].kind)
+            assert.equal(order, nested[2].order)
+            assert.matches("another call on order " .. order.id .. " is running", tostring(nested[2]))
+            assert.equal("executed", order.status) -- the nested cancel sent nothing
+            assert.equal(2, #order.tickets)
+            assert(order:cancel())
+            c:close()
+        end)
+
         it("retries a 409 with backoff, recomputing the body", function()
             local order = assert(client:create_order{ event = EVENT, random = { [FAN] = 1 } })
             -- Another client holds the order busy for one second.

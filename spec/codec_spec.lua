@@ -278,3 +278,58 @@ describe("core.decode", function()
         assert.has_error(function() core.decode("v3.Seat", {}) end)
     end)
 end)
+
+-- A packed listing, as stream:read_all returns one: each message after its
+-- length as a varint.
+describe("core.decode_at", function()
+    local seat1 = assert(core.encode("v3.Seat", { ticket = EVENT, row = "1", number = "7" }))
+    local seat2 = assert(core.encode("v3.Seat", { ticket = SET, status = "SOLD" }))
+    local big = assert(core.encode("v3.Seat", { row = string.rep("r", 300) })) -- a 2-byte length
+    local listing = char(#seat1) .. seat1 .. char(#seat2) .. seat2 ..
+                    char(#big % 128 + 128, math.floor(#big / 128)) .. big .. "\0" -- an empty message
+
+    it("reads each message and where the next starts, then nil at the end", function()
+        local got, pos = {}, 1
+        while true do
+            local seat, nxt = core.decode_at("v3.Seat", listing, pos)
+            if seat == nil then
+                assert.is_nil(nxt)
+                break
+            end
+            got[#got + 1] = seat
+            pos = nxt
+        end
+        assert.equal(#listing + 1, pos)
+        assert.equal(4, #got)
+        assert.same({ EVENT, "1", "7", "VACANT" }, { got[1].ticket, got[1].row, got[1].number,
+                                                     got[1].status })
+        assert.same({ SET, "SOLD" }, { got[2].ticket, got[2].status })
+        assert.equal(300, #got[3].row)
+        assert.same(core.decode("v3.Seat", ""), got[4])
+        assert.is_nil(core.decode_at("v3.Seat", "", 1))
+        assert.is_nil(core.decode_at("v3.Seat", listing, #listing + 5))
+    end)
+
+    it("returns nil, err (invalid) for a listing cut short or bytes that are not a message", function()
+        for _, case in ipairs{
+            { listing:sub(1, #seat1), "truncated v3.Seat listing at byte 1" },  -- length past the end
+            { "\x80", "truncated v3.Seat listing at byte 1" },                   -- a length cut short
+            { string.rep("\x80", 11) .. "\1", "truncated v3.Seat listing at byte 1" }, -- 11-byte length
+            { "\3\x12\x50a", "malformed v3.Seat message at byte 1" },
+        } do
+            local seat, err = core.decode_at("v3.Seat", case[1], 1)
+            assert.is_nil(seat)
+            assert.equal("invalid", err.kind)
+            assert.equal(case[2], err.messages[1])
+        end
+        local _, err = core.decode_at("v3.Seat", listing .. "\5ab", #listing + 1)
+        assert.equal("truncated v3.Seat listing at byte " .. (#listing + 1), err.messages[1])
+    end)
+
+    it("raises on caller mistakes", function()
+        assert.has_error(function() core.decode_at("Seat", listing, 1) end)
+        assert.has_error(function() core.decode_at("v3.Seat", {}, 1) end)
+        assert.has_error(function() core.decode_at("v3.Seat", listing, 0) end)
+        assert.has_error(function() core.decode_at("v3.Seat", listing) end)
+    end)
+end)

@@ -41,6 +41,10 @@ describe("json.decode", function()
         assert.equal(4, #v.a.b)
         assert.same({}, v.c)
         assert.same({}, v.d)
+        assert.equal("[]", json.encode(v.c)) -- arrays stay arrays, even empty
+        assert.equal("{}", json.encode(v.d))
+        local again = json.encode(json.decode('{"b":[],"a":[[],{}]}'), true)
+        assert.equal('{"a":[[],{}],"b":[]}', (again:gsub("%s", "")))
         assert.equal("text", json.decode('"text"'))
         assert.equal(7, json.decode(" 7 "))
     end)
@@ -127,6 +131,17 @@ describe("json.encode", function()
         assert.equal("[[],{}]", json.encode{ json.array(), {} })
         assert.equal("[1,2]", json.encode(json.array{ 1, 2 }))
         assert.has_error(function() json.array("x") end)
+    end)
+
+    it("writes sorted, indented text when asked, for files people diff", function()
+        local value = { b = 1, a = { z = json.array{ 2, 3 }, y = "x" }, [""] = true }
+        local text = assert(json.encode(value, true))
+        assert.equal('{\n  "": true,\n  "a": {\n    "y": "x",\n    "z": [\n      2,\n      3\n'
+                     .. '    ]\n  },\n  "b": 1\n}\n', text)
+        assert.same(value, json.decode(text))
+        assert.equal(text, json.encode(json.decode(text), true))
+        local _, err = json.encode({ { 1, x = 1 } }, true)
+        assert.equal("invalid", err.kind)
     end)
 
     it("refuses values with no JSON form with an invalid error", function()

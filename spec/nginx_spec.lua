@@ -13,72 +13,18 @@
 -- build/luajit/?.so) and the sandbox in TC_SANDBOX.
 local sandbox = require "ticketscloud.sandbox"
 local cjson = require "cjson"
-local http = require "socket.http"
-local ltn12 = require "ltn12"
 local socket = require "socket"
+local helper = require "helpers.nginx"
 
 local EVENT = "5d7134962110d30a34e95b96"  -- Slipknot
 local FAN = "5d7135112110d30a34e97e2d"    -- unseated, 5600.00 + 10 %
 local A2 = "5d71353b2110d30a34e97e31"     -- seated, 990.00 + 10 %
 local SEAT = "5d7134962110d30a34e95cfe"   -- A2, row 2, seat 14
 local BAD_KEY = "wrong-key-4b1d0c9e7a2f"
-local NGINX = os.getenv("TC_NGINX") or "/usr/sbin/nginx"
-local MODULE_DIRS = { "/usr/lib/nginx/modules", "/usr/share/nginx/modules" }
 local WORKERS = 2
-local HTTP_TIMEOUT = 20 -- seconds for one request to nginx
+local POOL_THREADS = 8 -- thread_pool default threads=8 of examples/nginx.conf
 
-local function exists(path)
-    local f = io.open(path, "r")
-    if f then f:close() end
-    return f ~= nil
-end
-
-local function read_file(path)
-    local f = assert(io.open(path, "r"))
-    local s = f:read("a")
-    f:close()
-    return s
-end
-
-local function write_file(path, text)
-    local f = assert(io.open(path, "w"))
-    assert(f:write(text))
-    f:close()
-end
-
-local function shell_quote(s)
-    return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function run(cmd)
-    local p = assert(io.popen(cmd, "r"))
-    local out = p:read("a")
-    p:close()
-    return (out:gsub("%s+$", ""))
-end
-
--- The directory of the Debian modules (the NDK one and the Lua one), or nil.
-local function module_dir()
-    for _, dir in ipairs(MODULE_DIRS) do
-        if exists(dir .. "/ngx_http_lua_module.so") and exists(dir .. "/ndk_http_module.so") then
-            return dir
-        end
-    end
-end
-
--- Why the spec cannot run here, or nil.
-local function missing()
-    if not exists(NGINX) then return "nginx is not installed (Debian package nginx)" end
-    if not module_dir() then
-        return "the nginx Lua module is not installed (Debian package libnginx-mod-http-lua)"
-    end
-    if not os.getenv("TC_LUAJIT_CPATH") then
-        return "TC_LUAJIT_CPATH is not set: the LuaJIT build of the module, " ..
-               "e.g. build/luajit/?.so after make LUA=luajit module"
-    end
-end
-
-local why = missing()
+local why = helper.missing()
 if why then
     describe("lua-ticketscloud in nginx", function()
         pending(why)
@@ -86,48 +32,9 @@ if why then
     return
 end
 
-local ROOT = run("pwd -P")
-
--- A path list with its relative entries made absolute (nginx runs elsewhere).
-local function absolute(list)
-    local out = {}
-    for entry in list:gmatch("[^;]+") do
-        if entry:sub(1, 1) ~= "/" then entry = ROOT .. "/" .. entry end
-        out[#out + 1] = entry
-    end
-    return table.concat(out, ";")
-end
-
-local LUAJIT_CPATH = absolute(os.getenv("TC_LUAJIT_CPATH"))
-local LUA_PATH = absolute("lua/?.lua;lua/?/init.lua;examples/?.lua")
-
----------------------------------------------------------------------------
--- /proc
-
-local function proc_alive(pid)
-    local f = io.open("/proc/" .. pid .. "/stat", "r")
-    if not f then return false end
-    local stat = f:read("a") or ""
-    f:close()
-    local state = stat:match("^%d+ %b() (%a)")
-    return state ~= nil and state ~= "Z" -- an unreaped zombie has exited
-end
-
-local function tasks(pid)
-    local n = 0
-    for _ in run("ls /proc/" .. pid .. "/task"):gmatch("%d+") do n = n + 1 end
-    return n
-end
-
-local function children(pid)
-    local f = io.open(("/proc/%d/task/%d/children"):format(pid, pid), "r")
-    if not f then return {} end
-    local list = {}
-    for child in f:read("a"):gmatch("%d+") do list[#list + 1] = tonumber(child) end
-    f:close()
-    table.sort(list)
-    return list
-end
+local read_file, run = helper.read_file, helper.run
+local proc_alive, tasks, children = helper.alive, helper.tasks, helper.children
+local free_port = helper.free_port
 
 local TCP_STATES = { ["01"] = "ESTABLISHED", ["0A"] = "LISTEN" }
 
@@ -159,159 +66,34 @@ local function port_of(url)
     return tonumber(url:match(":(%d+)/?$"))
 end
 
----------------------------------------------------------------------------
--- nginx
-
-local function free_port()
-    local s = assert(socket.bind("127.0.0.1", 0))
-    local _, port = s:getsockname()
-    s:close()
-    return tonumber(port)
+local function shell_quote(s)
+    return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
 end
 
-local function is_root()
-    return run("id -u") == "0"
-end
-
--- examples/nginx.conf with its placeholders written in: the REST API is
--- the sandbox's (plain HTTP on loopback).
+-- examples/nginx.conf as tools/nginx-conf.lua renders it, with the REST
+-- API of the sandbox (plain HTTP on loopback) and the LuaJIT build under
+-- test.
 local function render_conf(sb, port)
-    local scheme, server = sb.api:match("^(%a+)://([^/]+)")
-    local values = { MODULES = module_dir(), PORT = tostring(port), LUA_PATH = LUA_PATH,
-                     LUA_CPATH = LUAJIT_CPATH, API_SCHEME = scheme, API_SERVER = server }
-    local conf = read_file("examples/nginx.conf"):gsub("@([%u_]+)@", function(name)
-        return assert(values[name], "unknown placeholder @" .. name .. "@")
-    end)
-    return conf
+    return run(table.concat({ "lua5.4 tools/nginx-conf.lua --out - --port", port,
+                              "--api", shell_quote(sb.api), "--lua-cpath",
+                              shell_quote(helper.absolute(os.getenv("TC_LUAJIT_CPATH"))) }, " "))
+        .. "\n"
 end
 
-local Nginx = {}
-Nginx.__index = Nginx
-
--- Starts nginx in the foreground (daemon off) in a fresh prefix, and waits
--- until the master listens and its workers (WORKERS, or workers) are up.
--- edit(conf), if given, changes the configuration first. Returns the
--- object, or nil and what went wrong (with the error log).
-local function start_nginx(sb, port, edit, workers)
-    local conf = render_conf(sb, port)
-    if edit then conf = edit(conf) end
-    local prefix = run("mktemp -d /tmp/tc-nginx.XXXXXX")
-    assert(prefix:find("^/tmp/tc%-nginx%."), "mktemp failed")
-    assert(os.execute("mkdir -p " .. prefix .. "/logs " .. prefix .. "/temp"))
-    write_file(prefix .. "/nginx.conf", conf)
-    local globals = "daemon off; master_process on;" .. (is_root() and " user root;" or "")
-    -- The shell prints its pid and becomes nginx: that pid is the master's.
-    -- The environment is the one a worker reads (env directives); the
-    -- sanitizer runtime of the ASan run is not for nginx.
-    local cmd = table.concat({
-        "echo $$;",
-        "export TICKETSCLOUD_KEY=" .. shell_quote(sb.key),
-        "TICKETSCLOUD_API=" .. shell_quote(sb.api),
-        "TICKETSCLOUD_SIMPLE=" .. shell_quote(sb.simple) .. ";",
-        "exec env -u LD_PRELOAD -u ASAN_OPTIONS -u LSAN_OPTIONS -u UBSAN_OPTIONS",
-        shell_quote(NGINX), "-p", shell_quote(prefix .. "/"), "-c", shell_quote(prefix .. "/nginx.conf"),
-        "-e", shell_quote(prefix .. "/logs/error.log"), "-g", shell_quote(globals),
-        ">>" .. shell_quote(prefix .. "/logs/stdout.log"), "2>&1",
-    }, " ")
-    local proc = assert(io.popen(cmd, "r"))
-    local pid = tonumber(proc:read("l"))
-    local self = setmetatable({ proc = proc, pid = pid, prefix = prefix, port = port,
-                                base = "http://127.0.0.1:" .. port }, Nginx)
-    local deadline = socket.gettime() + 15
-    while socket.gettime() < deadline do
-        if not proc_alive(pid) then break end
-        local c = socket.tcp()
-        c:settimeout(0.5)
-        local connected = c:connect("127.0.0.1", port)
-        c:close()
-        if connected and #children(pid) == (workers or WORKERS)
-           and exists(prefix .. "/logs/nginx.pid") then
-            return self
-        end
-        socket.sleep(0.05)
-    end
-    local log = self:log()
-    self:stop()
-    self:remove()
-    return nil, "nginx did not start:\n" .. log
-end
-
-function Nginx:log()
-    local f = io.open(self.prefix .. "/logs/error.log", "r")
-    if not f then return "" end
-    local s = f:read("a")
-    f:close()
-    return s
-end
-
-function Nginx:running()
-    return self.proc ~= nil and proc_alive(self.pid)
-end
-
--- Sends the signal and waits for the master to exit; after the grace time
--- kills it and its workers. Returns true when it exited by itself.
-function Nginx:stop(signal, grace)
-    if not self.proc then return true end
-    local workers = children(self.pid)
-    os.execute(("kill -%s %d 2>/dev/null"):format(signal or "QUIT", self.pid))
-    local deadline = socket.gettime() + (grace or 10)
-    while proc_alive(self.pid) and socket.gettime() < deadline do socket.sleep(0.05) end
-    local by_itself = not proc_alive(self.pid)
-    if not by_itself then
-        for _, w in ipairs(workers) do os.execute("kill -KILL " .. w .. " 2>/dev/null") end
-        os.execute("kill -KILL " .. self.pid .. " 2>/dev/null")
-    end
-    local proc = self.proc
-    self.proc = nil
-    local ok = proc:close() -- reaps the master
-    return by_itself and ok == true
-end
-
-function Nginx:remove()
-    if self.prefix then os.execute("rm -rf " .. shell_quote(self.prefix)) end
-    self.prefix = nil
-end
-
--- One HTTP request: status, decoded JSON body, raw body.
-function Nginx:call(method, path, body, headers)
-    local chunks = {}
-    local h = { ["content-type"] = "application/json" }
-    for k, v in pairs(headers or {}) do h[k] = v end
-    if body then h["content-length"] = tostring(#body) end
-    local ok, code = http.request{
-        url = self.base .. path, method = method, headers = h,
-        source = body and ltn12.source.string(body) or nil,
-        sink = ltn12.sink.table(chunks),
-        create = function()
-            local c = socket.tcp()
-            c:settimeout(HTTP_TIMEOUT)
-            return c
-        end,
-    }
-    assert(ok, ("%s %s: %s"):format(method, path, tostring(code)))
-    local text = table.concat(chunks)
-    local doc = cjson.decode(text)
-    return code, doc, text
-end
-
-function Nginx:get(path, headers)
-    return self:call("GET", path, nil, headers)
-end
-
-function Nginx:order(args)
-    return self:call("POST", "/tc/order", cjson.encode(args))
-end
-
--- Starts nginx on a free port; on failure stops the sandbox and raises.
+-- Starts the example on a free port with the sandbox's environment (edit,
+-- if given, changes the configuration first); on failure stops the sandbox
+-- and raises.
 local function start_or_fail(sb, edit, workers)
-    local nginx, err
-    for _ = 1, 3 do -- another process may take the free port first
-        nginx, err = start_nginx(sb, free_port(), edit, workers)
-        if nginx or not err:find("Address already in use", 1, true) then break end
-    end
-    if not nginx then
+    local ok, nginx = pcall(helper.start_or_fail, function(port)
+        local conf = render_conf(sb, port)
+        if edit then conf = edit(conf) end
+        return conf
+    end, { workers = workers or WORKERS, env = { TICKETSCLOUD_KEY = sb.key,
+                                                 TICKETSCLOUD_API = sb.api,
+                                                 TICKETSCLOUD_SIMPLE = sb.simple } })
+    if not ok then
         sb:stop()
-        error(err)
+        error(nginx)
     end
     return nginx
 end
@@ -356,7 +138,7 @@ describe("lua-ticketscloud in nginx (" .. WORKERS .. " workers, LuaJIT)", functi
 
     it("is configured by the file docs/openresty.md shows", function()
         local doc = read_file("docs/openresty.md")
-        local block = doc:match("\n```nginx\n(.-\n)```\n")
+        local block = doc:match("\n```nginx\n(# examples/nginx%.conf.-\n)```\n")
         assert.is_string(block, "docs/openresty.md has no nginx block")
         assert.equal(read_file("examples/nginx.conf"), block)
     end)
@@ -365,31 +147,31 @@ describe("lua-ticketscloud in nginx (" .. WORKERS .. " workers, LuaJIT)", functi
         assert_master_idle()
         assert.equal(WORKERS, #children(nginx.pid))
         for _, w in ipairs(children(nginx.pid)) do
-            assert.equal(1, tasks(w)) -- no worker has made a client yet
+            -- each worker runs its thread pool (worker 0 also gRPC's threads
+            -- once its timer has read the events)
+            assert.is_true(tasks(w) >= 1 + POOL_THREADS)
         end
     end)
 
-    it("streams the event and a seat over gRPC in each worker", function()
+    it("lists a seat from the thread pool in each worker", function()
         local pids = {}
         for _ = 1, 40 do
-            local status, doc = nginx:get("/tc/catalogue?event=" .. EVENT .. "&seat=" .. SEAT)
+            local status, doc = nginx:get("/tc/seats?event=" .. EVENT .. "&seat=" .. SEAT)
             assert.equal(200, status)
             pids[pid_of(doc)] = true
-            assert.equal(1, #doc.events)
-            local event = doc.events[1]
-            assert.same({ EVENT, "Slipknot", "PUBLIC" }, { event.id, event.name, event.status })
-            assert.equal(3, #event.sets)
             assert.same({ { ticket = SEAT, set = A2, sector = "5a8dd58e6e55b2064c67c144",
                             row = "2", number = "14", status = "VACANT" } }, doc.seats)
+            assert.equal(1, doc.count)
             if pids[children(nginx.pid)[1]] and pids[children(nginx.pid)[2]] then break end
         end
         -- Both workers answered, and each now runs gRPC's threads and holds
-        -- its own connection to the sandbox: gRPC was started in the worker.
+        -- its own connection to the sandbox: gRPC was started in the worker
+        -- (by a thread of its pool), never in the master.
         local workers = children(nginx.pid)
         assert.equal(WORKERS, #workers)
         for _, w in ipairs(workers) do
             assert.is_true(pids[w], "worker " .. w .. " served no catalogue request")
-            assert.is_true(tasks(w) > 1, "worker " .. w .. " runs no gRPC thread")
+            assert.is_true(tasks(w) > 1 + POOL_THREADS, "worker " .. w .. " runs no gRPC thread")
             local to_sandbox = false
             for _, s in ipairs(tcp_sockets(w)) do
                 if s.state == "ESTABLISHED" and s.peer == port_of(sb.simple) then to_sandbox = true end
@@ -399,8 +181,38 @@ describe("lua-ticketscloud in nginx (" .. WORKERS .. " workers, LuaJIT)", functi
         assert_master_idle()
     end)
 
+    it("serves the events from the cache its timer refreshes", function()
+        local status, doc
+        local deadline = socket.gettime() + 10
+        repeat -- the timer of worker 0 reads them as the worker starts
+            status, doc = nginx:get("/tc/events")
+            if status == 503 then socket.sleep(0.05) end
+        until status ~= 503 or socket.gettime() > deadline
+        assert.equal(200, status)
+        pid_of(doc)
+        assert.is_true(doc.age >= 0 and doc.age < 60)
+        assert.equal(7, #doc.events)
+        local event
+        for _, e in ipairs(doc.events) do
+            if e.id == EVENT then event = e end
+        end
+        assert.same({ "Slipknot", "PUBLIC" }, { event.name, event.status })
+        assert.equal(3, #event.sets)
+        -- the event's own vacant count (tickets_amount_vacant), and each set's
+        assert.is_true(event.tickets_amount_vacant > 0)
+        local vacant = 0
+        for _, set in ipairs(event.sets) do vacant = vacant + set.amount_vacant end
+        assert.equal(event.tickets_amount_vacant, vacant)
+        assert.is_number(event.start)
+        -- every worker answers from the one cache
+        for _ = 1, 6 do
+            local _, again = nginx:get("/tc/events")
+            assert.equal(doc.refreshed_at, again.refreshed_at)
+        end
+    end)
+
     it("stops a listing at the limit and goes on serving", function()
-        local status, doc = nginx:get("/tc/catalogue?event=" .. EVENT .. "&set=" .. A2 ..
+        local status, doc = nginx:get("/tc/seats?event=" .. EVENT .. "&set=" .. A2 ..
                                       "&status=VACANT&limit=3")
         assert.equal(200, status)
         pid_of(doc)
@@ -410,14 +222,14 @@ describe("lua-ticketscloud in nginx (" .. WORKERS .. " workers, LuaJIT)", functi
             assert.equal("VACANT", seat.status)
         end
         for _ = 1, 4 do -- whichever worker it was, it still answers
-            status, doc = nginx:get("/tc/catalogue?event=" .. EVENT .. "&seat=" .. SEAT)
+            status, doc = nginx:get("/tc/seats?event=" .. EVENT .. "&seat=" .. SEAT)
             assert.equal(200, status)
             assert.equal(1, #doc.seats)
         end
     end)
 
     local function vacant_seats(n)
-        local status, doc = nginx:get("/tc/catalogue?event=" .. EVENT .. "&set=" .. A2 ..
+        local status, doc = nginx:get("/tc/seats?event=" .. EVENT .. "&set=" .. A2 ..
                                       "&status=VACANT&limit=" .. n)
         assert.equal(200, status)
         local ids = {}
@@ -428,7 +240,7 @@ describe("lua-ticketscloud in nginx (" .. WORKERS .. " workers, LuaJIT)", functi
     end
 
     local function seat_status(ticket)
-        local status, doc = nginx:get("/tc/catalogue?event=" .. EVENT .. "&seat=" .. ticket)
+        local status, doc = nginx:get("/tc/seats?event=" .. EVENT .. "&seat=" .. ticket)
         assert.equal(200, status)
         assert.equal(1, #doc.seats)
         return doc.seats[1].status
@@ -460,9 +272,10 @@ describe("lua-ticketscloud in nginx (" .. WORKERS .. " workers, LuaJIT)", functi
         assert.equal(200, status)
         pid_of(doc)
         assert_done(doc, SEAT)
-        -- Sent by nginx (ticketscloud.nginx): create, add, finish at least.
-        assert.is_true(doc.transport.requests >= 3)
-        assert.equal(0, doc.transport.failures)
+        -- Sent by nginx as subrequests: create, add, finish at least.
+        assert.is_true(doc.stats.subrequests >= 3)
+        assert.equal(0, doc.stats.pooled)
+        assert.equal(0, doc.stats.failures)
         assert.same({ row = "2", number = "14", sector = "5a8dd58e6e55b2064c67c144" },
                     doc.order.tickets[1].seat or doc.order.tickets[2].seat)
         assert.equal("SOLD", seat_status(SEAT))
@@ -574,7 +387,7 @@ describe("lua-ticketscloud in nginx (" .. WORKERS .. " workers, LuaJIT)", functi
         for _, o in ipairs(old) do assert.is_false(proc_alive(o), "old worker " .. o .. " still runs") end
         local pids = {}
         for _ = 1, 20 do
-            local status, doc = nginx:get("/tc/catalogue?event=" .. EVENT .. "&seat=" .. SEAT)
+            local status, doc = nginx:get("/tc/seats?event=" .. EVENT .. "&seat=" .. SEAT)
             assert.equal(200, status)
             assert.equal("SOLD", doc.seats[1].status)
             pids[pid_of(doc)] = true
@@ -639,7 +452,7 @@ describe("lua-ticketscloud in nginx: a client made in the master", function()
             local n
             conf, n = conf:gsub('(        require "nginx_shop"\n)', "%1" .. MASTER_CLIENT:gsub("%%", "%%%%"))
             assert(n == 1, "no init_by_lua_block to extend")
-            conf, n = conf:gsub("(        location = /tc/catalogue {)",
+            conf, n = conf:gsub("(        location = /tc/events {)",
                                 (MASTER_CLIENT_LOCATION:gsub("%%", "%%%%")) .. "%1")
             assert(n == 1, "no catalogue location")
             return conf
@@ -686,7 +499,7 @@ describe("lua-ticketscloud in nginx: a client made in the master", function()
             assert.is_true(pids[w], "worker " .. w .. " was not asked")
         end
         for _ = 1, 6 do
-            local status, doc = nginx:get("/tc/catalogue?event=" .. EVENT .. "&seat=" .. SEAT)
+            local status, doc = nginx:get("/tc/seats?event=" .. EVENT .. "&seat=" .. SEAT)
             assert.equal(200, status)
             assert.equal("VACANT", doc.seats[1].status)
         end
@@ -780,7 +593,7 @@ describe("lua-ticketscloud in nginx: REST through nginx without blocking (1 work
             conf, n = conf:gsub("\nworker_processes 2;\n", "\nworker_processes 1;\n")
             assert(n == 1, "no worker_processes")
             local locations = TRANSPORT_LOCATIONS:gsub("DEAD_PORT", tostring(dead))
-            conf, n = conf:gsub("(        location = /tc/catalogue {)",
+            conf, n = conf:gsub("(        location = /tc/events {)",
                                 (locations:gsub("%%", "%%%%")) .. "%1")
             assert(n == 1, "no catalogue location")
             return conf
@@ -820,7 +633,7 @@ describe("lua-ticketscloud in nginx: REST through nginx without blocking (1 work
         a:settimeout(0)
         local _, err = a:receive(1)
         assert.equal("timeout", err)
-        a:settimeout(HTTP_TIMEOUT)
+        a:settimeout(helper.HTTP_TIMEOUT)
         local text = assert(a:receive("*a"))
         local t2 = socket.gettime()
         a:close()

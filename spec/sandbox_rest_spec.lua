@@ -747,6 +747,39 @@ describe("tc-sandbox REST", function()
             assert.are.equal(401, s)
             assert.is_true(sb4:stop())
         end)
+
+        it("reads keys from --key-file and $TC_SANDBOX_KEY, never from its command line",
+           function()
+            local file = os.tmpname()
+            local f = assert(io.open(file, "w"))
+            f:write("# keys of the sandbox\n\n  file-key-1  \nfile-key-2\r\n")
+            f:close()
+            local out = popen("echo $$; TC_SANDBOX_KEY=env-key-3 exec " .. shell_quote(BIN)
+                              .. " --http 127.0.0.1:0 --grpc 127.0.0.1:0 --key-file "
+                              .. shell_quote(file) .. " 2>/dev/null")
+            local pid = out:read("l")
+            local line = out:read("l")
+            local api = line:match("http=(%S+)")
+            local sb5 = { api = api }
+            for _, k in ipairs{ "file-key-1", "file-key-2", "env-key-3" } do
+                local st = request(sb5, "GET", "/v2/resources/orders", nil, { authorization = "key " .. k })
+                assert.are.equal(200, st, k)
+            end
+            local st = request(sb5, "GET", "/v2/resources/orders", nil, { authorization = "key " .. KEY })
+            assert.are.equal(401, st)
+            os.execute("kill " .. pid)
+            out:close()
+            os.remove(file)
+
+            -- sandbox.start hands its key over in a file: `ps` does not show it
+            local sb6 = start{ key = "never-on-a-command-line" }
+            local cmd = assert(io.open("/proc/" .. sb6.pid .. "/cmdline", "rb")):read("a")
+            assert.is_truthy(cmd:find("--key-file", 1, true))
+            assert.is_nil(cmd:find("never-on-a-command-line", 1, true))
+            local st6 = request(sb6, "GET", "/v2/resources/orders")
+            assert.are.equal(200, st6)
+            assert.is_true(sb6:stop())
+        end)
     end)
 
     describe("bad input", function()
@@ -862,6 +895,38 @@ describe("tc-sandbox REST", function()
         it("accepts a trailing slash", function()
             local s = request(sb, "GET", "/v2/resources/orders/" .. id .. "/")
             assert.are.equal(200, s)
+        end)
+
+        it("matches paths on their decoded bytes, exactly: a NUL or another segment is 404",
+           function()
+            local _, before = request(sb, "GET", "/v2/resources/orders?page_size=200")
+            -- a %00 used to cut the path: POST .../orders/%00junk made an order
+            local s, b = request(sb, "POST", "/v2/resources/orders/%00junk", { event = SPLIN })
+            assert_error(s, b, 404, "Not found")
+            s, b = request(sb, "POST", "/v2/resources/orders%00", { event = SPLIN })
+            assert_error(s, b, 404, "Not found")
+            -- ... and PATCH .../orders/<id>%00junk changed <id>
+            s, b = patch(sb, id .. "%00junk", { vendor_data = { order_id = "nul" } })
+            assert_error(s, b, 404, "Not found")
+            for _, path in ipairs{ id .. "//", id .. "/x", id .. "%2Fx", "%00", id .. "%00" } do
+                s, b = request(sb, "GET", "/v2/resources/orders/" .. path)
+                assert_error(s, b, 404, "Not found")
+            end
+            s, b = request(sb, "GET", "/v2/resources/orders//")
+            assert_error(s, b, 404, "Not found")
+            local _, after = request(sb, "GET", "/v2/resources/orders?page_size=200")
+            assert.are.equal(before.pagination.total, after.pagination.total)
+            local _, o = get(sb, id)
+            assert.is_nil(o.data.vendor_data.order_id)
+            -- escapes of ordinary bytes are decoded: %35 is "5"
+            s = request(sb, "GET", "/v2/resources/orders/" .. "%" .. ("%02X"):format(id:byte(1))
+                                   .. id:sub(2))
+            assert.are.equal(200, s)
+        end)
+
+        it("refuses a NUL in a query parameter rather than reading a part of it", function()
+            local s, b = request(sb, "GET", "/v2/resources/orders?status=done%00x")
+            assert_error(s, b, 400, "query parameter status must not contain a NUL byte (%00)")
         end)
     end)
 
@@ -1036,6 +1101,7 @@ describe("tc-sandbox command line", function()
         local out, rc = run("--help")
         assert.are.equal("0", rc)
         for _, o in ipairs{ "--catalog", "--http", "--grpc", "--tls-cert", "--tls-key", "--key",
+                            "--key-file", "TC_SANDBOX_KEY",
                             "--expire", "--seed", "--balance", "--help", "X-Sandbox-Delay" } do
             assert.is_truthy(out:find(o, 1, true), o)
         end
@@ -1052,7 +1118,8 @@ describe("tc-sandbox command line", function()
         for _, args in ipairs{ "--bogus", "--expire 0", "--expire x", "--seed -1", "--balance 1.234",
                                "--http nowhere", "--grpc 127.0.0.1:99999",
                                "--catalog /nonexistent/catalog.json",
-                               "extra", "--key" } do
+                               "extra", "--key", "--key-file /nonexistent",
+                               "--key-file /dev/null", "--key-file " .. shell_quote(BIN) } do
             local out, rc = run(args)
             assert.are.equal("2", rc, args)
             assert.matches("^tc%-sandbox: [^\n]+\n$", out, nil, args)

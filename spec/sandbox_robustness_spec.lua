@@ -245,9 +245,7 @@ local STATUSES = { executed = true, done = true, cancelled = true, expired = tru
 local function check_answer(what, status, raw)
     assert(status ~= 500, what .. ": 500 " .. raw:sub(1, 300))
     local allowed = { [200] = true, [400] = true, [404] = true, [405] = true, [409] = true,
-                      [413] = true }
-    -- 414: libmicrohttpd's own answer to a request line over its buffer
-    if status == 414 then return nil end
+                      [413] = true, [414] = true }
     assert(allowed[status], what .. ": status " .. tostring(status))
     if status == 200 and raw == "" then return nil end
     local b = cjson.decode(raw)

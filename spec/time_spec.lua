@@ -27,6 +27,17 @@ describe("tc.time", function()
         end
     end)
 
+    it("writes RFC 3339 for the catalog's Timestamps", function()
+        assert.equal("2019-09-05T12:00:00Z", time.rfc3339(1567684800))
+        assert.equal("2019-09-05T12:00:00.25Z", time.rfc3339(1567684800.25))
+        assert.equal("1970-01-01T00:00:00.000000001Z", time.rfc3339(1e-9))
+        assert.equal("1969-12-31T23:59:58.5Z", time.rfc3339(-1.5))
+        local s, err = time.rfc3339(1 / 0)
+        assert.is_nil(s)
+        assert.equal("invalid", err.kind)
+        assert.has_error(function() time.rfc3339("0") end)
+    end)
+
     it("refuses what is not a time with nil, err", function()
         for _, bad in ipairs{ "", "2019-09-05T12:00:00", "2019-09-05 12:00", "2019-9-05 12:00:00",
                               "2019-13-01 00:00:00", "2019-00-01 00:00:00", "2019-02-29 00:00:00",

@@ -49,6 +49,24 @@ describe("under valgrind", function()
         client = nil -- luacheck: ignore
     end)
 
+    it("reads listings whole, and refuses one past its cap", function()
+        local core = require "ticketscloud.core"
+        local client = new_client()
+        local chunks, n, type_name = assert(client:seats{ event = EVENT }):read_all(1024 * 1024, 500)
+        local seen = 0
+        for _, chunk in ipairs(chunks) do
+            local pos = 1
+            repeat
+                local seat, nxt = core.decode_at(type_name, chunk, pos)
+                if seat then seen, pos = seen + 1, nxt end
+            until not seat
+        end
+        assert.equal(n, seen)
+        local _, err = assert(client:seats{ event = EVENT }):read_all(300)
+        assert.equal("transport", err.kind)
+        client:close()
+    end)
+
     it("fails cleanly: bad key on both transports, unknown order, closed client", function()
         local client = new_client("wrong-key")
         local events = assert(client:events{})

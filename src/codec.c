@@ -20,6 +20,9 @@
  *
  * Both directions are pure: core.encode(type_name, table) -> bytes and
  * core.decode(type_name, bytes) -> table do no I/O, for use by any transport.
+ * core.decode_at reads one message of a packed listing (messages each after
+ * its length as a varint, what stream:read_all of grpc.c returns): the
+ * format has its two ends here, tc_codec_put_length and core.decode_at.
  *
  * Memory: a message being built or decoded hangs from a small "box" userdata
  * whose __gc frees it, so a Lua memory error in the middle leaks nothing
@@ -873,6 +876,31 @@ static const ProtobufCMessageDescriptor *check_type(lua_State *L, int arg)
     return d;
 }
 
+/***
+ * The C core, `require "ticketscloud.core"`. Its public part is the tc-simple message
+ * conversion below, without I/O, for another transport (OpenResty cosockets speaking gRPC
+ * framing themselves, a message store); `core.money` is `tc.money`. The rest of the core is
+ * the module's own (docs/architecture.md): use it through `ticketscloud`.
+ *
+ * Messages are plain tables as the catalogue streams give them (docs/catalogue-client.md,
+ * "Messages"): proto field names, enums by name, Timestamps as Unix seconds.
+ * @module ticketscloud.core
+ */
+
+/***
+ * Encodes a table as a tc-simple protobuf message (the bytes, without gRPC's 5-byte frame).
+ * @function encode
+ * @tparam string type the full proto name: `"v3.SeatsRequest"`, `"v3.Event.TicketSet"`
+ * @tparam table message the message
+ * @treturn string the encoded bytes
+ * @return[2] nil
+ * @treturn[2] ticketscloud.Error err, kind `"invalid"`: data that does not fit the message (an
+ *   unknown field or enum name, a value of the wrong type, two members of one oneof)
+ * @raise for an unknown type name, or when `message` is not a table
+ * @usage
+ * local core = require "ticketscloud.core"
+ * local bytes = assert(core.encode("v3.SeatsRequest", { event = EVENT, status = "VACANT" }))
+ */
 /* core.encode(type_name, table) -> bytes | nil, err */
 int core_encode(lua_State *L)
 {
@@ -885,6 +913,21 @@ int core_encode(lua_State *L)
     return 1;
 }
 
+/***
+ * Decodes one tc-simple protobuf message (without gRPC's 5-byte frame) into a plain table, as
+ * a catalogue stream does: every scalar field carries its proto3 default when it was not
+ * transmitted.
+ * @function decode
+ * @tparam string type the full proto name: `"v3.Seat"`
+ * @tparam string bytes the encoded message
+ * @treturn table the message
+ * @return[2] nil
+ * @treturn[2] ticketscloud.Error err, kind `"invalid"`: `malformed v3.Seat message`
+ * @raise for an unknown type name, or when `bytes` is not a string
+ * @usage
+ * local seat = assert(core.decode("v3.Seat", payload))
+ * print(seat.ticket, seat.status)   -- "VACANT" when the status was not sent
+ */
 /* core.decode(type_name, bytes) -> table | nil, err */
 int core_decode(lua_State *L)
 {
@@ -895,4 +938,55 @@ int core_decode(lua_State *L)
     if (!tc_codec_decode(L, d, (const uint8_t *)data, len))
         return tc_fail(L, TC_EINVALID, -1, "malformed %s message", d->name);
     return 1;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Packed listings                                                            */
+
+size_t tc_codec_put_length(uint8_t *out, size_t len)
+{
+    size_t n = 0;
+
+    do {
+        uint8_t byte = (uint8_t)(len & 0x7f);
+        len >>= 7;
+        out[n++] = (uint8_t)(byte | (len ? 0x80 : 0));
+    } while (len);
+    return n;
+}
+
+/* core.decode_at(type_name, listing, pos) -> message, next_pos | nil | nil, err
+ * The message whose length starts at byte pos (1-based) of a packed listing,
+ * and where the next one starts; nil when pos is past the end. A length
+ * that runs past the end, or bytes that are not a message, is kind
+ * "invalid". */
+int core_decode_at(lua_State *L)
+{
+    const ProtobufCMessageDescriptor *d = check_type(L, 1);
+    size_t len, at;
+    const uint8_t *data = (const uint8_t *)luaL_checklstring(L, 2, &len);
+    lua_Integer pos = luaL_checkinteger(L, 3);
+    uint64_t size = 0;
+
+    luaL_argcheck(L, pos >= 1, 3, "a position >= 1 expected");
+    if ((uint64_t)(pos - 1) >= len) {
+        lua_pushnil(L);
+        return 1;
+    }
+    at = (size_t)(pos - 1);
+    for (int shift = 0;; shift += 7) {
+        if (at >= len || shift >= 64)
+            return tc_fail(L, TC_EINVALID, -1, "truncated %s listing at byte %d", d->name,
+                           (int)pos);
+        uint8_t byte = data[at++];
+        size |= (uint64_t)(byte & 0x7f) << shift;
+        if (!(byte & 0x80))
+            break;
+    }
+    if (size > len - at)
+        return tc_fail(L, TC_EINVALID, -1, "truncated %s listing at byte %d", d->name, (int)pos);
+    if (!tc_codec_decode(L, d, data + at, (size_t)size))
+        return tc_fail(L, TC_EINVALID, -1, "malformed %s message at byte %d", d->name, (int)pos);
+    lua_pushinteger(L, (lua_Integer)(at + size + 1));
+    return 2;
 }

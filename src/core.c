@@ -45,6 +45,7 @@ static const luaL_Reg core_functions[] = {
     { "channel", core_channel },
     { "encode", core_encode },
     { "decode", core_decode },
+    { "decode_at", core_decode_at },
     { "json_decode", core_json_decode },
     { "json_encode", core_json_encode },
     { "json_array", core_json_array },

@@ -6,6 +6,7 @@
  *   local stream = ch:stream("Seats", { event = ID } [, owner [, trace]])  -- or nil, err
  *   for seat in stream do ... end                        -- one message per call
  *   local err = stream:error()                           -- what ended it, if not the end
+ *   local chunks, n = stream:read_all(max_bytes)         -- or the rest at once, undecoded
  *   stream:close(); ch:close()
  *
  * A Channel is one grpc_channel, reused by every call of a client. It holds
@@ -17,7 +18,10 @@
  * A Stream is one server-streaming call with its own pluck completion
  * queue. Its deadline (the channel's timeout) covers the whole stream.
  * Each call of the stream reads and decodes one message, so memory stays
- * flat however long the listing is. Statuses become error kinds: auth,
+ * flat however long the listing is. stream:read_all is the exception, for
+ * a caller that cannot wait message by message (ticketscloud.nginx runs it
+ * in a thread of nginx's pool): it reads the rest of the stream, undecoded,
+ * into a packed listing bounded by the caller's max_bytes. Statuses become error kinds: auth,
  * timeout, transport, not_found, api (status = the gRPC code), with the
  * server's status message, the key scrubbed from it (tc_scrub, errors.c).
  *
@@ -61,6 +65,8 @@
 
 /* Largest message accepted from the server (hall maps carry SVG drawings). */
 #define MAX_MESSAGE (64 * 1024 * 1024)
+/* How much of a packed listing goes in one chunk (stream:read_all). */
+#define CHUNK (1024 * 1024)
 /* Largest ca_file read. */
 #define MAX_CA_FILE (4 * 1024 * 1024)
 /* The error of a channel or stream used in a child after fork. */
@@ -495,6 +501,46 @@ static void stream_trace(lua_State *L, struct stream *s, int status)
     lua_call(L, 5, 0);
 }
 
+/***
+ * The catalogue streams of the reference (module ticketscloud), made here.
+ * @module ticketscloud
+ */
+
+/***
+ * The stream of a catalogue call (`ticketscloud.Stream`), returned by @{Client:events},
+ * @{Client:seats} and the other catalogue methods: one server-streaming gRPC call.
+ *
+ * Calling the stream, as a `for` loop does, is @{CatalogueStream:next}: it decodes the next
+ * message into a plain table, so memory stays flat however long the listing is. A `for` loop
+ * stops at the first `nil` either way, so check @{CatalogueStream:error} after it: a listing
+ * is never cut short silently.
+ *
+ * The client's `timeout` is the stream's one deadline, for the whole listing, including the
+ * time the loop spends on each message. Errors carry `code`, the gRPC status name, and the
+ * server's status message with the key replaced by `<key>`, cut at 240 bytes. A stream keeps
+ * its client alive while its call runs; closing the client closes its streams. After
+ * `fork()`, a stream inherited by the child refuses its calls (kind `"invalid"`).
+ * @type CatalogueStream
+ * @usage
+ * local seats = assert(client:seats{ event = EVENT, status = "VACANT" })
+ * for seat in seats do print(seat.ticket, seat.sector, seat.row, seat.number) end
+ * local err = seats:error()
+ * if err then print(err.code, err) end   -- e.g. DEADLINE_EXCEEDED
+ */
+
+/***
+ * The next message, `nil` at the end, or `nil, err` (then the same error on every call).
+ * Calling the stream is the same.
+ * @function CatalogueStream:next
+ * @treturn table the next message, a plain table (docs/catalogue-client.md, "Messages")
+ * @return[2] nil at the end
+ * @return[3] nil
+ * @treturn[3] Error err: the call's gRPC status (kinds `auth`, `timeout`, `transport`,
+ *   `not_found`, `api`), a malformed message (kind `"transport"`), or a closed stream or
+ *   client (kind `"invalid"`, `"closed"`)
+ * @usage
+ * local event, err = events:next()   -- or events()
+ */
 /* stream() / stream:next() -> message | nil (the end) | nil, err */
 static int stream_next(lua_State *L)
 {
@@ -552,6 +598,130 @@ static int stream_next(lua_State *L)
     return 1;
 }
 
+/***
+ * The rest of the stream at once, undecoded: a packed listing for a process or a thread to
+ * hand on (ticketscloud.nginx does, from nginx's thread pool); `core.decode_at` reads it.
+ * It blocks until the stream is over, within its deadline; how it ended is
+ * @{CatalogueStream:error}, as after a loop.
+ * @function CatalogueStream:read_all
+ * @tparam integer max_bytes the most the whole listing may hold; past it the stream is
+ *   closed and nothing is returned
+ * @tparam[opt] integer chunk_bytes the size of each chunk (1 MiB by default)
+ * @treturn {string,...} the chunks: whole messages, each after its length
+ * @treturn integer the number of messages
+ * @treturn string their type, such as `"v3.Seat"`
+ * @return[2] nil
+ * @treturn[2] Error err, kind `"transport"` (a listing larger than `max_bytes`, a failed call)
+ * @usage
+ * local chunks, n, type_name = assert(client:seats{ event = EVENT }):read_all(32 * 2^20)
+ */
+/* stream:read_all(max_bytes [, chunk_bytes]) -> chunks, count, type_name | nil, err
+ * The rest of the stream, undecoded, as a packed listing: each message's
+ * bytes after their length (tc_codec_put_length; core.decode_at reads
+ * them), cut into chunks: a list of strings of whole messages, each at
+ * most chunk_bytes (default CHUNK) or one message larger than that,
+ * so that neither this Lua state nor the one the chunks are copied to needs
+ * one block of the listing's size. With them come the number of messages and
+ * their type ("v3.Seat"). It blocks until the stream is over, which the
+ * deadline bounds; how it ended is stream:error(), as after a loop, and
+ * trace is called as next() calls it. A listing that would pass max_bytes
+ * in all closes the stream (trace: status nil) and returns nil, err (kind
+ * "transport"): none of it is returned. */
+static int stream_read_all(lua_State *L)
+{
+    struct stream *s = check_stream(L, 1);
+    lua_Integer max = luaL_checkinteger(L, 2);
+    lua_Integer chunk = luaL_optinteger(L, 3, CHUNK);
+    char *buf = NULL;
+    size_t used = 0, size = 0, total = 0;
+    lua_Integer count = 0;
+    int chunks = 0;
+
+    luaL_argcheck(L, max > 0, 2, "a positive number of bytes expected");
+    luaL_argcheck(L, chunk > 0, 3, "a positive number of bytes expected");
+    lua_settop(L, 3);
+    if (s->pid != tc_pid())
+        return tc_fail(L, TC_EINVALID, -1, FOREIGN, (int)s->pid);
+    if (s->have_payload) { /* left over by a call that raised */
+        grpc_slice_unref(s->payload);
+        s->have_payload = 0;
+    }
+    if (s->closed || s->state == S_CLOSED) {
+        stream_unanchor(L, s);
+        stream_untrace(L, s);
+        return tc_fail(L, TC_EINVALID, -1, "closed");
+    }
+    lua_newtable(L); /* stream, max, chunk, chunks */
+    lua_pushnil(L);  /* stream, max, chunk, chunks, buffer (a userdata: Lua owns it) */
+    while (s->state == S_OPEN) {
+        if (!stream_receive(s)) {
+            stream_finish(s);
+            stream_unanchor(L, s);
+            stream_trace(L, s, s->state == S_DONE ? 0 : s->err_status);
+            break;
+        }
+        uint8_t head[TC_LENGTH_MAX];
+        size_t len = GRPC_SLICE_LENGTH(s->payload);
+        size_t head_len = tc_codec_put_length(head, len);
+        if (len > (size_t)max - total || head_len > (size_t)max - total - len) {
+            /* Past the cap: the call is cancelled, as by close(). */
+            grpc_slice_unref(s->payload);
+            s->have_payload = 0;
+            stream_close(s);
+            stream_unanchor(L, s);
+            stream_trace(L, s, -1);
+            return tc_fail(L, TC_ETRANSPORT, -1,
+                           "the %s listing is larger than %lld bytes (%lld messages read)",
+                           s->method, (long long)max, (long long)count);
+        }
+        size_t need = head_len + len;
+        if (used > 0 && used + need > (size_t)chunk) { /* the chunk is full */
+            lua_pushlstring(L, buf, used);
+            lua_rawseti(L, 4, ++chunks);
+            used = 0;
+        }
+        /* If Lua raises below (out of memory), Lua frees its buffers and
+         * the next call on the stream the payload. */
+        if (need > (size_t)chunk) { /* a message larger than a chunk: one of its own */
+            char *one = lua_newuserdata(L, need); /* ..., chunks, buffer, one */
+            memcpy(one, head, head_len);
+            memcpy(one + head_len, GRPC_SLICE_START_PTR(s->payload), len);
+            lua_pushlstring(L, one, need);
+            lua_rawseti(L, 4, ++chunks);
+            lua_pop(L, 1);
+        } else {
+            if (used + need > size) { /* grow the buffer, up to a chunk */
+                size_t want = size ? size * 2 : 16 * 1024;
+                while (want < used + need)
+                    want *= 2;
+                if (want > (size_t)chunk)
+                    want = (size_t)chunk; /* still >= used + need */
+                char *bigger = lua_newuserdata(L, want);
+                if (used)
+                    memcpy(bigger, buf, used);
+                lua_replace(L, 5);
+                buf = bigger;
+                size = want;
+            }
+            memcpy(buf + used, head, head_len);
+            memcpy(buf + used + head_len, GRPC_SLICE_START_PTR(s->payload), len);
+            used += need;
+        }
+        total += need;
+        grpc_slice_unref(s->payload);
+        s->have_payload = 0;
+        count++;
+    }
+    if (used > 0) {
+        lua_pushlstring(L, buf, used);
+        lua_rawseti(L, 4, ++chunks);
+    }
+    lua_pushvalue(L, 4);
+    lua_pushinteger(L, count);
+    lua_pushstring(L, s->output->name);
+    return 3;
+}
+
 /* The for-loop calls the stream with (state, control): ignore them. */
 int tc_stream_call(lua_State *L)
 {
@@ -559,6 +729,16 @@ int tc_stream_call(lua_State *L)
     return stream_next(L);
 }
 
+/***
+ * The error that ended the stream: `nil` while it runs and after a normal end. After
+ * @{CatalogueStream:close} it still reports what ended the stream before.
+ * @function CatalogueStream:error
+ * @treturn ?Error the error, or `nil`
+ * @usage
+ * for event in events do print(event.name) end
+ * local err = events:error()
+ * if err then error(tostring(err)) end
+ */
 /* stream:error() -> the error that ended the stream, or nil */
 static int stream_error(lua_State *L)
 {
@@ -590,6 +770,17 @@ int tc_stream_close(lua_State *L)
     return 1;
 }
 
+/***
+ * Cancels the call early. Calls of the stream after it return `nil, err` (kind `"invalid"`,
+ * `"closed"`). Idempotent; it is also the stream's `__gc` and, on Lua 5.4, its `__close`.
+ * A stream closed before its end calls the client's `trace` with status `nil`.
+ * @function CatalogueStream:close
+ * @treturn boolean `true`
+ * @usage
+ * local events = assert(client:events{ status = "PUBLIC" })
+ * local first = events()
+ * events:close()   -- the rest is not wanted
+ */
 /* stream:close() -> true: closes it as __gc does, and a stream closed
  * before its end calls its trace (status nil). */
 static int stream_close_method(lua_State *L)
@@ -836,6 +1027,7 @@ const luaL_Reg tc_channel_methods[] = {
 
 const luaL_Reg tc_stream_methods[] = {
     { "next", stream_next },
+    { "read_all", stream_read_all },
     { "error", stream_error },
     { "close", stream_close_method },
     { NULL, NULL },

@@ -6,8 +6,9 @@
  * callbacks build the Lua tables directly, with no tree in between. Numbers
  * are read the way Lua reads a numeral, so 59807 is an integer and 1.5 a
  * float on Lua 5.3+; JSON null is core.json_null (the NULL light userdata,
- * the same value as lua-cjson's cjson.null). Tables marked by
- * core.json_array are encoded as arrays even when empty.
+ * the same value as lua-cjson's cjson.null). Arrays decode as tables marked
+ * by core.json_array, and marked tables encode as arrays even when empty,
+ * so decoding and encoding again keeps [] as [].
  */
 #include "compat.h"
 #include "private.h"
@@ -56,6 +57,7 @@ struct gen {
 struct decoding {
     lua_State *L;
     int depth;
+    int array_mt;        /* stack index of core.json_array's metatable */
     const char *problem; /* why a callback stopped the parse */
     /* Per open container: values (array) or members (object) so far, the
      * stack slot below its first pending one (its table's slot once made),
@@ -96,6 +98,8 @@ static void make_table(struct decoding *d, int depth)
 
     if (d->in_array[depth]) {
         lua_createtable(L, n, 0); /* values..., table */
+        lua_pushvalue(L, d->array_mt);
+        lua_setmetatable(L, -2);
         for (int i = 1; i <= n; i++) {
             lua_pushvalue(L, base + i);
             lua_rawseti(L, -2, i);
@@ -239,6 +243,8 @@ int core_json_decode(lua_State *L)
     p->h = NULL;
     luaL_getmetatable(L, JSON_PARSER_MT);
     lua_setmetatable(L, -2);
+    luaL_getmetatable(L, JSON_ARRAY_MT); /* text, parser, array_mt */
+    d->array_mt = 3;
     p->h = yajl_alloc(&decode_callbacks, NULL, d);
     if (!p->h)
         return luaL_error(L, "out of memory");
@@ -247,12 +253,12 @@ int core_json_decode(lua_State *L)
     if (status == yajl_status_ok)
         status = yajl_complete_parse(p->h);
     if (status == yajl_status_ok) {
-        /* text, parser, value */
+        /* text, parser, array_mt, value */
         yajl_free(p->h);
         p->h = NULL;
         return 1;
     }
-    lua_settop(L, 2);
+    lua_settop(L, 3);
     lua_pushnil(L);
     if (status == yajl_status_client_canceled) {
         lua_pushfstring(L, "JSON text: %s", d->problem);
@@ -272,7 +278,13 @@ int core_json_decode(lua_State *L)
 
 /* Encoding. Each helper returns NULL or why the value cannot be encoded. */
 
-static const char *encode_value(lua_State *L, yajl_gen g, int idx, int depth);
+struct encoding {
+    lua_State *L;
+    yajl_gen g;
+    int sorted; /* object keys in byte order, for text meant to be diffed */
+};
+
+static const char *encode_value(struct encoding *e, int idx, int depth);
 
 static const char *gen_status(yajl_gen_status s)
 {
@@ -342,8 +354,56 @@ static const char *table_shape(lua_State *L, int idx, int *array, lua_Integer *n
     return strings ? "a table mixes array items and named fields" : "an array has holes";
 }
 
-static const char *encode_table(lua_State *L, yajl_gen g, int idx, int depth)
+/* A key of the object being written: the string stays in the table. */
+struct key {
+    const char *s;
+    size_t len;
+};
+
+static int key_order(const void *a, const void *b)
 {
+    const struct key *x = a, *y = b;
+    int c = memcmp(x->s, y->s, x->len < y->len ? x->len : y->len);
+    return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+/* The fields of the object at idx, keys sorted. */
+static const char *encode_sorted(struct encoding *e, int idx, int depth)
+{
+    lua_State *L = e->L;
+    size_t n = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pop(L, 1);
+        n++;
+    }
+    struct key *keys = lua_newuserdata(L, (n ? n : 1) * sizeof *keys); /* keys */
+    size_t i = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pop(L, 1);
+        keys[i].s = lua_tolstring(L, -1, &keys[i].len); /* a string: table_shape checked */
+        i++;
+    }
+    qsort(keys, n, sizeof *keys, key_order);
+    const char *problem = NULL;
+    for (i = 0; i < n && !problem; i++) {
+        problem = gen_status(yajl_gen_string(e->g, (const unsigned char *)keys[i].s, keys[i].len));
+        if (problem)
+            break;
+        lua_pushlstring(L, keys[i].s, keys[i].len);
+        lua_rawget(L, idx); /* keys, value */
+        problem = encode_value(e, lua_gettop(L), depth + 1);
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    return problem;
+}
+
+static const char *encode_table(struct encoding *e, int idx, int depth)
+{
+    lua_State *L = e->L;
+    yajl_gen g = e->g;
     if (depth >= JSON_MAX_DEPTH || !lua_checkstack(L, 4))
         return "nested too deeply (a cycle?)";
     int array;
@@ -356,7 +416,7 @@ static const char *encode_table(lua_State *L, yajl_gen g, int idx, int depth)
             return problem;
         for (lua_Integer i = 1; i <= n; i++) {
             lua_rawgeti(L, idx, i);
-            problem = encode_value(L, g, lua_gettop(L), depth + 1);
+            problem = encode_value(e, lua_gettop(L), depth + 1);
             lua_pop(L, 1);
             if (problem)
                 return problem;
@@ -365,13 +425,18 @@ static const char *encode_table(lua_State *L, yajl_gen g, int idx, int depth)
     }
     if ((problem = gen_status(yajl_gen_map_open(g))))
         return problem;
+    if (e->sorted) {
+        if ((problem = encode_sorted(e, idx, depth)))
+            return problem;
+        return gen_status(yajl_gen_map_close(g));
+    }
     lua_pushnil(L);
     while (lua_next(L, idx)) { /* key, value */
         size_t len;
         const char *key = lua_tolstring(L, -2, &len); /* a string: table_shape checked */
         problem = gen_status(yajl_gen_string(g, (const unsigned char *)key, len));
         if (!problem)
-            problem = encode_value(L, g, lua_gettop(L), depth + 1);
+            problem = encode_value(e, lua_gettop(L), depth + 1);
         lua_pop(L, 1);
         if (problem) {
             lua_pop(L, 1);
@@ -381,8 +446,10 @@ static const char *encode_table(lua_State *L, yajl_gen g, int idx, int depth)
     return gen_status(yajl_gen_map_close(g));
 }
 
-static const char *encode_value(lua_State *L, yajl_gen g, int idx, int depth)
+static const char *encode_value(struct encoding *e, int idx, int depth)
 {
+    lua_State *L = e->L;
+    yajl_gen g = e->g;
     switch (lua_type(L, idx)) {
     case LUA_TNIL:
         return gen_status(yajl_gen_null(g));
@@ -400,26 +467,31 @@ static const char *encode_value(lua_State *L, yajl_gen g, int idx, int depth)
         return gen_status(yajl_gen_string(g, (const unsigned char *)s, len));
     }
     case LUA_TTABLE:
-        return encode_table(L, g, idx, depth);
+        return encode_table(e, idx, depth);
     default:
         return "a value of a type JSON does not have";
     }
 }
 
-/* core.json_encode(value): the JSON text, or nil and an error (kind
- * invalid) saying what cannot be encoded. */
+/* core.json_encode(value [, pretty]): the JSON text, or nil and an error
+ * (kind invalid) saying what cannot be encoded. pretty: keys sorted and
+ * two-space indentation, for files people read and diff. */
 int core_json_encode(lua_State *L)
 {
     luaL_checkany(L, 1);
+    int pretty = lua_toboolean(L, 2);
     lua_settop(L, 1);
     struct gen *box = lua_newuserdata(L, sizeof *box); /* value, gen */
     box->g = NULL;
     luaL_getmetatable(L, JSON_GEN_MT);
     lua_setmetatable(L, -2);
     box->g = yajl_gen_alloc(NULL);
-    if (!box->g || !yajl_gen_config(box->g, yajl_gen_validate_utf8, 1))
+    if (!box->g || !yajl_gen_config(box->g, yajl_gen_validate_utf8, 1) ||
+        (pretty && (!yajl_gen_config(box->g, yajl_gen_beautify, 1) ||
+                    !yajl_gen_config(box->g, yajl_gen_indent_string, "  "))))
         return luaL_error(L, "out of memory");
-    const char *problem = encode_value(L, box->g, 1, 0);
+    struct encoding e = { L, box->g, pretty };
+    const char *problem = encode_value(&e, 1, 0);
     if (problem) {
         yajl_gen_free(box->g);
         box->g = NULL;

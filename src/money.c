@@ -98,6 +98,32 @@ static int to_minor(lua_State *L, int idx, int64_t *out)
     return 1;
 }
 
+/***
+ * Exact money, `tc.money` (the C core's `core.money`), made here.
+ * @module ticketscloud
+ */
+
+/***
+ * The largest amount in minor units, 2^53 - 1: every amount and sum is within
+ * `-money.MAX .. money.MAX`, where LuaJIT's numbers are exact too.
+ * @field money.MAX
+ */
+
+/***
+ * Reads a money amount: the service's decimal string to integer minor units (kopecks),
+ * without floating point. Digits with at most two decimals, an optional leading `-`; nothing
+ * else (no spaces, no `+`, no exponent).
+ * @function money.parse
+ * @tparam string text the amount, `"5600.00"`, `"5600.5"` or `"5600"`
+ * @treturn integer the amount in minor units
+ * @return[2] nil
+ * @treturn[2] Error err, kind `"invalid"`, for text that is not an amount or is out of range
+ * @raise when `text` is not a string
+ * @usage
+ * tc.money.parse("5600.00")   --> 560000
+ * tc.money.parse("5600.5")    --> 560050
+ * tc.money.parse("1.234")     --> nil, err (kind "invalid")
+ */
 /* money.parse("5600.00") -> 560000 | nil, err */
 int core_money_parse(lua_State *L)
 {
@@ -114,6 +140,18 @@ int core_money_parse(lua_State *L)
     return 1;
 }
 
+/***
+ * Writes an amount in minor units as the service does, with two decimals.
+ * @function money.format
+ * @tparam integer amount minor units, within `money.MAX` (a float with an integral value is
+ *   taken too: LuaJIT has only floats)
+ * @treturn string the amount, `"5600.00"`
+ * @raise when `amount` is not an integral number within `money.MAX`
+ * @usage
+ * tc.money.format(560000)   --> "5600.00"
+ * tc.money.format(-5)       --> "-0.05"
+ * tc.money.format(rule.simple.price)   -- catalogue prices are minor units too
+ */
 /* money.format(560000) -> "5600.00" */
 int core_money_format(lua_State *L)
 {
@@ -127,6 +165,22 @@ int core_money_format(lua_State *L)
     return 1;
 }
 
+/***
+ * Adds amounts exactly. Each argument is minor units or a money string (as
+ * @{money.parse} reads it); the sum is **minor units**, an integer, not a string: format it
+ * with @{money.format}. No arguments add up to 0.
+ * @function money.add
+ * @param ... amounts: integers of minor units or money strings
+ * @treturn integer the sum in minor units
+ * @return[2] nil
+ * @treturn[2] Error err, kind `"invalid"`: a string that is not an amount
+ *   (`argument #2 is not a money amount`) or a sum out of range
+ * @raise when an argument is neither a string nor an integral number within `money.MAX`
+ * @usage
+ * local sum = tc.money.add("6160.00", "1089.00")   --> 724900
+ * print(tc.money.format(sum))                      --> 7249.00
+ * tc.money.add(100, "0.50")                        --> 150
+ */
 /* money.add(a, b, ...) -> sum in minor units | nil, err. Arguments are
  * minor units or money strings; no arguments add up to 0. */
 int core_money_add(lua_State *L)

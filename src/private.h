@@ -117,6 +117,7 @@ int tc_now(double *seconds);
 int core_channel(lua_State *L);         /* grpc.c */
 int core_encode(lua_State *L);          /* codec.c: upvalue 1 caches message types */
 int core_decode(lua_State *L);
+int core_decode_at(lua_State *L);
 int core_json_decode(lua_State *L);     /* json.c */
 int core_json_encode(lua_State *L);
 int core_json_array(lua_State *L);
@@ -167,5 +168,10 @@ int tc_codec_encode(lua_State *L, int idx, const struct ProtobufCMessageDescript
  * when the bytes are not a valid message. */
 int tc_codec_decode(lua_State *L, const struct ProtobufCMessageDescriptor *d, const uint8_t *data,
                     size_t len);
+/* A packed listing (stream:read_all, core.decode_at) is messages one after
+ * the other, each after its length as a protobuf varint: writes the length
+ * into out (TC_LENGTH_MAX bytes at most) and returns how many bytes it took. */
+#define TC_LENGTH_MAX 10
+size_t tc_codec_put_length(uint8_t *out, size_t len);
 
 #endif

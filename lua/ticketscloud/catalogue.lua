@@ -1,4 +1,6 @@
--- ticketscloud.catalogue: the catalogue (tc-simple gRPC) methods of the client.
+--- ticketscloud.catalogue: the catalogue (tc-simple gRPC) methods of the client, which
+-- ticketscloud (init.lua) installs on its class; the reference lists them with the client's
+-- other methods.
 --
 --   for event in client:events{ status = "PUBLIC" } do print(event.id, event.name) end
 --
@@ -10,6 +12,7 @@
 -- and returns a stream of plain tables (docs/catalogue-client.md). Request
 -- data is checked in the core before anything is sent; the channel is made
 -- on first use from client.options (options.c says which are acceptable).
+-- @module ticketscloud
 
 local core = require "ticketscloud.core"
 
@@ -81,6 +84,129 @@ function _M.close(self)
     if ch then ch:close() end
     return true
 end
+
+--- @type Client
+
+--- Streams events: the `Events` RPC of tc-simple (spec §2.5).
+--
+-- A catalogue method takes a table in the shape of its v3 request message: the proto field
+-- names, enums by name (or number), Timestamps as Unix seconds; an empty or missing filter
+-- does not filter. Ids are checked to be ObjectIds and every string to be free of control
+-- characters before anything is sent; an unknown field or enum name, a value of the wrong
+-- type or two members of one oneof are refused too (kind `"invalid"`). It returns a
+-- @{CatalogueStream} of messages as plain tables (docs/catalogue-client.md, "Messages"),
+-- and makes the client's gRPC channel on first use.
+-- @function Client:events
+-- @tparam[opt] table request `ids` (a list), `meta` or `without_meta`, `org`, `status`
+--   (`"ANY"`, `"STAND_BY"`, `"PUBLIC"`), `lifetime` (`{ start = { gte =, gt =, lte =, lt = } }`,
+--   and `finish` the same)
+-- @treturn CatalogueStream a stream of `v3.Event` messages
+-- @return[2] nil
+-- @treturn[2] Error err: kind `"invalid"`, or the channel could not be made
+-- @raise when `request` is neither nil nor a table
+-- @usage
+-- local events = assert(client:events{ status = "PUBLIC" })
+-- for event in events do print(event.id, event.name, event.lifetime and event.lifetime.start) end
+-- assert(not events:error())
+
+--- Streams the seats of an event: the `Seats` RPC (spec §2.6). Requests and results as for
+-- @{Client:events}. A vacant seat reads `status == "VACANT"` although the service does not
+-- send it (the proto3 default).
+-- @function Client:seats
+-- @tparam table request `event` (**required**), `sets`, `tickets` (lists of ids), `sector`,
+--   `row`, `number`, `status` (`"ANY"`, `"VACANT"`, `"RESERVED"`, `"SOLD"`)
+-- @treturn CatalogueStream a stream of `v3.Seat` messages
+-- @return[2] nil
+-- @treturn[2] Error err: kind `"invalid"` (`seats: 'event' is required`), or the channel could
+--   not be made
+-- @raise when `request` is neither nil nor a table
+-- @usage
+-- local seats = assert(client:seats{ event = EVENT, status = "VACANT" })
+-- for seat in seats do print(seat.ticket, seat.sector, seat.row, seat.number) end
+-- local err = seats:error()   -- nil when the listing ended normally
+
+--- Streams venues: the `Venues` RPC. Requests and results as for @{Client:events}.
+-- @function Client:venues
+-- @tparam[opt] table request `ids`
+-- @treturn CatalogueStream a stream of `v3.Venue` messages
+-- @return[2] nil
+-- @treturn[2] Error err
+-- @raise when `request` is neither nil nor a table
+-- @usage
+-- for venue in assert(client:venues{ ids = { VENUE } }) do print(venue.id, venue.name) end
+
+--- Streams hall maps: the `Maps` RPC. Requests and results as for @{Client:events}.
+-- @function Client:maps
+-- @tparam[opt] table request `ids`, `venue`
+-- @treturn CatalogueStream a stream of `v3.Map` messages (`svg` a table keyed by its keys)
+-- @return[2] nil
+-- @treturn[2] Error err
+-- @raise when `request` is neither nil nor a table
+-- @usage
+-- for map in assert(client:maps{ venue = VENUE }) do print(map.id) end
+
+--- Streams meta events (groups of events): the `MetaEvents` RPC. Requests and results as for
+-- @{Client:events}.
+-- @function Client:meta_events
+-- @tparam[opt] table request `ids`
+-- @treturn CatalogueStream a stream of `v3.MetaEvent` messages
+-- @return[2] nil
+-- @treturn[2] Error err
+-- @raise when `request` is neither nil nor a table
+-- @usage
+-- for meta in assert(client:meta_events{}) do print(meta.id, meta.name) end
+
+--- Streams tags: the `Tags` RPC. Requests and results as for @{Client:events}.
+-- @function Client:tags
+-- @tparam[opt] table request `ids`
+-- @treturn CatalogueStream a stream of `v3.Tag` messages
+-- @return[2] nil
+-- @treturn[2] Error err
+-- @raise when `request` is neither nil nor a table
+-- @usage
+-- for tag in assert(client:tags{}) do print(tag.id, tag.name, tag.category) end
+
+--- Streams categories: the `Categories` RPC. Requests and results as for @{Client:events}.
+-- @function Client:categories
+-- @tparam[opt] table request `ids`
+-- @treturn CatalogueStream a stream of `v3.Category` messages
+-- @return[2] nil
+-- @treturn[2] Error err
+-- @raise when `request` is neither nil nor a table
+-- @usage
+-- for category in assert(client:categories{}) do print(category.id, category.name) end
+
+--- Streams artists: the `Artists` RPC. Requests and results as for @{Client:events}.
+-- @function Client:artists
+-- @tparam[opt] table request `ids`
+-- @treturn CatalogueStream a stream of `v3.Artist` messages
+-- @return[2] nil
+-- @treturn[2] Error err
+-- @raise when `request` is neither nil nor a table
+-- @usage
+-- for artist in assert(client:artists{ ids = { ARTIST } }) do print(artist.id, artist.name) end
+
+--- Streams countries: the `Countries` RPC. Requests and results as for @{Client:events}.
+-- @function Client:countries
+-- @tparam[opt] table request `ids`: country codes such as `"RU"`
+-- @treturn CatalogueStream a stream of `v3.Country` messages
+-- @return[2] nil
+-- @treturn[2] Error err
+-- @raise when `request` is neither nil nor a table
+-- @usage
+-- for country in assert(client:countries{ ids = { "RU" } }) do
+--     print(country.id, country.name, country.currency)
+-- end
+
+--- Streams cities: the `Cities` RPC. Requests and results as for @{Client:events}.
+-- @function Client:cities
+-- @tparam[opt] table request `ids` (integers), `name`, `suggest`, `country`
+-- @treturn CatalogueStream a stream of `v3.City` messages
+-- @return[2] nil
+-- @treturn[2] Error err
+-- @raise when `request` is neither nil nor a table
+-- @usage
+-- for city in assert(client:cities{ country = "RU", suggest = "Моск" }) do print(city.id, city.name) end
 
 local methods = {}
 

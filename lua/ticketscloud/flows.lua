@@ -1,7 +1,9 @@
--- ticketscloud.flows: whole sales flows composed from the order helpers.
+--- Whole sales flows composed from the order helpers.
 --
--- Each flow is short, plain Lua: copy one and change it to script your own.
---
+-- Each flow is short, plain Lua (lua/ticketscloud/flows.lua): copy one and change it to
+-- script your own.
+-- @module ticketscloud.flows
+-- @usage
 --   local flows = require "ticketscloud.flows"
 --   local order, err = flows.mixed_order(client, {
 --       event = "5d7134962110d30a34e95b96",
@@ -63,22 +65,52 @@ local function abandon_creation(client, err, keep)
     return nil, err
 end
 
--- The order example's mixed order: seated tickets chosen by id plus unseated
--- tickets as a count per set, in either order (spec: the order example).
+--- The order example's mixed order: seated tickets chosen by id plus unseated tickets as a
+-- count per set, in either order (spec: the order example).
 --
---   first = "random": create with random (2a), then add the seats (3a);
---   first = "seats":  create with the seats (2b), then add random (3b).
+-- * `first = "random"`: create with `random` (2a; an empty order of the event when there is
+--   none), then add the seats (3a);
+-- * `first = "seats"`: create with the seats (2b: the event follows from them), then add
+--   `random` (3b).
 --
--- Then the customer is set if given, and the order is finished (status
--- done) when finish is true. vendor_data and request_id go to
--- client:create_order. A step that fails, the creation included (a ticket
--- asked for but not reserved, or an order made although its answer was
--- lost), cancels the order; opts.keep_on_error = true leaves it as it is.
--- opts.on_step(name, order), if given, is called after every step.
--- Returns the order, or nil, err: err.order is the order as the failed step
--- left it, err.cancelled whether the flow cancelled it; kind "unknown" when
--- an order may exist that the flow could not find (err.request_id, see
--- docs/reliability.md).
+-- Then the customer is set if given, and the order is finished (status `done`) when `finish`
+-- is true. A step that fails, the creation included (a ticket asked for but not reserved, or
+-- an order made although its answer was lost), cancels the order, unless `keep_on_error`.
+-- A finish whose outcome was unknown may have sold the order: when the cancel is refused and
+-- the order read anew is `done`, the flow returns it.
+-- @tparam ticketscloud.Client client the client
+-- @tparam table opts the flow
+-- @tparam[opt] string opts.event the event's id; required with `first = "random"`
+-- @tparam[opt] table opts.seats seated tickets by id, `{ TICKET, ... }`; at least one with
+--   `first = "seats"`
+-- @tparam[opt] table opts.random unseated tickets, `{ [SET] = n }`
+-- @tparam[opt="random"] string opts.first `"random"` or `"seats"`: what the order is created
+--   with
+-- @tparam[opt] table opts.customer `{ name =, email =, phone =, lang = }`, set after the tickets
+-- @tparam[opt] boolean opts.finish finish the order (a purchase against the real service)
+-- @tparam[opt] table opts.vendor_data for @{ticketscloud.Client:create_order}
+-- @tparam[opt] string opts.request_id for @{ticketscloud.Client:create_order}
+-- @tparam[opt] boolean opts.keep_on_error leave the order as a failed step left it, instead of
+--   cancelling it
+-- @tparam[opt] function opts.on_step `on_step(name, order)`, called after every step, with
+--   its name: `"create the order with the unseated tickets"`, `"add the seated tickets"`,
+--   `"set the customer"`, `"finish the order"`, ...
+-- @treturn ticketscloud.order.Order the order
+-- @return[2] nil
+-- @treturn[2] ticketscloud.Error err: `err.order` the order as the failed step left it (none
+--   when no order was made), `err.cancelled` whether the flow cancelled it; kind `"unknown"`
+--   with `err.request_id` when an order may exist that the flow could not find
+--   (docs/reliability.md); kind `"invalid"` for a `first` other than `"random"` or `"seats"`
+-- @raise when `client` or `opts` is not a table, or `seats`, `random`, `customer`,
+--   `vendor_data`, `on_step` or `request_id` has the wrong type
+-- @usage
+-- local order, err = flows.mixed_order(client, {
+--     event = EVENT, seats = { SEAT_TICKET }, random = { [FAN_SET] = 1 },
+--     customer = { name = "Ivan", email = "ivan@example.com" },
+--     finish = true,
+--     on_step = function(name, o) print(name, o.values.full) end,
+-- })
+-- if not order then print(err, err.cancelled) end
 function _M.mixed_order(client, opts)
     if type(client) ~= "table" then
         error(("bad argument #1 to 'mixed_order' (client expected, got %s)"):format(type(client)), 2)

@@ -1,7 +1,22 @@
--- ticketscloud.order: the order object that client:create_order and
--- client:order return: its change helpers, the checks after each answer,
--- the 409 retries and the local refusals (docs/orders.md). It uses its
--- client only through client:send, client:read_order and client:retry_pause.
+--- The order object that @{ticketscloud.Client:create_order}, @{ticketscloud.Client:order} and
+-- the order lists return: its change helpers, the checks after each answer, the retries and
+-- the local refusals (docs/orders.md). It uses its client only through `client:send`,
+-- `client:read_order`, `client:deadline` and `client:retry_pause`.
+--
+-- Every PATCH carries the whole desired state of what it changes (spec §5), computed by the
+-- C core from the tickets the order held in the service's last answer: adding a seat
+-- re-sends the tickets held, adding unseated tickets re-sends the seated ticket's set with
+-- its count.
+--
+-- The module's other functions (`wrap`, `verify`) are the client's; an order is made by the
+-- client, never by hand.
+-- @module ticketscloud.order
+-- @usage
+-- local order = assert(client:create_order{ event = EVENT, random = { [FAN_SET] = 1 } })
+-- assert(order:add_tickets{ SEAT_TICKET })   -- sends the held ticket ids + the new one
+-- assert(order:set_customer{ name = "Ivan", email = "ivan@example.com" })
+-- assert(order:finish())                     -- status done: barcodes appear
+-- print(order.status, order.values.full, order.tickets[1].barcode)
 
 local core = require "ticketscloud.core"
 local answers = require "ticketscloud.answers"
@@ -24,6 +39,18 @@ local core_error = core.error
 local fail = core.fail
 
 local _M = { _VERSION = core._VERSION }
+
+--- The options every method of an @{Order} takes as its last argument (all optional).
+-- @table call_options
+-- @tfield[opt] boolean all_or_nothing put into the PATCH body: all the tickets or none (spec
+--   §5.4); a value that is not a boolean raises
+-- @tfield[opt] table headers extra request headers, `{ [NAME] = value }`
+-- @tfield[opt] number timeout seconds for each request, instead of the client's `timeout`
+-- @tfield[opt] number deadline seconds the call may spend on its retries, instead of the
+--   client's `deadline` option
+-- @tfield[opt] number list_timeout for a read of the order that scans the list
+-- @usage
+-- assert(order:add_tickets({ SEAT_TICKET }, { all_or_nothing = true, timeout = 5 }))
 
 local Order = {}
 _M.Order = Order
@@ -116,7 +143,7 @@ _M.verify = verify
 local function serialized(self, fn, ...)
     local st = private[self]
     if st.busy then
-        return fail("conflict", ("another call on order %s is running"):format(self.id))
+        return refuse(self, "conflict", ("another call on order %s is running"):format(self.id))
     end
     st.busy = true
     local ok, a, b = pcall(fn, self, ...)
@@ -223,7 +250,58 @@ local function held_ids(self)
     return ids
 end
 
--- tickets: every id held plus the new ones (order example step 3a).
+--- An order: its fields are the service's order exactly as the REST answer holds it (spec
+-- §4): `id`, `status` (`executed`, `done`, `cancelled`, `expired`, ...), `event`, `tickets`
+-- (each with `id`, `set`, `price`, `nominal`, `full`, ... and, once done, `barcode`),
+-- `values` (`full`, `nominal`, `price`, `extra`, `discount`, `sets_values`, ...; money as
+-- decimal strings, see `tc.money`), `expired_after` and `created_at`
+-- (`"YYYY-MM-DD HH:MM:SS"`, UTC; see `tc.time`), `settings`, `vendor_data`, `promocodes`, ...,
+-- plus `refs`,
+-- the answer's references (`events`, `sets`, `venues`, ...). Every call replaces them with the
+-- service's answer. `tostring(order)` is `ticketscloud.Order <id> (<status>)`.
+--
+-- Each method returns the order, or `nil, err` with `err.order` set to the order, and takes
+-- an optional last argument, @{call_options}. After every change the order is checked, and a
+-- check that fails is kind `"api"`, the order already updated:
+--
+-- * every ticket asked for must be held (without `all_or_nothing` the service skips what it
+--   cannot reserve): `err.missing` lists the ticket ids not held, and
+--   `err.sets[SET] = { wanted =, held = }` the sets whose counts differ;
+-- * `finish` and `cancel` must reach their status;
+-- * the money must add up (spec §7.6);
+-- * a promocode the service did not apply gives `err.messages`, its `{ code =, msg = }` list.
+--
+-- **Retries.** A 409 (another change in flight), a lost answer (kind `"transport"` or
+-- `"timeout"`) and a 5xx are retried: `client:retry_pause` waits, the order is read again,
+-- and when it already holds what the change asked for the change is done; otherwise the body
+-- is recomputed from what the service holds. After `retry.attempts` attempts the result is
+-- kind `"conflict"` with `err.attempts`; a lost answer that could not be settled before the
+-- deadline is kind `"unknown"` (read the order again with @{Order:refresh}). A 400 saying the
+-- order expired is kind `"expired"`.
+--
+-- **Refused locally**, before any request: a `done` or `cancelled` order (kind `"invalid"`,
+-- `order <id> is done: it cannot be changed`); an expired one (kind `"expired"`: its status
+-- is `expired`, or its `expired_after` is past by this machine's clock); data the API would
+-- refuse (kind `"invalid"`); a second call on the same order while one runs, from another
+-- coroutine (kind `"conflict"`). @{Order:refresh} works in any state.
+-- @type Order
+-- @usage
+-- local order = assert(client:order(ORDER_ID))
+-- print(order, order.values.full, #order.tickets)   --> ticketscloud.Order 5d71... (executed) ...
+
+--- Adds seated (or any) tickets by id: sends `tickets`, every id held plus the new ones
+-- (order example step 3a).
+-- @function Order:add_tickets
+-- @tparam table tickets a non-empty list of ticket ids
+-- @tparam[opt] call_options opts
+-- @treturn Order the order, updated
+-- @return[2] nil
+-- @treturn[2] Error err, with `err.order`; kind `"api"` with `err.missing` when a ticket is not
+--   held after the change
+-- @raise when `tickets` is not a table, or `opts` neither nil nor a table
+-- @usage
+-- assert(order:add_tickets{ SEAT_TICKET })
+-- print(order:add_tickets{})   --> nil  ticketscloud: invalid error: tickets: no ticket given
 Order.add_tickets = method("add_tickets", true, function(self, tickets, opts)
     return serialized(self, change, function(o)
         local list, err = core.order_tickets_body(o.tickets, tickets)
@@ -232,7 +310,16 @@ Order.add_tickets = method("add_tickets", true, function(self, tickets, opts)
     end, opts)
 end)
 
--- tickets: every id held but these.
+--- Releases tickets by id: sends `tickets`, every id held but these.
+-- @function Order:remove_tickets
+-- @tparam table tickets a non-empty list of ticket ids
+-- @tparam[opt] call_options opts
+-- @treturn Order the order, updated
+-- @return[2] nil
+-- @treturn[2] Error err, with `err.order`
+-- @raise when `tickets` is not a table, or `opts` neither nil nor a table
+-- @usage
+-- assert(order:remove_tickets{ SEAT_TICKET })
 Order.remove_tickets = method("remove_tickets", true, function(self, tickets, opts)
     return serialized(self, change, function(o)
         local list, err = core.order_tickets_body(o.tickets, nil, tickets)
@@ -261,10 +348,31 @@ local function random_change(name, mode)
     end)
 end
 
--- random: the count held in every set, seated sets included, plus the new
--- (order example step 3b).
+--- Adds unseated tickets, a count per set: sends `random`, the count held in every set (seated
+-- sets included) plus the new ones (order example step 3b). The counts are made absolute
+-- once, from the order as the call found it, so that a retry does not add them twice.
+-- @function Order:add_random
+-- @tparam table counts `{ [SET] = n }`, positive integers, at least one set
+-- @tparam[opt] call_options opts
+-- @treturn Order the order, updated
+-- @return[2] nil
+-- @treturn[2] Error err, with `err.order`; kind `"api"` with `err.sets` when a count is not
+--   held after the change
+-- @raise when `counts` is not a table, or `opts` neither nil nor a table
+-- @usage
+-- assert(order:add_random{ [FAN_SET] = 2 })   -- two more in FAN_SET
 Order.add_random = random_change("add_random", "add")
--- random: the held counts with these sets set to the given counts.
+--- Sets absolute counts of unseated tickets: sends `random`, the counts held with these sets
+-- at the given counts; 0 releases a set.
+-- @function Order:set_random
+-- @tparam table counts `{ [SET] = n }`, non-negative integers, at least one set
+-- @tparam[opt] call_options opts
+-- @treturn Order the order, updated
+-- @return[2] nil
+-- @treturn[2] Error err, with `err.order`
+-- @raise when `counts` is not a table, or `opts` neither nil nor a table
+-- @usage
+-- assert(order:set_random{ [FAN_SET] = 0 })   -- releases every ticket of FAN_SET
 Order.set_random = random_change("set_random", "set")
 
 -- A change of something else: the tickets held must stay held.
@@ -274,25 +382,63 @@ local function keep_tickets(body)
     end
 end
 
--- settings.customer (spec §3.4.1): name, email, phone, lang, checked by
--- core.check_customer (validate.c).
+--- Sets the customer: sends `settings.customer` (spec §3.4.1), keeping the tickets held.
+-- Checked by the C core (`core.check_customer`): only `name`, `email`, `phone` and `lang`,
+-- each a string without control characters; `lang` is `"ru"` or `"en"`; `email` has one `@`
+-- with something on either side and no spaces. Anything else is kind `"invalid"`, nothing sent.
+-- @function Order:set_customer
+-- @tparam table customer `{ name =, email =, phone =, lang = }`, every field optional
+-- @tparam[opt] call_options opts
+-- @treturn Order the order, updated
+-- @return[2] nil
+-- @treturn[2] Error err, with `err.order`
+-- @raise when `customer` is not a table, or `opts` neither nil nor a table
+-- @usage
+-- assert(order:set_customer{ name = "Ivan", email = "ivan@example.com",
+--                            phone = "+79991234576", lang = "ru" })
+-- print(order:set_customer{ email = "ivan" })
+-- --> nil  ticketscloud: invalid error: customer.email: not an e-mail address
 Order.set_customer = method("set_customer", true, function(self, customer, opts)
     local ok, err = core.check_customer(customer)
     if not ok then return failed(self, err) end
     return serialized(self, change, keep_tickets({ settings = { customer = customer } }), opts)
 end)
 
--- vendor_data (spec §3.4.3): order_id and raw within their limits, checked
--- by core.check_vendor_data (validate.c).
+--- Sets the distributor's own data: sends `vendor_data` (spec §3.4.3), keeping the tickets
+-- held. Checked by the C core (`core.check_vendor_data`): only `order_id`, a string of at
+-- most 64 characters, and `raw`, a table of at most 20 keys of at most 40 characters whose
+-- values are strings of at most 128 characters, numbers or booleans. An order made by
+-- @{ticketscloud.Client:create_order} carries its tag in `raw.tc_request_id`: keep it.
+-- @function Order:set_vendor_data
+-- @tparam table vendor_data `{ order_id =, raw = { ... } }`
+-- @tparam[opt] call_options opts
+-- @treturn Order the order, updated
+-- @return[2] nil
+-- @treturn[2] Error err, with `err.order`
+-- @raise when `vendor_data` is not a table, or `opts` neither nil nor a table
+-- @usage
+-- local raw = order.vendor_data.raw or {}
+-- raw.cart = "c-7781"
+-- assert(order:set_vendor_data{ order_id = "shop-1042", raw = raw })
 Order.set_vendor_data = method("set_vendor_data", true, function(self, vendor_data, opts)
     local ok, err = core.check_vendor_data(vendor_data)
     if not ok then return failed(self, err) end
     return serialized(self, change, keep_tickets({ vendor_data = vendor_data }), opts)
 end)
 
--- promocodes, by code (spec §3.4.4). One the service did not apply comes
--- back as nil, err (kind "api", messages = its { code, msg } list), with the
--- order updated all the same.
+--- Applies promocodes by code: sends `promocodes` (spec §3.4.4), keeping the tickets held.
+-- One the service did not apply comes back as `nil, err` (kind `"api"`, status 200,
+-- `messages` its `{ code =, msg = }` list), with the order updated all the same.
+-- @function Order:apply_promocodes
+-- @tparam table codes a non-empty list of non-empty strings
+-- @tparam[opt] call_options opts
+-- @treturn Order the order, updated
+-- @return[2] nil
+-- @treturn[2] Error err, with `err.order`
+-- @raise when `codes` is not a table, or `opts` neither nil nor a table
+-- @usage
+-- local ok, err = order:apply_promocodes{ "SPRING" }
+-- if not ok then print(err.messages[1].msg) end
 Order.apply_promocodes = method("apply_promocodes", true, function(self, codes, opts)
     local list = rest.array()
     for i, code in ipairs(codes) do
@@ -305,25 +451,54 @@ Order.apply_promocodes = method("apply_promocodes", true, function(self, codes, 
     return serialized(self, change, keep_tickets({ promocodes = list }), opts)
 end)
 
--- status done (spec §3.4.5): the order is paid, tickets get barcodes.
+--- Finishes the order: sends `status = "done"` (spec §3.4.5). The order is paid and its tickets
+-- get barcodes; the order gets its `code`. Against the real service this is a purchase.
+-- @function Order:finish
+-- @tparam[opt] call_options opts
+-- @treturn Order the order, status `done`
+-- @return[2] nil
+-- @treturn[2] Error err, with `err.order`
+-- @raise when `opts` is neither nil nor a table
+-- @usage
+-- assert(order:finish())
+-- print(order.status, order.code, order.tickets[1].barcode)
 Order.finish = method("finish", false, function(self, _, opts)
     return serialized(self, change, function(o)
         return { status = "done" }, { tickets = held_ids(o), status = "done" }
     end, opts)
 end)
 
--- status cancelled: the tickets go back on sale.
+--- Cancels the order: sends `status = "cancelled"`. The tickets go back on sale.
+-- @function Order:cancel
+-- @tparam[opt] call_options opts
+-- @treturn Order the order, status `cancelled`
+-- @return[2] nil
+-- @treturn[2] Error err, with `err.order`; kind `"invalid"` for a done order
+-- @raise when `opts` is neither nil nor a table
+-- @usage
+-- assert(order:cancel())
 Order.cancel = method("cancel", false, function(self, _, opts)
     return serialized(self, change, function()
         return { status = "cancelled" }, { status = "cancelled" }
     end, opts)
 end)
 
--- Visitor data for AIS Mosbilet venues (spec §3.10): PUT
--- /v2/services/orders/mosbilet/user_data, allowed only while the order is
--- executed (refused locally otherwise). The order itself is unchanged, so
--- it is returned as it is; no 409 retry (the call does not change the
--- order's tickets).
+--- Sends the visitors' data for AIS Mosbilet venues (spec §3.10):
+-- `PUT /v2/services/orders/mosbilet/user_data`, while the order can be changed (refused locally
+-- for a done, cancelled or expired order). The order itself does not change and is returned
+-- as it is; there is no retry.
+-- @function Order:set_visitors
+-- @tparam table visitors a non-empty list of tables with `ticket_id`, `user_id`, `name`,
+--   `surname`, `middle_name`: `user_id`, `name` and `surname` required and non-empty,
+--   `ticket_id` a ticket id, no other field
+-- @tparam[opt] call_options opts `headers`, `timeout`
+-- @treturn Order the order
+-- @return[2] nil
+-- @treturn[2] Error err, with `err.order`
+-- @raise when `visitors` is not a table, or `opts` neither nil nor a table
+-- @usage
+-- assert(order:set_visitors{ { ticket_id = order.tickets[1].id, user_id = "42",
+--                              name = "Ivan", surname = "Petrov" } })
 Order.set_visitors = method("set_visitors", true, function(self, visitors, opts)
     local ok, err = changeable(self)
     if not ok then return failed(self, err) end
@@ -340,7 +515,17 @@ Order.set_visitors = method("set_visitors", true, function(self, visitors, opts)
     end)
 end)
 
--- Reads the order again. Allowed in any state.
+--- Reads the order again (`GET`, or the list, as @{ticketscloud.Client:order}) and updates it.
+-- Allowed in any state, done, cancelled and expired included.
+-- @function Order:refresh
+-- @tparam[opt] call_options opts `headers`, `timeout`, `list_timeout`
+-- @treturn Order the order, updated
+-- @return[2] nil
+-- @treturn[2] Error err, with `err.order`
+-- @raise when `opts` is neither nil nor a table
+-- @usage
+-- assert(order:refresh())
+-- if order.status == "expired" then print("too late") end
 Order.refresh = method("refresh", false, function(self, _, opts)
     return serialized(self, function(o)
         local doc, err = reread(o, opts)

@@ -1,11 +1,13 @@
--- ticketscloud.pages: the paged lists of the REST API (orders, refund
+--- ticketscloud.pages: the paged lists of the REST API (orders, refund
 -- requests) for the client: a stream that fetches pages as needed, and
--- reading one item by id with the list as the fallback.
+-- reading one item by id with the list as the fallback. The module is
+-- internal; the reference documents its stream with the client.
 --
 -- Every walk of a list is bounded, whatever the server answers: it ends at
 -- a short or empty page or at pagination.total; a page that makes no
 -- progress is refused (kind "api"); and the time it spends fetching pages
 -- is limited by list_timeout (kind "timeout"). docs/client.md, "Lists".
+-- @module ticketscloud
 
 local core = require "ticketscloud.core"
 local answers = require "ticketscloud.answers"
@@ -154,21 +156,64 @@ local function next_item(self)
     end
 end
 
--- The next item, nil at the end, or nil, err (then again on every call);
--- after close, nil and a "closed" error, as a catalogue stream.
+--- The stream of a REST list, returned by @{Client:orders} (`ticketscloud.OrderStream`, of
+-- order objects) and @{Client:refunds} (`ticketscloud.RefundStream`, of refund requests).
+--
+-- Calling the stream, as a `for` loop does, is @{ListStream:next}: the next item, `nil` at
+-- the end, or `nil, err`. Pages are fetched as needed, `page_size` items at a time. A `for`
+-- loop stops at the first `nil` either way, so check @{ListStream:error} after it.
+--
+-- Every walk ends, whatever the server answers: at a short or empty page or when
+-- `pagination.total` items were read; a page whose `data` is not a list of objects with
+-- ObjectIds, or that makes no progress (only items listed before in this walk, or a
+-- `pagination.page` other than the one asked for), is kind `"api"`; the time spent fetching
+-- pages is bounded by `list_timeout` (the call's, else the client's), past which the walk
+-- ends with kind `"timeout"`. An item listed before on a page with new ones (the list shifted)
+-- is not listed again.
+--
+-- Field `total`: the service's count of matching items, once a page was read.
+-- @type ListStream
+-- @usage
+-- local stream = assert(client:orders{ status = "done" })
+-- for order in stream do print(order.id) end
+-- local err = stream:error()
+-- if err then print("the listing is incomplete: " .. tostring(err)) end
+-- print(stream.total)
+
+--- The next item, `nil` at the end, or `nil, err` (then the same error on every call).
+-- Calling the stream is the same.
+-- @function ListStream:next
+-- @return the next item: an order object, or a refund request
+-- @return[2] nil at the end
+-- @return[3] nil
+-- @treturn[3] Error err; after @{ListStream:close}, kind `"invalid"` (`"closed"`)
+-- @usage
+-- local order, err = stream:next()   -- or stream()
 function Stream.next(self)
     local item, refs = next_item(self)
     if item == nil then return nil, refs end
     return self.list.make(self.client, item, refs)
 end
 
--- The error that ended the stream, nil when it ended normally.
+--- The error that ended the stream: `nil` while it has not failed, and after a normal end.
+-- After @{ListStream:close} it still tells what ended the stream before.
+-- @function ListStream:error
+-- @treturn ?Error the error, or `nil`
+-- @usage
+-- for refund in refunds do print(refund.id) end
+-- assert(not refunds:error(), "the listing is incomplete")
 function Stream.error(self)
     return self.err
 end
 
--- Ends the stream early; stream:error() still tells what ended it before.
--- Idempotent.
+--- Ends the stream early. Calls after it give `nil, err` (kind `"invalid"`, `"closed"`);
+-- @{ListStream:error} still tells what ended it before. Idempotent.
+-- @function ListStream:close
+-- @treturn boolean `true`
+-- @usage
+-- for order in stream do
+--     if order.id == WANTED then stream:close() break end
+-- end
 function Stream.close(self)
     self.closed = true
     self.items = nil

@@ -1,4 +1,5 @@
--- ticketscloud.rest: the REST requests as pure functions, no I/O.
+--- The REST requests as pure functions, no I/O: the low level under the client, for
+-- @{ticketscloud.Client:send} and for other transports.
 --
 -- Each request builder checks its arguments and returns a request
 --
@@ -9,6 +10,20 @@
 -- can run them over its own I/O and read the answer with rest.decode
 -- (ticketscloud.answers). JSON goes through ticketscloud.json, re-exported
 -- here: rest.encode, rest.decode_json, rest.null, rest.array.
+--
+-- A transport sends `Authorization: key <KEY>`, `Accept: application/json` and
+-- `Content-Type: application/json`, and sends each request once (docs/openresty.md, "Without
+-- blocking: the pure parts"). The module's constants: the paths `rest.ORDERS`, `rest.REFUNDS`,
+-- `rest.PROMOCODE_CHECK`, `rest.MOSBILET`; the sets `rest.STATUSES`, `rest.REFUND_STATUSES`,
+-- `rest.CULPRITS`; `rest.MAX_PAGE_SIZE` (200) and `rest.DEFAULT_PAGE_SIZE` (50). `rest.null`
+-- is JSON `null` as answers decode it (`tc.null`, equal to lua-cjson's `cjson.null`).
+-- @module ticketscloud.rest
+-- @usage
+-- local rest = require "ticketscloud.rest"
+-- local req = assert(rest.patch_order(ORDER_ID, { status = "done" }))
+-- -- req.method == "PATCH", req.path == "/v2/resources/orders/" .. ORDER_ID,
+-- -- req.body == '{"status":"done"}'
+-- local doc, err = rest.decode(my_http(req.method, req.path, req.body))   -- status, body
 
 local core = require "ticketscloud.core"
 local json = require "ticketscloud.json"
@@ -58,6 +73,51 @@ local function request(method, path, body)
     return { method = method, path = path, body = text }
 end
 
+--- Marks a table as a JSON array, so that it is encoded as `[]` when empty (and not as `{}`).
+-- @function array
+-- @tparam[opt] table t the list (default a new empty one)
+-- @treturn table `t`, marked
+-- @usage
+-- rest.encode{ tickets = rest.array() }   --> '{"tickets":[]}'
+
+--- Encodes a value as JSON text, as the builders encode their bodies; the value is not
+-- checked (the builders check theirs).
+-- @function encode
+-- @param value a table, string, number, boolean or `rest.null`
+-- @treturn string the JSON text
+-- @return[2] nil
+-- @treturn[2] ticketscloud.Error err, kind `"invalid"`: the value cannot be encoded
+-- @usage
+-- rest.encode{ status = "done" }   --> '{"status":"done"}'
+
+--- Decodes JSON text (the C core's decoder, over yajl): integer numbers are Lua integers
+-- (on Lua 5.3+), `null` is `rest.null`, an empty array an empty table (marked as an array).
+-- @function decode_json
+-- @tparam string text JSON text
+-- @return the value
+-- @return[2] nil
+-- @treturn[2] string the decoder's message
+-- @usage
+-- local v = rest.decode_json('{"a":["x","y"],"n":59807}')   --> { a = { "x", "y" }, n = 59807 }
+
+--- Reads an answer as the client does: a 2xx answer must be a JSON object with `data`
+-- (whose `id`, when present, is an ObjectId); any other status is an error of its kind (400
+-- `api`, 401 and 403 `auth`, 404 `not_found`, 409 `conflict`, other `api`) with the service's
+-- `errors` or `reason` as `messages`. It does not take the key out of messages, as the
+-- client does (`client:send`).
+-- @function decode
+-- @tparam integer status the HTTP status
+-- @tparam string body the answer's body
+-- @tparam[opt] boolean no_data a request whose success has no body (its `req.no_data`): any
+--   2xx gives `true`
+-- @treturn table the JSON document (`data`, `refs`, `pagination`, ...), or `true`
+-- @return[2] nil
+-- @treturn[2] ticketscloud.Error err
+-- @usage
+-- local doc, err = rest.decode(200, '{"data": {"id": "5d7134962110d30a34e95b96"}}')
+-- print(rest.decode(404, '{"errors": ["Order 5d71... not found"]}'))
+-- --> nil  ticketscloud: not_found error (404): Order 5d71... not found
+
 -- A list of ObjectIds: a table with 1..n, each an id. Returns a marked copy.
 local function id_list(v, name)
     if type(v) ~= "table" then return fail("invalid", name .. ": a list of ids expected") end
@@ -99,10 +159,17 @@ local function text_list(v, name)
     return out
 end
 
--- POST /v2/resources/orders (spec §3.3, §5.7): { event = ID, random = {...} },
--- { tickets = { ID, ... } } or { event = ID }; all_or_nothing, settings
--- (customer, send_tickets), vendor_data and promocodes checked as a PATCH
--- would be (validate.c).
+--- `POST /v2/resources/orders` (spec §3.3, §5.7): `{ event = ID, random = {...} }`,
+-- `{ tickets = { ID, ... } }` or `{ event = ID }`; `all_or_nothing`, `settings` (customer,
+-- send_tickets), `vendor_data` and `promocodes` checked as a PATCH would be (validate.c).
+-- `tickets` and `random` together are refused (spec §5.4). This is the bare request:
+-- @{ticketscloud.Client:create_order} adds the creation's tag and its exactly-once rule.
+-- @tparam table args as @{ticketscloud.Client:create_order} takes them, without `request_id`
+-- @treturn table the request
+-- @return[2] nil
+-- @treturn[2] ticketscloud.Error err, kind `"invalid"`
+-- @usage
+-- local req = assert(rest.create_order{ event = EVENT, random = { [FAN_SET] = 1 } })
 function _M.create_order(args)
     local body, err = {}
     for k, v in pairs(args) do body[k] = v end
@@ -141,14 +208,28 @@ function _M.create_order(args)
     return request("POST", _M.ORDERS, body)
 end
 
--- GET /v2/resources/orders/:id (spec §3.8)
+--- `GET /v2/resources/orders/:id` (spec §3.8).
+-- @tparam string id the order's id
+-- @treturn table the request
+-- @return[2] nil
+-- @treturn[2] ticketscloud.Error err, kind `"invalid"`: not an ObjectId
+-- @usage
+-- local doc = assert(client:send(assert(rest.get_order(ORDER_ID))))
 function _M.get_order(id)
     local ok, err = check_id(id, "order id")
     if not ok then return nil, err end
     return request("GET", _M.ORDERS .. "/" .. id)
 end
 
--- PATCH /v2/resources/orders/:id with a whole body (spec §3.4)
+--- `PATCH /v2/resources/orders/:id` with a whole body (spec §3.4). The body must not be empty,
+-- and its strings must be free of control characters.
+-- @tparam string id the order's id
+-- @tparam table body the desired state
+-- @treturn table the request
+-- @return[2] nil
+-- @treturn[2] ticketscloud.Error err, kind `"invalid"`
+-- @usage
+-- local req = assert(rest.patch_order(ORDER_ID, { status = "cancelled" }))
 function _M.patch_order(id, body)
     local ok, err = check_id(id, "order id")
     if not ok then return nil, err end
@@ -257,34 +338,65 @@ for _, kind in ipairs{ ORDER_LIST, REFUND_LIST } do
     kind.known = "known: " .. concat(names, ", ")
 end
 
--- The filter of client:orders as a query string without the page
--- (spec §3.6): status, events, created_at = { from, to },
--- only_with_customer, page_size; any other key is refused. Returns query,
--- page_size or nil, err.
+--- The filter of @{ticketscloud.Client:orders} as a query string without the page (spec §3.6):
+-- `status`, `events`, `created_at = { from, to }`, `only_with_customer`, `page_size`; any
+-- other key is refused.
+-- @tparam table filter the filter
+-- @treturn string the query
+-- @treturn integer the page size
+-- @return[2] nil
+-- @treturn[2] ticketscloud.Error err, kind `"invalid"`
+-- @usage
+-- local query, size = assert(rest.orders_query{ status = "done", page_size = 100 })
+-- --> "status=done&page_size=100", 100
 function _M.orders_query(filter)
     return list_query(filter, ORDER_LIST)
 end
 
--- The filter of client:refunds (spec §3.11): status (new, in_progress,
--- approved, rejected), events, created_at and finished_at = { from, to },
--- page_size; any other key is refused. Returns query, page_size or nil, err.
+--- The filter of @{ticketscloud.Client:refunds} as a query string without the page (spec
+-- §3.11): `status` (`new`, `in_progress`, `approved`, `rejected`), `events`, `created_at` and
+-- `finished_at = { from, to }`, `page_size`; any other key is refused.
+-- @tparam table filter the filter
+-- @treturn string the query
+-- @treturn integer the page size
+-- @return[2] nil
+-- @treturn[2] ticketscloud.Error err, kind `"invalid"`
+-- @usage
+-- local query = assert(rest.refunds_query{ status = { "new", "approved" } })
 function _M.refunds_query(filter)
     return list_query(filter, REFUND_LIST)
 end
 
--- GET /v2/resources/orders?<query>&page=n
+--- `GET /v2/resources/orders?<query>&page=n`: one page of the list.
+-- @tparam string query a query of @{orders_query}
+-- @tparam integer page the page, from 1
+-- @treturn table the request
+-- @usage
+-- local query = assert(rest.orders_query{ status = "done" })
+-- local doc = assert(client:send(rest.list_orders(query, 1)))
 function _M.list_orders(query, page)
     return request("GET", _M.ORDERS .. "?" .. query .. "&page=" .. page)
 end
 
--- GET /v2/resources/refund_requests?<query>&page=n
+--- `GET /v2/resources/refund_requests?<query>&page=n`: one page of the list.
+-- @tparam string query a query of @{refunds_query}
+-- @tparam integer page the page, from 1
+-- @treturn table the request
+-- @usage
+-- local doc = assert(client:send(rest.list_refunds(assert(rest.refunds_query{}), 1)))
 function _M.list_refunds(query, page)
     return request("GET", _M.REFUNDS .. "?" .. query .. "&page=" .. page)
 end
 
--- POST /v2/resources/refund_requests (spec §3.11): { order = ID,
--- tickets = { ID, ... } (at least one), culprit = "user" | "org",
--- requested_at = Unix seconds or "YYYY-MM-DDTHH:MM:SS" (UTC, optional) }.
+--- `POST /v2/resources/refund_requests` (spec §3.11).
+-- @tparam table args `order` (an id), `tickets` (a non-empty list of ids), `culprit` (`"user"`
+--   or `"org"`), `requested_at` (optional: Unix seconds or `"YYYY-MM-DDTHH:MM:SS"`, UTC)
+-- @treturn table the request
+-- @return[2] nil
+-- @treturn[2] ticketscloud.Error err, kind `"invalid"`
+-- @usage
+-- local req = assert(rest.create_refund{ order = ORDER_ID, tickets = { TICKET_ID },
+--                                        culprit = "org" })
 function _M.create_refund(args)
     local ok, err = check_id(args.order, "order")
     if not ok then return nil, err end
@@ -305,15 +417,28 @@ function _M.create_refund(args)
     return request("POST", _M.REFUNDS, body)
 end
 
--- GET /v2/resources/refund_requests/:id (served by tc-sandbox; the service
--- documents no such route, see docs/refunds.md)
+--- `GET /v2/resources/refund_requests/:id` (served by tc-sandbox; the service documents no such
+-- route, see docs/refunds.md).
+-- @tparam string id the refund request's id
+-- @treturn table the request
+-- @return[2] nil
+-- @treturn[2] ticketscloud.Error err, kind `"invalid"`
+-- @usage
+-- local req = assert(rest.get_refund(REFUND_ID))
 function _M.get_refund(id)
     local ok, err = check_id(id, "refund id")
     if not ok then return nil, err end
     return request("GET", _M.REFUNDS .. "/" .. id)
 end
 
--- PATCH /v2/resources/refund_requests/:id { status = "approved" | "rejected" }
+--- `PATCH /v2/resources/refund_requests/:id` `{ status = "approved" | "rejected" }`.
+-- @tparam string id the refund request's id
+-- @tparam string status `"approved"` or `"rejected"`
+-- @treturn table the request
+-- @return[2] nil
+-- @treturn[2] ticketscloud.Error err, kind `"invalid"`
+-- @usage
+-- local req = assert(rest.patch_refund(REFUND_ID, "approved"))
 function _M.patch_refund(id, status)
     local ok, err = check_id(id, "refund id")
     if not ok then return nil, err end
@@ -327,11 +452,17 @@ local VISITOR = { ticket_id = "id", user_id = "text", name = "text", surname = "
                   middle_name = "text" }
 local VISITOR_REQUIRED = { "user_id", "name", "surname" }
 
--- PUT /v2/services/orders/mosbilet/user_data (spec §3.10): the order id and
--- a non-empty list of { ticket_id =, user_id =, name =, surname =,
--- middle_name = } (user_id, name, surname required, ticket_id an id). The
--- answer is 202 without a body: the request has no_data set (see
--- answers.decode).
+--- `PUT /v2/services/orders/mosbilet/user_data` (spec §3.10). The answer is 202 without a
+-- body: the request has `no_data = true` (see @{decode}).
+-- @tparam string order the order's id
+-- @tparam table visitors a non-empty list of tables with `ticket_id`, `user_id`, `name`,
+--   `surname`, `middle_name` (`user_id`, `name`, `surname` required, `ticket_id` an id)
+-- @treturn table the request
+-- @return[2] nil
+-- @treturn[2] ticketscloud.Error err, kind `"invalid"`
+-- @usage
+-- local req = assert(rest.mosbilet_user_data(ORDER_ID, {
+--     { ticket_id = TICKET_ID, user_id = "42", name = "Ivan", surname = "Petrov" } }))
 function _M.mosbilet_user_data(order, visitors)
     local ok, err = check_id(order, "order")
     if not ok then return nil, err end
@@ -367,7 +498,13 @@ function _M.mosbilet_user_data(order, visitors)
     return req, err
 end
 
--- POST /v2/services/promocodes/check (spec §3.9)
+--- `POST /v2/services/promocodes/check` (spec §3.9).
+-- @tparam table args `{ event = ID, code = "PROMO" }`
+-- @treturn table the request
+-- @return[2] nil
+-- @treturn[2] ticketscloud.Error err, kind `"invalid"`
+-- @usage
+-- local req = assert(rest.check_promocode{ event = EVENT, code = "SPRING" })
 function _M.check_promocode(args)
     local ok, err = check_id(args.event, "event")
     if not ok then return nil, err end

@@ -1,14 +1,16 @@
--- ticketscloud.time: the two forms of a time in the API, and the one rule
--- between them. Orders carry "YYYY-MM-DD HH:MM:SS" strings in UTC (spec
--- §4.1: created_at, expired_after, ...); the catalogue carries Unix seconds.
+--- The two forms of a time in the API, and the one rule between them: `tc.time`. Orders carry
+-- `"YYYY-MM-DD HH:MM:SS"` strings in UTC (spec §4.1: `created_at`, `expired_after`, ...); the
+-- catalogue carries Unix seconds.
 --
+-- Plain arithmetic on the proleptic Gregorian calendar (days from a civil date and back), so
+-- it does not depend on the local time zone or the range of `os.date`; the same on Lua 5.1
+-- to 5.4 and LuaJIT.
+-- @module ticketscloud.time
+-- @usage
 --   local tc = require "ticketscloud"
 --   tc.time.parse("2019-09-05 12:00:00")  --> 1567684800 | nil, err
 --   tc.time.format(1567684800)            --> "2019-09-05 12:00:00" | nil, err
---
--- Plain arithmetic on the proleptic Gregorian calendar (days from a civil
--- date and back), so it does not depend on the local time zone or the
--- range of os.date; the same on Lua 5.1 to 5.4 and LuaJIT.
+--   tc.time.rfc3339(1567684800)           --> "2019-09-05T12:00:00Z" | nil, err
 
 local core = require "ticketscloud.core"
 
@@ -59,8 +61,18 @@ local function days_in_month(y, m)
     return (m == 4 or m == 6 or m == 9 or m == 11) and 30 or 31
 end
 
--- time.parse(text) -> Unix seconds | nil, err (kind "invalid"): text is a
--- "YYYY-MM-DD HH:MM:SS" time in UTC, a date that exists.
+--- Reads an order time: `"YYYY-MM-DD HH:MM:SS"` in UTC, a date and time that exist.
+-- @tparam string text the time, as orders carry it
+-- @treturn integer Unix seconds
+-- @return[2] nil
+-- @treturn[2] ticketscloud.Error err, kind `"invalid"`: text that is not that form, or not a
+--   real date or time
+-- @raise when `text` is not a string
+-- @usage
+-- local created = tc.time.parse(order.created_at)
+-- print(os.time() - created, "seconds old")
+-- tc.time.parse("2019-02-30 00:00:00")
+-- --> nil  ticketscloud: invalid error: time: no such date or time: 2019-02-30 00:00:00
 function _M.parse(text)
     check_arg(text, "string", "parse", 1)
     local y, mo, d, h, mi, s = text:match(PATTERN)
@@ -75,9 +87,16 @@ function _M.parse(text)
     return days_from_civil(y, mo, d) * DAY + h * 3600 + mi * 60 + s
 end
 
--- time.format(seconds) -> "YYYY-MM-DD HH:MM:SS" (UTC) | nil, err (kind
--- "invalid"): seconds are Unix seconds, the fraction dropped (rounded
--- down), within the years 0000 to 9999.
+--- Writes Unix seconds as an order time, `"YYYY-MM-DD HH:MM:SS"` in UTC; the fraction of a
+-- second is dropped (rounded down).
+-- @tparam number seconds Unix seconds within the years 0000 to 9999
+-- @treturn string the time
+-- @return[2] nil
+-- @treturn[2] ticketscloud.Error err, kind `"invalid"`, outside the years 0000 to 9999 (or NaN)
+-- @raise when `seconds` is not a number
+-- @usage
+-- tc.time.format(1567684800)   --> "2019-09-05 12:00:00"
+-- tc.time.format(seat.ticket_reserved_till)   -- a catalogue time, as orders write it
 function _M.format(seconds)
     check_arg(seconds, "number", "format", 1)
     if not (seconds >= FIRST and seconds < LAST + 1) then -- also NaN
@@ -89,6 +108,29 @@ function _M.format(seconds)
     local y, m, d = civil_from_days(days)
     return ("%04d-%02d-%02d %02d:%02d:%02d"):format(y, m, d, floor(rest / 3600),
                                                     floor(rest % 3600 / 60), rest % 60)
+end
+
+--- Writes Unix seconds in RFC 3339, the form of a `google.protobuf.Timestamp` in proto3 JSON
+-- (a tc-sandbox catalog), with the fraction of a second when there is one (to the nanosecond).
+-- @function rfc3339
+-- @tparam number seconds Unix seconds
+-- @treturn string `"YYYY-MM-DDTHH:MM:SSZ"`, or `"...:SS.fffZ"` with a fraction
+-- @return[2] nil
+-- @treturn[2] ticketscloud.Error err, kind `"invalid"`, outside the years 0000 to 9999 (or NaN)
+-- @raise when `seconds` is not a number
+-- @usage
+-- tc.time.rfc3339(1567684800)      --> "2019-09-05T12:00:00Z"
+-- tc.time.rfc3339(1567684800.25)   --> "2019-09-05T12:00:00.25Z"
+function _M.rfc3339(seconds)
+    check_arg(seconds, "number", "rfc3339", 1)
+    local text, err = _M.format(seconds)
+    if not text then return nil, err end
+    text = text:gsub(" ", "T", 1)
+    local nanos = floor((seconds - floor(seconds)) * 1e9 + 0.5)
+    if nanos > 0 and nanos < 1000000000 then
+        text = text .. ("%09d"):format(nanos):gsub("0+$", ""):gsub("^", ".")
+    end
+    return text .. "Z"
 end
 
 return _M

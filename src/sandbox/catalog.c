@@ -236,6 +236,13 @@ static bool load_explicit_tickets(struct loader *ld, const json_t *set_json, con
         if (!get_string(ld, item, "serial", tpath, &t->serial)) return false;
         if (!get_int(json_object_get(item, "number"), &t->number))
             return fail(ld, tpath, "'number' must be an integer");
+        json_t *status = json_object_get(item, "status");
+        if (status && !json_is_null(status)) {
+            const char *s = json_string_value(status);
+            if (!s || (strcmp(s, "VACANT") != 0 && strcmp(s, "SOLD") != 0))
+                return fail(ld, tpath, "'status' must be \"VACANT\" or \"SOLD\"");
+            t->sold = strcmp(s, "SOLD") == 0;
+        }
         json_t *seat = json_object_get(item, "seat");
         if (set->with_seats) {
             if (!json_is_object(seat))
@@ -253,9 +260,10 @@ static bool load_explicit_tickets(struct loader *ld, const json_t *set_json, con
     return true;
 }
 
-/* stock: {"count": N, "serial": "ABC", "first_number": K}. The id of the
- * k-th generated ticket (k from 0) is the 16 hex digits of FNV-1a-64 of the
- * set id followed by k as 8 hex digits. */
+/* stock: {"count": N, "serial": "ABC", "first_number": K, "sold": S}. The
+ * id of the k-th generated ticket (k from 0) is the 16 hex digits of
+ * FNV-1a-64 of the set id followed by k as 8 hex digits; the first S are
+ * sold before the sandbox starts. */
 static bool load_stock(struct loader *ld, const json_t *set_json, const char *path,
                        struct cat_set *set, uint32_t set_index)
 {
@@ -273,6 +281,10 @@ static bool load_stock(struct loader *ld, const json_t *set_json, const char *pa
     json_t *fn = json_object_get(stock, "first_number");
     first = 1;
     if (fn && !get_int(fn, &first)) return fail(ld, spath, "'first_number' must be an integer");
+    json_t *sj = json_object_get(stock, "sold");
+    int64_t sold = 0;
+    if (sj && (!get_int(sj, &sold) || sold < 0 || sold > count))
+        return fail(ld, spath, "'sold' must be an integer from 0 to 'count'");
     uint64_t h = fnv1a64(set->id);
     for (int64_t k = 0; k < count; k++) {
         struct cat_ticket *t = ticket_new(ld);
@@ -281,6 +293,7 @@ static bool load_stock(struct loader *ld, const json_t *set_json, const char *pa
         t->serial = serial;
         t->number = first + k;
         t->set = set_index;
+        t->sold = k < sold;
         if (!ticket_register(ld, spath)) return false;
     }
     return true;

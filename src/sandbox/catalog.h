@@ -31,6 +31,7 @@ struct cat_ticket {
     const char *sector, *row, *seat; /* NULL for unseated tickets */
     uint32_t set;                    /* index into catalog.sets */
     uint32_t rank;                   /* its position in the set's by_number */
+    bool sold;                       /* sold before the sandbox started (by no order of its) */
 };
 
 struct cat_set {

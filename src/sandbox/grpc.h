@@ -1,8 +1,9 @@
 /*
  * grpc.h: the tc-simple gRPC listener of tc-sandbox.
  *
- * It serves /v3.Simple/<Method> for the ten catalogue methods on its own
- * thread, reading the catalog and live inventory through sandbox.h.
+ * It serves /v3.Simple/<Method> for the ten catalogue methods, the health
+ * service and server reflection, on threads of its own, reading the
+ * catalog and live inventory through sandbox.h.
  */
 #ifndef TC_SANDBOX_GRPC_H
 #define TC_SANDBOX_GRPC_H

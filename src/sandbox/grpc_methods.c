@@ -10,7 +10,13 @@
  * statuses (sandbox_each_seat), after the store lock is released.
  *
  * Request semantics (spec §2.12, §8 row 22): an empty filter does not
- * filter; unknown ids are simply not streamed; `Seats` needs `event`.
+ * filter; unknown ids are simply not streamed; `Seats` needs `event`. A
+ * list of ids in a request is put in a hash set first, so a call costs the
+ * size of the request plus the entities it walks, never their product.
+ *
+ * methods_run() runs on several threads at once (grpc.c's workers): the
+ * messages built at start are only read; an event is copied for its live
+ * counters.
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -20,12 +26,16 @@
 #include "artists.pb-c.h"
 #include "events.pb-c.h"
 #include "geo.pb-c.h"
+#include "grpc/health/v1/health.pb-c.h"
+#include "grpc/reflection/v1/reflection.pb-c.h"
 #include "grpc_methods.h"
+#include "grpc_reflection.h"
 #include "meta_events.pb-c.h"
 #include "pbjson.h"
 #include "sandbox.h"
 #include "seats.pb-c.h"
 #include "tags.pb-c.h"
+#include "util.h"
 #include "venues.pb-c.h"
 
 /* One catalog entity: its message and, for reference entities, its bytes. */
@@ -41,21 +51,14 @@ struct entities {
 
 struct methods {
     struct sandbox *sb;
+    struct reflection *reflection;
     struct entities artists, categories, cities, countries, events, maps, meta_events, tags,
         venues;
 };
 
-typedef void handler_fn(struct methods *m, const ProtobufCMessage *req, struct reply *out);
-
-struct method {
-    const char *path;
-    const ProtobufCMessageDescriptor *request;
-    handler_fn *run;
-};
-
 /* ---- replies ------------------------------------------------------------- */
 
-static void reply_error(struct reply *out, grpc_status_code status, const char *message)
+void reply_error(struct reply *out, grpc_status_code status, const char *message)
 {
     for (size_t i = 0; i < out->n; i++) grpc_slice_unref(out->msgs[i]);
     out->n = 0;
@@ -63,8 +66,7 @@ static void reply_error(struct reply *out, grpc_status_code status, const char *
     out->message = message;
 }
 
-/* Takes over the slice. */
-static bool reply_push(struct reply *out, grpc_slice s)
+bool reply_push(struct reply *out, grpc_slice s)
 {
     if (out->status != GRPC_STATUS_OK) {
         grpc_slice_unref(s);
@@ -85,7 +87,7 @@ static bool reply_push(struct reply *out, grpc_slice s)
     return true;
 }
 
-static grpc_slice pack(const ProtobufCMessage *msg)
+grpc_slice reply_pack(const ProtobufCMessage *msg)
 {
     size_t size = protobuf_c_message_get_packed_size(msg);
     grpc_slice s = grpc_slice_malloc(size);
@@ -107,12 +109,55 @@ void reply_free(struct reply *r)
 
 /* ---- filters ------------------------------------------------------------- */
 
-/* An empty list does not filter. */
-static bool wanted(const char *id, char *const *list, size_t n)
+/* The ids of a request's filter, hashed (FNV-1a, open addressing). An empty
+ * list does not filter: idset_has() is then always true. */
+struct idset {
+    const char **slots; /* the request's strings; NULL = free */
+    size_t mask;
+    size_t n;
+};
+
+/* False when out of memory. */
+static bool idset_init(struct idset *set, char *const *list, size_t n)
 {
+    set->slots = NULL;
+    set->mask = 0;
+    set->n = n;
     if (n == 0) return true;
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(id, list[i]) == 0) return true;
+    size_t cap = 16;
+    while (cap < 2 * n) cap *= 2;
+    set->slots = calloc(cap, sizeof *set->slots);
+    if (!set->slots) return false;
+    set->mask = cap - 1;
+    for (size_t i = 0; i < n; i++) {
+        size_t h = (size_t)fnv1a64(list[i]) & set->mask;
+        while (set->slots[h] && strcmp(set->slots[h], list[i]) != 0) h = (h + 1) & set->mask;
+        set->slots[h] = list[i];
+    }
+    return true;
+}
+
+static bool idset_has(const struct idset *set, const char *id)
+{
+    if (set->n == 0) return true;
+    size_t h = (size_t)fnv1a64(id) & set->mask;
+    for (; set->slots[h]; h = (h + 1) & set->mask)
+        if (strcmp(set->slots[h], id) == 0) return true;
+    return false;
+}
+
+static void idset_free(struct idset *set)
+{
+    free(set->slots);
+    set->slots = NULL;
+}
+
+/* The id filter of a reference method: false (the call answered
+ * RESOURCE_EXHAUSTED) when out of memory. */
+static bool ids_filter(struct idset *set, char *const *ids, size_t n, struct reply *out)
+{
+    if (idset_init(set, ids, n)) return true;
+    reply_error(out, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
     return false;
 }
 
@@ -205,77 +250,85 @@ static bool time_passes(const Google__Protobuf__Timestamp *t, const V3__Timestam
 
 /* ---- the reference methods ----------------------------------------------- */
 
+/* The `string id = 1` of a reference entity (Artist, Category, Country,
+ * MetaEvent, Tag, Venue all begin so), read through its descriptor. */
+static const char *entity_id(const ProtobufCMessage *msg)
+{
+    const ProtobufCFieldDescriptor *f = &msg->descriptor->fields[0];
+    if (f->id != 1 || f->type != PROTOBUF_C_TYPE_STRING || strcmp(f->name, "id") != 0)
+        return "";
+    return *(char *const *)((const char *)msg + f->offset);
+}
+
+/* Streams the packed entities of list whose id passes the request's ids. */
+static void by_ids(const struct entities *list, char *const *ids, size_t n, struct reply *out)
+{
+    struct idset set;
+    if (!ids_filter(&set, ids, n, out)) return;
+    for (size_t i = 0; i < list->n; i++)
+        if (idset_has(&set, entity_id(list->items[i].msg))) reply_entity(out, &list->items[i]);
+    idset_free(&set);
+}
+
 static void artists(struct methods *m, const ProtobufCMessage *req, struct reply *out)
 {
     const V3__ArtistsRequest *r = (const V3__ArtistsRequest *)req;
-    for (size_t i = 0; i < m->artists.n; i++) {
-        const V3__Artist *a = (const V3__Artist *)m->artists.items[i].msg;
-        if (wanted(a->id, r->ids, r->n_ids)) reply_entity(out, &m->artists.items[i]);
-    }
+    by_ids(&m->artists, r->ids, r->n_ids, out);
 }
 
 static void categories(struct methods *m, const ProtobufCMessage *req, struct reply *out)
 {
     const V3__CategoriesRequest *r = (const V3__CategoriesRequest *)req;
-    for (size_t i = 0; i < m->categories.n; i++) {
-        const V3__Category *c = (const V3__Category *)m->categories.items[i].msg;
-        if (wanted(c->id, r->ids, r->n_ids)) reply_entity(out, &m->categories.items[i]);
-    }
+    by_ids(&m->categories, r->ids, r->n_ids, out);
 }
 
 static void countries(struct methods *m, const ProtobufCMessage *req, struct reply *out)
 {
     const V3__CountriesRequest *r = (const V3__CountriesRequest *)req;
-    for (size_t i = 0; i < m->countries.n; i++) {
-        const V3__Country *c = (const V3__Country *)m->countries.items[i].msg;
-        if (wanted(c->id, r->ids, r->n_ids)) reply_entity(out, &m->countries.items[i]);
-    }
+    by_ids(&m->countries, r->ids, r->n_ids, out);
 }
 
 static void meta_events(struct methods *m, const ProtobufCMessage *req, struct reply *out)
 {
     const V3__MetaEventsRequest *r = (const V3__MetaEventsRequest *)req;
-    for (size_t i = 0; i < m->meta_events.n; i++) {
-        const V3__MetaEvent *e = (const V3__MetaEvent *)m->meta_events.items[i].msg;
-        if (wanted(e->id, r->ids, r->n_ids)) reply_entity(out, &m->meta_events.items[i]);
-    }
+    by_ids(&m->meta_events, r->ids, r->n_ids, out);
 }
 
 static void tags(struct methods *m, const ProtobufCMessage *req, struct reply *out)
 {
     const V3__TagsRequest *r = (const V3__TagsRequest *)req;
-    for (size_t i = 0; i < m->tags.n; i++) {
-        const V3__Tag *t = (const V3__Tag *)m->tags.items[i].msg;
-        if (wanted(t->id, r->ids, r->n_ids)) reply_entity(out, &m->tags.items[i]);
-    }
+    by_ids(&m->tags, r->ids, r->n_ids, out);
 }
 
 static void venues(struct methods *m, const ProtobufCMessage *req, struct reply *out)
 {
     const V3__VenuesRequest *r = (const V3__VenuesRequest *)req;
-    for (size_t i = 0; i < m->venues.n; i++) {
-        const V3__Venue *v = (const V3__Venue *)m->venues.items[i].msg;
-        if (wanted(v->id, r->ids, r->n_ids)) reply_entity(out, &m->venues.items[i]);
-    }
+    by_ids(&m->venues, r->ids, r->n_ids, out);
 }
 
 static void maps(struct methods *m, const ProtobufCMessage *req, struct reply *out)
 {
     const V3__MapsRequest *r = (const V3__MapsRequest *)req;
+    struct idset set;
+    if (!ids_filter(&set, r->ids, r->n_ids, out)) return;
     for (size_t i = 0; i < m->maps.n; i++) {
         const V3__Map *map = (const V3__Map *)m->maps.items[i].msg;
-        if (wanted(map->id, r->ids, r->n_ids) && same(map->venue, r->venue))
+        if (idset_has(&set, map->id) && same(map->venue, r->venue))
             reply_entity(out, &m->maps.items[i]);
     }
+    idset_free(&set);
 }
 
-static bool city_wanted(const V3__City *c, const V3__CitiesRequest *r)
+static int int_cmp(const void *a, const void *b)
 {
-    if (r->n_ids > 0) {
-        size_t i = 0;
-        while (i < r->n_ids && r->ids[i] != c->id) i++;
-        if (i == r->n_ids) return false;
-    }
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* ids: the request's city ids, sorted (NULL when it gives none). */
+static bool city_wanted(const V3__City *c, const V3__CitiesRequest *r, const int32_t *ids)
+{
+    if (ids && !bsearch(&c->id, ids, r->n_ids, sizeof *ids, int_cmp)) return false;
     if (r->name[0] && !folded_equal(c->name, r->name)) return false;
     if (r->suggest[0] && !folded_contains(c->name, r->suggest)) return false;
     return same(c->country, r->country);
@@ -284,17 +337,29 @@ static bool city_wanted(const V3__City *c, const V3__CitiesRequest *r)
 static void cities(struct methods *m, const ProtobufCMessage *req, struct reply *out)
 {
     const V3__CitiesRequest *r = (const V3__CitiesRequest *)req;
+    int32_t *ids = NULL;
+    if (r->n_ids > 0) {
+        ids = malloc(r->n_ids * sizeof *ids);
+        if (!ids) {
+            reply_error(out, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+            return;
+        }
+        memcpy(ids, r->ids, r->n_ids * sizeof *ids);
+        qsort(ids, r->n_ids, sizeof *ids, int_cmp);
+    }
     for (size_t i = 0; i < m->cities.n; i++) {
-        if (city_wanted((const V3__City *)m->cities.items[i].msg, r))
+        if (city_wanted((const V3__City *)m->cities.items[i].msg, r, ids))
             reply_entity(out, &m->cities.items[i]);
     }
+    free(ids);
 }
 
 /* ---- events -------------------------------------------------------------- */
 
-static bool event_wanted(const V3__Event *e, const V3__EventsRequest *r)
+static bool event_wanted(const V3__Event *e, const V3__EventsRequest *r,
+                         const struct idset *ids)
 {
-    if (!wanted(e->id, r->ids, r->n_ids) || !same(e->org, r->org)) return false;
+    if (!idset_has(ids, e->id) || !same(e->org, r->org)) return false;
 
     switch (r->meta_event_case) {
     case V3__EVENTS_REQUEST__META_EVENT_META:
@@ -331,38 +396,68 @@ static bool event_wanted(const V3__Event *e, const V3__EventsRequest *r)
     return true;
 }
 
-/* Puts the store's counters into the event's sets and totals. */
-static void fill_live(struct methods *m, V3__Event *e)
+/* Packs the event with the store's counters in its sets and totals. The
+ * catalog's message is shared by every call, so the counters go into a
+ * shallow copy of it and of its sets. An empty slice when out of memory. */
+static grpc_slice pack_live(struct methods *m, const V3__Event *shared, bool *ok)
 {
+    V3__Event e = *shared;
+    V3__Event__TicketSet *sets = NULL, **set_ptrs = NULL;
+    *ok = true;
+    if (e.n_sets > 0) {
+        sets = malloc(e.n_sets * sizeof *sets);
+        set_ptrs = malloc(e.n_sets * sizeof *set_ptrs);
+        if (!sets || !set_ptrs) {
+            free(sets);
+            free(set_ptrs);
+            *ok = false;
+            return grpc_empty_slice();
+        }
+    }
     uint64_t amount = 0, vacant = 0;
-    for (size_t i = 0; i < e->n_sets; i++) {
-        V3__Event__TicketSet *set = e->sets[i];
+    for (size_t i = 0; i < e.n_sets; i++) {
+        sets[i] = *shared->sets[i];
+        set_ptrs[i] = &sets[i];
         struct sandbox_counts c = {0, 0};
-        sandbox_set_counts(m->sb, set->id, &c);
-        set->amount = c.amount;
-        set->amount_vacant = c.vacant;
+        sandbox_set_counts(m->sb, sets[i].id, &c);
+        sets[i].amount = c.amount;
+        sets[i].amount_vacant = c.vacant;
         amount += c.amount;
         vacant += c.vacant;
     }
-    e->tickets_amount = amount > UINT32_MAX ? UINT32_MAX : (uint32_t)amount;
-    e->tickets_amount_vacant = vacant > UINT32_MAX ? UINT32_MAX : (uint32_t)vacant;
+    e.sets = set_ptrs;
+    e.tickets_amount = amount > UINT32_MAX ? UINT32_MAX : (uint32_t)amount;
+    e.tickets_amount_vacant = vacant > UINT32_MAX ? UINT32_MAX : (uint32_t)vacant;
+    grpc_slice packed = reply_pack(&e.base);
+    free(sets);
+    free(set_ptrs);
+    return packed;
 }
 
 static void events(struct methods *m, const ProtobufCMessage *req, struct reply *out)
 {
     const V3__EventsRequest *r = (const V3__EventsRequest *)req;
+    struct idset ids;
+    if (!ids_filter(&ids, r->ids, r->n_ids, out)) return;
     for (size_t i = 0; i < m->events.n; i++) {
-        V3__Event *e = (V3__Event *)m->events.items[i].msg;
-        if (!event_wanted(e, r)) continue;
-        fill_live(m, e);
-        if (!reply_push(out, pack(&e->base))) return;
+        const V3__Event *e = (const V3__Event *)m->events.items[i].msg;
+        if (!event_wanted(e, r, &ids)) continue;
+        bool ok;
+        grpc_slice packed = pack_live(m, e, &ok);
+        if (!ok) {
+            reply_error(out, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+            break;
+        }
+        if (!reply_push(out, packed)) break;
     }
+    idset_free(&ids);
 }
 
 /* ---- seats --------------------------------------------------------------- */
 
 struct seats_walk {
     const V3__SeatsRequest *req;
+    struct idset sets, tickets;
     struct reply *out;
 };
 
@@ -391,7 +486,7 @@ static void seat_visit(void *ud, const struct sandbox_seat *s)
     const V3__SeatsRequest *r = w->req;
 
     if (!same(s->sector, r->sector) || !same(s->row, r->row) || !same(s->number, r->number) ||
-        !wanted(s->set, r->sets, r->n_sets) || !wanted(s->ticket, r->tickets, r->n_tickets) ||
+        !idset_has(&w->sets, s->set) || !idset_has(&w->tickets, s->ticket) ||
         !seat_status_passes(s->status, r->status))
         return;
 
@@ -416,7 +511,7 @@ static void seat_visit(void *ud, const struct sandbox_seat *s)
         seat.status = V3__SEAT__TICKET_STATUS__VACANT;
         break;
     }
-    reply_push(w->out, pack(&seat.base));
+    reply_push(w->out, reply_pack(&seat.base));
 }
 
 static void seats(struct methods *m, const ProtobufCMessage *req, struct reply *out)
@@ -426,26 +521,51 @@ static void seats(struct methods *m, const ProtobufCMessage *req, struct reply *
         reply_error(out, GRPC_STATUS_INVALID_ARGUMENT, "event is required");
         return;
     }
-    struct seats_walk w = {r, out};
+    struct seats_walk w = { .req = r, .out = out };
+    if (!ids_filter(&w.sets, r->sets, r->n_sets, out)) return;
+    if (!ids_filter(&w.tickets, r->tickets, r->n_tickets, out)) {
+        idset_free(&w.sets);
+        return;
+    }
     /* An unknown event has no seats: the stream is empty. */
     if (sandbox_each_seat(m->sb, r->event, seat_visit, &w) == SB_WALK_NO_MEMORY)
         reply_error(out, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    idset_free(&w.sets);
+    idset_free(&w.tickets);
 }
 
 /* ---- the table ----------------------------------------------------------- */
 
+/* Reflection v1alpha has v1's messages: v1's code reads both. */
 static const struct method METHODS[] = {
-    {"/v3.Simple/Artists", &v3__artists_request__descriptor, artists},
-    {"/v3.Simple/Categories", &v3__categories_request__descriptor, categories},
-    {"/v3.Simple/Cities", &v3__cities_request__descriptor, cities},
-    {"/v3.Simple/Countries", &v3__countries_request__descriptor, countries},
-    {"/v3.Simple/Events", &v3__events_request__descriptor, events},
-    {"/v3.Simple/Maps", &v3__maps_request__descriptor, maps},
-    {"/v3.Simple/MetaEvents", &v3__meta_events_request__descriptor, meta_events},
-    {"/v3.Simple/Seats", &v3__seats_request__descriptor, seats},
-    {"/v3.Simple/Tags", &v3__tags_request__descriptor, tags},
-    {"/v3.Simple/Venues", &v3__venues_request__descriptor, venues},
+    {"/v3.Simple/Artists", &v3__artists_request__descriptor, artists, SHAPE_STREAM, false},
+    {"/v3.Simple/Categories", &v3__categories_request__descriptor, categories, SHAPE_STREAM,
+     false},
+    {"/v3.Simple/Cities", &v3__cities_request__descriptor, cities, SHAPE_STREAM, false},
+    {"/v3.Simple/Countries", &v3__countries_request__descriptor, countries, SHAPE_STREAM, false},
+    {"/v3.Simple/Events", &v3__events_request__descriptor, events, SHAPE_STREAM, false},
+    {"/v3.Simple/Maps", &v3__maps_request__descriptor, maps, SHAPE_STREAM, false},
+    {"/v3.Simple/MetaEvents", &v3__meta_events_request__descriptor, meta_events, SHAPE_STREAM,
+     false},
+    {"/v3.Simple/Seats", &v3__seats_request__descriptor, seats, SHAPE_STREAM, false},
+    {"/v3.Simple/Tags", &v3__tags_request__descriptor, tags, SHAPE_STREAM, false},
+    {"/v3.Simple/Venues", &v3__venues_request__descriptor, venues, SHAPE_STREAM, false},
+    {"/grpc.health.v1.Health/Check", &grpc__health__v1__health_check_request__descriptor,
+     health_check, SHAPE_STREAM, true},
+    {"/grpc.health.v1.Health/Watch", &grpc__health__v1__health_check_request__descriptor,
+     health_watch, SHAPE_WATCH, true},
+    {"/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+     &grpc__reflection__v1__server_reflection_request__descriptor, reflection_info, SHAPE_BIDI,
+     true},
+    {"/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+     &grpc__reflection__v1__server_reflection_request__descriptor, reflection_info, SHAPE_BIDI,
+     true},
 };
+
+const struct reflection *methods_reflection(const struct methods *m)
+{
+    return m->reflection;
+}
 
 const struct method *methods_find(const char *path, size_t len)
 {
@@ -508,7 +628,7 @@ static bool entities_load(struct entities *list, const json_t *catalog, const ch
             return false;
         }
         list->items[i].msg = msg;
-        list->items[i].packed = live ? grpc_empty_slice() : pack(msg);
+        list->items[i].packed = live ? grpc_empty_slice() : reply_pack(msg);
         list->n++;
     }
     return true;
@@ -526,6 +646,7 @@ void methods_free(struct methods *m)
     entities_free(&m->meta_events);
     entities_free(&m->tags);
     entities_free(&m->venues);
+    reflection_free(m->reflection);
     free(m);
     grpc_shutdown();
 }
@@ -558,6 +679,10 @@ struct methods *methods_load(struct sandbox *sb, char *err, size_t errlen)
                       err, errlen) &&
         entities_load(&m->tags, cat, "tags", &v3__tag__descriptor, false, err, errlen) &&
         entities_load(&m->venues, cat, "venues", &v3__venue__descriptor, false, err, errlen);
+    if (ok) {
+        m->reflection = reflection_load(err, errlen);
+        ok = m->reflection != NULL;
+    }
     if (!ok) {
         methods_free(m);
         return NULL;

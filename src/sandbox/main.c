@@ -52,7 +52,13 @@ static const char usage[] =
     "                     TLS) with this PEM certificate, the server's own first, then\n"
     "                     any intermediates. Default: plaintext\n"
     "  --tls-key FILE     the certificate's private key (PEM, not encrypted)\n"
-    "  --key KEY          an API key to accept; repeat for several. Default: the\n"
+    "  --key-file FILE    the API keys to accept, one a line (blank lines and lines\n"
+    "                     starting with # are skipped); repeat for several files\n"
+    "  --key KEY          an API key to accept; repeat for several. Every local user\n"
+    "                     sees a command line (ps): prefer --key-file or\n"
+    "                     $TC_SANDBOX_KEY for a key that matters\n"
+    "                     The keys are those of --key-file, --key and\n"
+    "                     $TC_SANDBOX_KEY together; with none of them, the\n"
     "                     documentation's sample key " DEFAULT_KEY "\n"
     "  --expire SECONDS   lifetime of an executed order before it expires and its\n"
     "                     tickets go back on sale (default 900)\n"
@@ -100,13 +106,18 @@ static const char usage[] =
     "the header \"Authorization: key KEY\". The header \"X-Sandbox-Delay: MS\"\n"
     "(0..10000) on a PATCH holds the order busy for that long before the change\n"
     "is applied: other changes of that order meanwhile get 409.\n"
-    "gRPC: /v3.Simple/<Method> with the bare key in the \"authorization\" metadata.\n";
+    "gRPC: /v3.Simple/<Method> with the bare key in the \"authorization\" metadata;\n"
+    "grpc.health.v1.Health (Check, Watch) and server reflection (v1, v1alpha)\n"
+    "without a key. The limits on connections, requests and calls are in\n"
+    "docs/sandbox.md (\"Limits and timeouts\").\n";
 
 struct options {
     const char *catalog, *http, *grpc;
     const char *tls_cert, *tls_key;
     const char *keys[MAX_KEYS];
     size_t nkeys;
+    char *read_keys[MAX_KEYS]; /* the keys of --key-file: ours to wipe and free */
+    size_t nread;
     int64_t expire;
     uint64_t seed;
     int64_t balance;
@@ -133,11 +144,73 @@ static bool parse_u64(const char *s, uint64_t *out)
     return true;
 }
 
+/* Adds the keys of a --key-file: one a line, surrounding blanks ignored,
+ * blank lines and lines starting with '#' skipped. Errors never quote a
+ * key. Returns 0, or 2 after a usage message. */
+static int read_key_file(struct options *o, const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "tc-sandbox: --key-file %s: %s (see tc-sandbox --help)\n", path,
+                strerror(errno));
+        return 2;
+    }
+    char line[TC_KEY_MAX + 64];
+    size_t lineno = 0, found = 0;
+    int rc = 0;
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        size_t len = strlen(line);
+        if (len == sizeof line - 1 && line[len - 1] != '\n') {
+            fprintf(stderr, "tc-sandbox: --key-file %s: line %zu is too long for a key\n", path,
+                    lineno);
+            rc = 2;
+            break;
+        }
+        char *start = line;
+        while (*start == ' ' || *start == '\t') start++;
+        while (len > 0 && strchr(" \t\r\n", line[len - 1])) line[--len] = '\0';
+        if (!*start || *start == '#') continue;
+        const char *problem = tc_key_problem(start, strlen(start));
+        if (problem) {
+            fprintf(stderr, "tc-sandbox: --key-file %s: line %zu: %s\n", path, lineno, problem);
+            rc = 2;
+            break;
+        }
+        if (o->nkeys == MAX_KEYS) {
+            fprintf(stderr, "tc-sandbox: too many keys (at most %d)\n", MAX_KEYS);
+            rc = 2;
+            break;
+        }
+        char *key = strdup(start);
+        if (!key) {
+            fprintf(stderr, "tc-sandbox: out of memory\n");
+            rc = 2;
+            break;
+        }
+        o->read_keys[o->nread++] = key;
+        o->keys[o->nkeys++] = key;
+        found++;
+    }
+    tc_wipe(line, sizeof line);
+    if (rc == 0 && ferror(f)) {
+        fprintf(stderr, "tc-sandbox: --key-file %s: cannot read it\n", path);
+        rc = 2;
+    }
+    fclose(f);
+    if (rc == 0 && found == 0) {
+        fprintf(stderr, "tc-sandbox: --key-file %s has no key (see tc-sandbox --help)\n", path);
+        rc = 2;
+    }
+    return rc;
+}
+
 /* Returns 0 to run, 1 for --help/--version (exit 0), 2 for a usage error. */
 static int parse_options(int argc, char **argv, struct options *o)
 {
     enum {
-        O_CATALOG = 1, O_HTTP, O_GRPC, O_TLS_CERT, O_TLS_KEY, O_KEY, O_EXPIRE, O_SEED, O_BALANCE,
+        O_CATALOG = 1, O_HTTP, O_GRPC, O_TLS_CERT, O_TLS_KEY, O_KEY, O_KEY_FILE, O_EXPIRE, O_SEED,
+        O_BALANCE,
         O_FAULTS, O_HELP, O_VERSION
     };
     static const struct option longopts[] = {
@@ -147,6 +220,7 @@ static int parse_options(int argc, char **argv, struct options *o)
         { "tls-cert", required_argument, NULL, O_TLS_CERT },
         { "tls-key", required_argument, NULL, O_TLS_KEY },
         { "key", required_argument, NULL, O_KEY },
+        { "key-file", required_argument, NULL, O_KEY_FILE },
         { "expire", required_argument, NULL, O_EXPIRE },
         { "seed", required_argument, NULL, O_SEED },
         { "balance", required_argument, NULL, O_BALANCE },
@@ -156,7 +230,7 @@ static int parse_options(int argc, char **argv, struct options *o)
         { NULL, 0, NULL, 0 },
     };
     uint64_t n;
-    int c;
+    int c, rc;
     o->http = DEFAULT_HTTP;
     o->grpc = DEFAULT_GRPC;
     o->expire = DEFAULT_EXPIRE;
@@ -174,6 +248,9 @@ static int parse_options(int argc, char **argv, struct options *o)
             if (!*optarg) return usage_error("--key must not be empty%s", "");
             if (o->nkeys == MAX_KEYS) return usage_error("too many --key options%s", "");
             o->keys[o->nkeys++] = optarg;
+            break;
+        case O_KEY_FILE:
+            if ((rc = read_key_file(o, optarg)) != 0) return rc;
             break;
         case O_EXPIRE:
             if (!parse_u64(optarg, &n) || n < 1 || n > 31536000)
@@ -203,6 +280,13 @@ static int parse_options(int argc, char **argv, struct options *o)
     if (optind < argc) return usage_error("unexpected argument '%s'", argv[optind]);
     if (!o->tls_cert != !o->tls_key)
         return usage_error("--tls-cert and --tls-key go together%s", "");
+    const char *env_key = getenv("TC_SANDBOX_KEY");
+    if (env_key && *env_key) {
+        const char *problem = tc_key_problem(env_key, strlen(env_key));
+        if (problem) return usage_error("$TC_SANDBOX_KEY: %s", problem);
+        if (o->nkeys == MAX_KEYS) return usage_error("too many keys (at most 64)%s", "");
+        o->keys[o->nkeys++] = env_key;
+    }
     if (o->nkeys == 0) o->keys[o->nkeys++] = DEFAULT_KEY;
     if (o->faults_spec) {
         /* Parsed last: the draws are seeded from --seed, wherever it is. */
@@ -354,5 +438,6 @@ int main(int argc, char **argv)
     if (rc == 0) rc = run(&opt);
     else rc = rc == 1 ? 0 : 2;
     faults_free(opt.faults);
+    for (size_t i = 0; i < opt.nread; i++) tc_wipe_free(opt.read_keys[i]);
     return rc;
 }

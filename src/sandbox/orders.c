@@ -45,6 +45,7 @@ static bool reserve_tickets(struct order *o, size_t n)
 
 static struct order *order_new(struct sandbox *sb, uint32_t ev, int64_t now)
 {
+    if (sb->norders >= HOLDER_SOLD - 1) return NULL; /* holder values are 1 + an index */
     if (sb->norders == sb->orders_cap) {
         size_t cap = sb->orders_cap ? sb->orders_cap * 2 : 64;
         struct order **a = realloc(sb->orders, cap * sizeof *a);

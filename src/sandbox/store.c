@@ -49,6 +49,11 @@ struct sandbox *sandbox_new(struct catalog *cat, const struct sandbox_options *o
         sandbox_free(sb);
         return NULL;
     }
+    for (uint32_t t = 0; t < cat->ntickets; t++) {
+        if (!cat->tickets[t].sold) continue;
+        sb->holder[t] = HOLDER_SOLD;
+        sb->sold[cat->tickets[t].set]++;
+    }
     for (size_t i = 0; i < opt->nkeys; i++) {
         sb->keys[i] = strdup(opt->keys[i]);
         if (!sb->keys[i]) {
@@ -165,6 +170,7 @@ static enum sandbox_ticket_status ticket_status(const struct sandbox *sb, uint32
 {
     uint32_t h = sb->holder[t];
     if (h == 0) return SB_VACANT;
+    if (h == HOLDER_SOLD) return SB_SOLD;
     const struct order *o = sb->orders[h - 1];
     if (o->status == ORDER_DONE) return SB_SOLD;
     *till = o->expired_after;

@@ -29,6 +29,10 @@ struct sandbox_options {
     int64_t balance;         /* distributor's money in minor units; < 0 = unlimited */
 };
 
+/* The holder of a ticket the catalog starts as sold: no order of the
+ * sandbox's, so no order index can be equal to it (orders stay below it). */
+#define HOLDER_SOLD UINT32_MAX
+
 enum order_status { ORDER_EXECUTED, ORDER_DONE, ORDER_CANCELLED, ORDER_EXPIRED };
 
 struct order {
@@ -82,7 +86,8 @@ struct sandbox {
     struct order **orders; /* in creation order */
     size_t norders, orders_cap, expiry_cursor;
     json_t *order_ix;      /* id -> index into orders */
-    uint32_t *holder;      /* per ticket: 1 + index of the order holding it, 0 = none */
+    uint32_t *holder;      /* per ticket: 1 + index of the order holding it, 0 = none,
+                              HOLDER_SOLD = sold before start (catalog "status": "SOLD") */
     uint32_t *reserved, *sold; /* per set */
     uint32_t *first_free;  /* per set: every ticket ranked below it is held */
     uint8_t *mark;         /* per ticket scratch space, all zero between operations */
