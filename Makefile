@@ -10,7 +10,9 @@
 #   make hall             docs/hall.svg, the README's picture of the demo hall (tc map)
 #   make test             every check CI runs
 #   make spec SPEC=spec/money_spec.lua   one spec (or several), as make test runs it
-#   make bench            benchmarks
+#   make bench            benchmarks, with the peers beside the module
+#   make peers            the bare C peers of the benchmarks (build/peers)
+#   make bench-chart      docs/benchmarks-ratios.png from the last make bench
 #   make bench-nginx      the client inside nginx under wrk (docs/openresty.md)
 #   make chaos            orders under network faults: none lost, duplicated or orphaned
 #   make hostile          tc-sandbox against hostile clients (tools/hostile.py)
@@ -78,8 +80,8 @@ SANDBOX_SRCS = $(sort $(wildcard src/sandbox/*.c))
 SANDBOX_OBJS = $(patsubst src/%.c,$(BUILD)/obj/%.o,$(SANDBOX_SRCS)) $(BUILD)/obj/bytes.o \
                $(SANDBOX_GEN_OBJS)
 
-.PHONY: all module sandbox host deps demo hall nginx-conf test spec bench bench-nginx chaos \
-	hostile docs install install-module clean
+.PHONY: all module sandbox host deps demo hall nginx-conf test spec bench bench-chart \
+	bench-nginx peers chaos hostile docs install install-module clean
 
 # Where `make install` puts things; luarocks sets LUADIR and LIBDIR itself.
 PREFIX     ?= /usr/local
@@ -137,7 +139,7 @@ $(MODULE_DIR)/obj/%.o: src/%.c $(wildcard src/*.h) $(GEN)/.stamp
 # The module never links liblua: the host process (lua, luajit, nginx) has it.
 $(MODULE): $(MODULE_OBJS) $(GEN_OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) -shared $(CFLAGS) $(SANFLAGS) -o $@ $^ $(shell $(PKG_CONFIG) --libs $(MODULE_PKGS))
+	$(CC) -shared -pthread $(CFLAGS) $(SANFLAGS) -o $@ $^ $(shell $(PKG_CONFIG) --libs $(MODULE_PKGS))
 
 $(BUILD)/obj/sandbox/%.o: src/sandbox/%.c $(wildcard src/sandbox/*.h) $(GEN)/.stamp \
 		$(GEN)/.sandbox-stamp
@@ -207,8 +209,33 @@ spec: deps
 		--cpath='$(MODULE_DIR)/?.so' $(BUSTED_FLAGS) $(SPEC)
 
 bench: deps
-	@$(MAKE) --no-print-directory -s all
+	@$(MAKE) --no-print-directory -s all peers
 	@tools/bench
+
+# The bare C peers of the module in bench/peers.lua: a REST client (libcurl
+# + cJSON) and a Seats client (gRPC core + protobuf-c, on the code that
+# protoc-c generated into $(GEN)). Built for `make bench` only.
+PEERS_DIR  = $(BUILD)/peers
+PEERS      = $(PEERS_DIR)/rest_get $(PEERS_DIR)/seats
+PEER_WARN  = -std=c11 -Wall -Wextra -Werror
+PEER_GEN   = $(GEN)/seats.pb-c.o $(GEN)/google/protobuf/timestamp.pb-c.o
+
+peers: $(PEERS)
+
+$(PEERS_DIR)/rest_get: bench/peers/rest_get.c
+	@mkdir -p $(dir $@)
+	$(CC) $(PEER_WARN) $(CFLAGS) $(shell $(PKG_CONFIG) --cflags libcurl libcjson) $< -o $@ \
+		$(shell $(PKG_CONFIG) --libs libcurl libcjson)
+
+$(PEERS_DIR)/seats: bench/peers/seats.c $(PEER_GEN)
+	@mkdir -p $(dir $@)
+	$(CC) $(PEER_WARN) $(CFLAGS) -I$(GEN) $(shell $(PKG_CONFIG) --cflags grpc libprotobuf-c) \
+		$< $(PEER_GEN) -o $@ $(shell $(PKG_CONFIG) --libs grpc libprotobuf-c)
+
+# The chart of the peers' ratios (gnuplot), from the last run's
+# $(BUILD)/bench-run/peers-ratios.tsv.
+bench-chart:
+	@tools/bench-chart $(BUILD)/bench-run/peers-ratios.tsv docs/benchmarks-ratios.png
 
 # bench/nginx.lua alone, with the LuaJIT module nginx loads: a minute more
 # than make bench would want, so a target of its own (docs/openresty.md).

@@ -31,16 +31,24 @@ function _M.knob(name, default)
     return default
 end
 
--- The sandboxes this process started, for die() to stop.
+-- The sandboxes this process started, for die() to stop, and what else it
+-- must stop (at_die).
 local started = {}
+local at_die = {}
 
 -- Stops the run: a benchmark whose operation failed has no numbers to give.
 -- Sandboxes are stopped first (LuaJIT runs no __gc of tables, so they would
--- outlive the process).
+-- outlive the process), and whatever at_die() was given.
 function _M.die(fmt, ...)
     io.stderr:write("bench: ", fmt:format(...), "\n")
     for _, sb in ipairs(started) do pcall(sb.stop, sb) end
+    for i = #at_die, 1, -1 do pcall(at_die[i]) end
     os.exit(1)
+end
+
+-- at_die(fn): die() calls fn before it exits (bench/peers.lua stops nginx).
+function _M.at_die(fn)
+    at_die[#at_die + 1] = fn
 end
 
 -- check(value, err, what): value, or the run stops with err (and what

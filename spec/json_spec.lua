@@ -67,6 +67,32 @@ describe("json.decode", function()
         assert.is_table(json.decode(("["):rep(128) .. ("]"):rep(128)))
     end)
 
+    it("decodes containers of any size, nested, with every value in place", function()
+        -- Tables are made when their container ends, sized for it; a
+        -- container of more than a thousand values gets its table earlier.
+        for _, n in ipairs{ 0, 1, 2, 1023, 1024, 1025, 5000 } do
+            local items, members = {}, {}
+            for i = 1, n do
+                items[i] = ('{"i":%d,"l":[%d,"x",null,{}]}'):format(i, i)
+                members[i] = ('"k%d":[%d]'):format(i, i)
+            end
+            local text = ('{"a":[%s],"o":{%s},"z":true}'):format(table.concat(items, ","),
+                                                              table.concat(members, ","))
+            local v = assert(json.decode(text))
+            assert.equal(n, #v.a)
+            assert.is_true(v.z)
+            local count = 0
+            for _ in pairs(v.o) do count = count + 1 end
+            assert.equal(n, count)
+            for i = 1, n do
+                assert.equal(i, v.a[i].i)
+                assert.same({ i, "x", json.null, {} }, v.a[i].l)
+                assert.same({ i }, v.o["k" .. i])
+            end
+        end
+        assert.same({ a = 2 }, json.decode('{"a":1,"a":2}')) -- the last one wins, as before
+    end)
+
     it("raises on an argument that is not text", function()
         assert.has_error(function() json.decode({}) end)
         assert.has_error(function() json.decode() end)

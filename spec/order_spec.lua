@@ -378,3 +378,33 @@ describe("request checks", function()
         assert.matches("nested too deeply", tostring(err))
     end)
 end)
+
+describe("copy_fields (the order object's fields, order.lua)", function()
+    it("copies every field that skip does not name, into a new table or a given one", function()
+        local src = { id = "x", status = "done", cancel = "data", tickets = { 1, 2 } }
+        local skip = { cancel = function() end }
+        local copy = core.copy_fields(nil, src, skip, 1)
+        assert.same({ id = "x", status = "done", tickets = src.tickets }, copy)
+        assert.equal(src.tickets, copy.tickets) -- the values themselves, not copies
+        local dst = { keep = 1, status = "executed" }
+        assert.equal(dst, core.copy_fields(dst, src, skip))
+        assert.same({ keep = 1, id = "x", status = "done", tickets = src.tickets }, dst)
+        assert.same({}, core.copy_fields(nil, {}, {}))
+    end)
+
+    it("reads and writes raw, without metamethods", function()
+        local seen = false
+        local src = setmetatable({ a = 1 }, { __index = function() seen = true end })
+        local dst = setmetatable({}, { __newindex = function() error("not raw") end })
+        core.copy_fields(dst, src, setmetatable({}, { __index = function() return true end }))
+        assert.equal(1, rawget(dst, "a"))
+        assert.is_false(seen)
+    end)
+
+    it("raises on arguments of the wrong type", function()
+        assert.has_error(function() core.copy_fields(nil, nil, {}) end)
+        assert.has_error(function() core.copy_fields(nil, {}, nil) end)
+        assert.has_error(function() core.copy_fields("x", {}, {}) end)
+        assert.has_error(function() core.copy_fields(nil, {}, {}, -1) end)
+    end)
+end)

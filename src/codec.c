@@ -25,7 +25,8 @@
  * format has its two ends here, tc_codec_put_length and core.decode_at.
  *
  * Memory: a message being built or decoded hangs from a small "box" userdata
- * whose __gc frees it, so a Lua memory error in the middle leaks nothing.
+ * whose __gc frees it, so a Lua memory error in the middle leaks nothing
+ * (see "The box" below).
  */
 #include "private.h"
 #include "bytes.h"
@@ -50,14 +51,84 @@
 #define TWO_64 18446744073709551616.0
 
 /* ------------------------------------------------------------------------ */
-/* The box: owner of the protobuf-c message tree (malloc'd) being turned     */
-/* into a table, so that it is freed if Lua raises midway (out of memory).   */
+/* The box: owner of a protobuf-c message tree being turned into a table or  */
+/* built from one, so that it is freed if Lua raises midway (out of memory). */
+/*                                                                            */
+/* Encoding gives each message a box of its own (filling it reads the        */
+/* caller's tables, which may run Lua code), with malloc'd memory.           */
 /* Decoding uses one box per Lua state, kept in the registry and reused: it  */
-/* makes no Lua call, so two decodes never overlap.                           */
+/* unpacks into an arena, so a decoded message costs no malloc or free once  */
+/* the arena has grown to its size, and no userdata. A decoding that starts  */
+/* while the state's box is busy (a __gc finalizer run by the collector in   */
+/* the middle of another decoding, or after one that raised) takes a box of  */
+/* its own, as encoding does.                                                 */
+
+/* Arena memory: chunks of at least ARENA_CHUNK bytes, newest first. After a
+ * decoding, the newest chunk is kept when it is at most ARENA_KEEP bytes. */
+#define ARENA_CHUNK 4096
+#define ARENA_KEEP (64 * 1024)
+
+struct chunk {
+    struct chunk *next;
+    size_t cap, used;
+    size_t pad; /* the data after the header stays 16-byte aligned */
+};
 
 struct box {
-    ProtobufCMessage *msg;
+    ProtobufCMessage *msg; /* encoding: malloc'd tree, freed with free_unpacked */
+    int busy;              /* decoding: the arena holds a message in use */
+    struct chunk *chunks;  /* decoding: the arena */
 };
+
+static void *arena_alloc(void *data, size_t size)
+{
+    struct box *b = data;
+    struct chunk *c = b->chunks;
+
+    size = (size + 15) & ~(size_t)15;
+    if (size == 0)
+        size = 16;
+    if (!c || c->cap - c->used < size) {
+        size_t cap = c && c->cap < ARENA_KEEP ? c->cap * 2 : ARENA_CHUNK;
+        if (cap < size)
+            cap = size;
+        struct chunk *more = malloc(sizeof *more + cap);
+        if (!more)
+            return NULL;
+        more->next = c;
+        more->cap = cap;
+        more->used = 0;
+        b->chunks = c = more;
+    }
+    void *p = (char *)(c + 1) + c->used;
+    c->used += size;
+    return p;
+}
+
+static void arena_free(void *data, void *p)
+{
+    (void)data, (void)p; /* all of it goes at once, in arena_reset */
+}
+
+/* Empties the arena; keep: whether its newest chunk may stay for the next
+ * decoding (a small one does). */
+static void arena_reset(struct box *b, int keep)
+{
+    struct chunk *c = b->chunks, *kept = NULL;
+
+    if (keep && c && c->cap <= ARENA_KEEP) {
+        kept = c;
+        c = c->next;
+        kept->next = NULL;
+        kept->used = 0;
+    }
+    while (c) {
+        struct chunk *next = c->next;
+        free(c);
+        c = next;
+    }
+    b->chunks = kept;
+}
 
 static void box_free(struct box *b)
 {
@@ -65,6 +136,7 @@ static void box_free(struct box *b)
         protobuf_c_message_free_unpacked(b->msg, NULL);
         b->msg = NULL;
     }
+    arena_reset(b, 0);
 }
 
 int tc_message_gc(lua_State *L)
@@ -73,34 +145,15 @@ int tc_message_gc(lua_State *L)
     return 0;
 }
 
-/* A box of its own, for encoding: filling a message reads the caller's
- * tables, which may run Lua code. */
 static struct box *push_box(lua_State *L)
 {
     struct box *b = lua_newuserdata(L, sizeof *b);
 
     b->msg = NULL;
+    b->busy = 0;
+    b->chunks = NULL;
     luaL_getmetatable(L, TC_MESSAGE_MT);
     lua_setmetatable(L, -2);
-    return b;
-}
-
-static const char BOX_KEY = 'b';
-
-/* The state's box, empty (a message left by an earlier raise is freed). */
-static struct box *state_box(lua_State *L)
-{
-    lua_pushlightuserdata(L, (void *)&BOX_KEY);
-    lua_rawget(L, LUA_REGISTRYINDEX);
-    struct box *b = lua_touserdata(L, -1);
-    lua_pop(L, 1);
-    if (!b) {
-        b = push_box(L); /* box */
-        lua_pushlightuserdata(L, (void *)&BOX_KEY);
-        lua_insert(L, -2);
-        lua_rawset(L, LUA_REGISTRYINDEX);
-    }
-    box_free(b);
     return b;
 }
 
@@ -164,7 +217,45 @@ static void *member(const void *msg, unsigned offset)
 /* ------------------------------------------------------------------------ */
 /* Decoding.                                                                  */
 
-static void push_message(lua_State *L, const ProtobufCMessage *m);
+static void push_message(lua_State *L, const ProtobufCMessage *m, int cache);
+
+/* Pushes the names table of message type d and returns its index: the field
+ * names at 1..n_fields, made once per Lua state and kept in the cache table
+ * at index cache, so that a decoded message's keys are set with lua_rawset
+ * instead of being looked up as C strings field after field. The names of
+ * enum values go into it too, keyed by their ProtobufCEnumValue, as they
+ * are first met. */
+static int push_names(lua_State *L, int cache, const ProtobufCMessageDescriptor *d)
+{
+    lua_pushlightuserdata(L, (void *)d);
+    lua_rawget(L, cache);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_createtable(L, d->n_fields > INT32_MAX ? 0 : (int)d->n_fields, 0);
+        for (unsigned i = 0; i < d->n_fields; i++) {
+            lua_pushstring(L, d->fields[i].name);
+            lua_rawseti(L, -2, (int)i + 1);
+        }
+        lua_pushlightuserdata(L, (void *)d);
+        lua_pushvalue(L, -2);
+        lua_rawset(L, cache);
+    }
+    return lua_gettop(L);
+}
+
+/* Pushes the name of an enum value, kept in the names table at names. */
+static void push_enum_name(lua_State *L, int names, const ProtobufCEnumValue *ev)
+{
+    lua_pushlightuserdata(L, (void *)ev);
+    lua_rawget(L, names);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_pushstring(L, ev->name);
+        lua_pushlightuserdata(L, (void *)ev);
+        lua_pushvalue(L, -2);
+        lua_rawset(L, names);
+    }
+}
 
 static void push_uint64(lua_State *L, uint64_t v)
 {
@@ -182,8 +273,10 @@ static void push_timestamp(lua_State *L, const Google__Protobuf__Timestamp *t)
         lua_pushnumber(L, (lua_Number)t->seconds + (lua_Number)t->nanos / 1e9);
 }
 
-/* Pushes one value of field f stored at p (an element, for repeated fields). */
-static void push_value(lua_State *L, const ProtobufCFieldDescriptor *f, const void *p)
+/* Pushes one value of field f stored at p (an element, for repeated fields);
+ * names and cache are the indexes of push_names and of the cache table. */
+static void push_value(lua_State *L, const ProtobufCFieldDescriptor *f, const void *p, int names,
+                       int cache)
 {
     switch (f->type) {
     case PROTOBUF_C_TYPE_INT32:
@@ -217,7 +310,7 @@ static void push_value(lua_State *L, const ProtobufCFieldDescriptor *f, const vo
         int v = *(const int *)p;
         const ProtobufCEnumValue *ev = protobuf_c_enum_descriptor_get_value(f->descriptor, v);
         if (ev)
-            lua_pushstring(L, ev->name);
+            push_enum_name(L, names, ev);
         else
             lua_pushinteger(L, v);
         break;
@@ -239,7 +332,7 @@ static void push_value(lua_State *L, const ProtobufCFieldDescriptor *f, const vo
         else if (is_timestamp(sub->descriptor))
             push_timestamp(L, (const Google__Protobuf__Timestamp *)sub);
         else
-            push_message(L, sub);
+            push_message(L, sub, cache);
         break;
     }
     default:
@@ -282,7 +375,8 @@ static size_t element_size(ProtobufCType type)
 }
 
 /* Pushes a repeated field: a list, or a table keyed by key for map fields. */
-static void push_repeated(lua_State *L, const ProtobufCMessage *m, const ProtobufCFieldDescriptor *f)
+static void push_repeated(lua_State *L, const ProtobufCMessage *m, const ProtobufCFieldDescriptor *f,
+                          int names, int cache)
 {
     size_t n = *(const size_t *)member(m, f->quantifier_offset);
     const char *arr = *(char *const *)member(m, f->offset);
@@ -295,15 +389,17 @@ static void push_repeated(lua_State *L, const ProtobufCMessage *m, const Protobu
             const ProtobufCMessage *e = ((ProtobufCMessage *const *)arr)[i];
             if (!e)
                 continue;
-            push_value(L, &ed->fields[0], member(e, ed->fields[0].offset)); /* map, key */
-            push_value(L, &ed->fields[1], member(e, ed->fields[1].offset)); /* map, key, value */
+            push_value(L, &ed->fields[0], member(e, ed->fields[0].offset), names,
+                       cache); /* map, key */
+            push_value(L, &ed->fields[1], member(e, ed->fields[1].offset), names,
+                       cache); /* map, key, value */
             lua_rawset(L, -3);
         }
         return;
     }
     lua_createtable(L, n > INT32_MAX ? 0 : (int)n, 0);
     for (size_t i = 0; i < n; i++) {
-        push_value(L, f, arr + i * size); /* list, value */
+        push_value(L, f, arr + i * size, names, cache); /* list, value */
         lua_rawseti(L, -2, (int)(i + 1));
     }
 }
@@ -319,37 +415,71 @@ static int field_present(const ProtobufCMessage *m, const ProtobufCFieldDescript
     return 1; /* absent messages come out as nil */
 }
 
-static void push_message(lua_State *L, const ProtobufCMessage *m)
+static void push_message(lua_State *L, const ProtobufCMessage *m, int cache)
 {
     const ProtobufCMessageDescriptor *d = m->descriptor;
 
-    luaL_checkstack(L, 6, "message nested too deeply");
-    lua_createtable(L, 0, (int)d->n_fields);
+    luaL_checkstack(L, 8, "message nested too deeply");
+    int names = push_names(L, cache, d); /* names */
+    lua_createtable(L, 0, (int)d->n_fields); /* names, table */
     for (unsigned i = 0; i < d->n_fields; i++) {
         const ProtobufCFieldDescriptor *f = &d->fields[i];
+        if (f->label != PROTOBUF_C_LABEL_REPEATED &&
+            (!field_present(m, f) ||
+             (f->type == PROTOBUF_C_TYPE_MESSAGE && !*(void *const *)member(m, f->offset))))
+            continue; /* absent: nil */
+        lua_rawgeti(L, names, (int)i + 1); /* names, table, name */
         if (f->label == PROTOBUF_C_LABEL_REPEATED)
-            push_repeated(L, m, f);
-        else if (field_present(m, f))
-            push_value(L, f, member(m, f->offset));
+            push_repeated(L, m, f, names, cache);
         else
-            continue;
-        lua_setfield(L, -2, f->name); /* table */
+            push_value(L, f, member(m, f->offset), names, cache);
+        lua_rawset(L, -3); /* names, table */
     }
+    lua_remove(L, names); /* table */
 }
+
+static const char CACHE_KEY = 'c';
 
 int tc_codec_decode(lua_State *L, const ProtobufCMessageDescriptor *d, const uint8_t *data,
                     size_t len)
 {
-    struct box *b = state_box(L);
-
-    b->msg = protobuf_c_message_unpack(d, NULL, len, data);
-    if (!b->msg)
+    luaL_checkstack(L, 8, "message nested too deeply");
+    /* The state's cache table: [1] its box, [descriptor] a names table. */
+    lua_pushlightuserdata(L, (void *)&CACHE_KEY);
+    lua_rawget(L, LUA_REGISTRYINDEX);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_newtable(L); /* cache */
+        push_box(L);
+        lua_rawseti(L, -2, 1);
+        lua_pushlightuserdata(L, (void *)&CACHE_KEY);
+        lua_pushvalue(L, -2);
+        lua_rawset(L, LUA_REGISTRYINDEX);
+    }
+    int cache = lua_gettop(L);
+    lua_rawgeti(L, cache, 1); /* cache, box */
+    struct box *b = lua_touserdata(L, -1);
+    if (b->busy) {
+        lua_pop(L, 1);
+        b = push_box(L); /* cache, a box of its own */
+    }
+    b->busy = 1;
+    ProtobufCAllocator arena = { arena_alloc, arena_free, b };
+    const ProtobufCMessage *msg = protobuf_c_message_unpack(d, &arena, len, data);
+    if (!msg) {
+        arena_reset(b, 1);
+        b->busy = 0;
+        lua_pop(L, 2);
         return 0;
+    }
     if (is_timestamp(d))
-        push_timestamp(L, (const Google__Protobuf__Timestamp *)b->msg);
+        push_timestamp(L, (const Google__Protobuf__Timestamp *)msg);
     else
-        push_message(L, b->msg); /* table */
-    box_free(b);
+        push_message(L, msg, cache); /* cache, box, table */
+    arena_reset(b, 1);
+    b->busy = 0;
+    lua_replace(L, cache); /* table, box */
+    lua_pop(L, 1);
     return 1;
 }
 

@@ -20,6 +20,7 @@ static const luaL_Reg core_functions[] = {
     { "check_arg", core_check_arg },
     { "check_field", core_check_field },
     { "request_id", core_request_id },
+    { "copy_fields", core_copy_fields },
     /* the client's options policy */
     { "options", core_options },
     { "grpc_target", core_grpc_target },

@@ -59,7 +59,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
-#include <unistd.h>
 
 #include "service.pb-c.h"
 
@@ -312,7 +311,7 @@ static void stream_forget(struct stream *s)
 /* Ends the stream at the caller's request (close, __gc, channel close). */
 static void stream_close(struct stream *s)
 {
-    if (s->pid != getpid()) {
+    if (s->pid != tc_pid()) {
         stream_forget(s);
     } else if (s->state == S_OPEN) {
         stream_drain(s, 1);
@@ -427,7 +426,22 @@ static int stream_receive(struct stream *s)
         s->response = NULL;
         return 0;
     }
-    s->payload = grpc_byte_buffer_reader_readall(&reader);
+    /* A message of one slice (a seat, an event: nearly all of them) is
+     * decoded where it is, with a reference to the slice; readall would
+     * copy it into a new one. Anything else is read whole. */
+    grpc_slice *first = NULL, *second = NULL;
+    if (grpc_byte_buffer_reader_peek(&reader, &first) &&
+        !grpc_byte_buffer_reader_peek(&reader, &second)) {
+        s->payload = grpc_slice_ref(*first);
+    } else {
+        grpc_byte_buffer_reader_destroy(&reader);
+        if (!grpc_byte_buffer_reader_init(&reader, s->response)) {
+            grpc_byte_buffer_destroy(s->response);
+            s->response = NULL;
+            return 0;
+        }
+        s->payload = grpc_byte_buffer_reader_readall(&reader);
+    }
     s->have_payload = 1;
     grpc_byte_buffer_reader_destroy(&reader);
     grpc_byte_buffer_destroy(s->response);
@@ -532,7 +546,7 @@ static int stream_next(lua_State *L)
 {
     struct stream *s = check_stream(L, 1);
 
-    if (s->pid != getpid())
+    if (s->pid != tc_pid())
         return tc_fail(L, TC_EINVALID, -1, FOREIGN, (int)s->pid);
     if (s->have_payload) { /* left over by a decoding that raised */
         grpc_slice_unref(s->payload);
@@ -626,7 +640,7 @@ static int stream_read_all(lua_State *L)
     luaL_argcheck(L, max > 0, 2, "a positive number of bytes expected");
     luaL_argcheck(L, chunk > 0, 3, "a positive number of bytes expected");
     lua_settop(L, 3);
-    if (s->pid != getpid())
+    if (s->pid != tc_pid())
         return tc_fail(L, TC_EINVALID, -1, FOREIGN, (int)s->pid);
     if (s->have_payload) { /* left over by a call that raised */
         grpc_slice_unref(s->payload);
@@ -743,7 +757,7 @@ int tc_stream_close(lua_State *L)
 {
     struct stream *s = check_stream(L, 1);
 
-    if (s->pid != getpid())
+    if (s->pid != tc_pid())
         stream_forget(s);
     if (s->have_payload) {
         grpc_slice_unref(s->payload);
@@ -774,7 +788,7 @@ static int stream_close_method(lua_State *L)
     struct stream *s = check_stream(L, 1);
     int ref = s->trace;
 
-    if (s->state != S_OPEN || s->closed || s->pid != getpid())
+    if (s->state != S_OPEN || s->closed || s->pid != tc_pid())
         return tc_stream_close(L);
     s->trace = LUA_NOREF; /* kept from tc_stream_close, which releases it */
     lua_settop(L, 1);
@@ -825,7 +839,7 @@ static char *read_file(const char *path)
 
 static int channel_close_(struct channel *c)
 {
-    int own = c->pid == getpid(); /* else a child after fork: no gRPC call */
+    int own = c->pid == tc_pid(); /* else a child after fork: no gRPC call */
 
     if (!c->ch)
         return 0;
@@ -871,7 +885,7 @@ int core_channel(lua_State *L)
     /* Everything that can raise comes before the C resources. */
     struct channel *c = lua_newuserdata(L, sizeof *c); /* opts, channel */
     memset(c, 0, sizeof *c);
-    c->pid = getpid();
+    c->pid = tc_pid();
     luaL_getmetatable(L, TC_CHANNEL_MT);
     lua_setmetatable(L, -2);
     char *pem = NULL;
@@ -955,7 +969,7 @@ static int channel_stream(lua_State *L)
     }
     if (!c->ch)
         return tc_fail(L, TC_EINVALID, -1, "closed");
-    if (c->pid != getpid())
+    if (c->pid != tc_pid())
         return tc_fail(L, TC_EINVALID, -1, FOREIGN, (int)c->pid);
     if (!tc_codec_encode(L, 3, m->input, err, sizeof err)) /* ..., owner, bytes */
         return tc_fail(L, TC_EINVALID, -1, "%s", err);
@@ -963,7 +977,7 @@ static int channel_stream(lua_State *L)
 
     struct stream *s = lua_newuserdata(L, sizeof *s); /* ..., owner, bytes, stream */
     memset(s, 0, sizeof *s);
-    s->pid = getpid();
+    s->pid = tc_pid();
     s->anchor = LUA_NOREF;
     s->trace = LUA_NOREF;
     s->state = S_OPEN;

@@ -73,7 +73,6 @@
 #include <strings.h>
 #include <sys/types.h>
 #include <time.h>
-#include <unistd.h>
 
 #define DEFAULT_MAX_BODY ((size_t)32 << 20)
 
@@ -138,7 +137,7 @@ static void http_free(struct http *h)
     /* In a child after fork the handle and its connection (and libcurl's
      * global state) are the parent's: cleaning them up could write to the
      * shared socket (a TLS close_notify), so they are left as they are. */
-    int own = h->pid == getpid();
+    int own = h->pid == tc_pid();
 
     if (h->curl && own)
         curl_easy_cleanup(h->curl);
@@ -274,7 +273,7 @@ int core_http(lua_State *L)
     if (!h)
         return tc_fail(L, TC_ETRANSPORT, -1, "out of memory");
     ud->h = h;
-    h->pid = getpid();
+    h->pid = tc_pid();
     h->timeout_ms = timeout_ms;
     h->max_body = max_body;
     h->protocols = plain ? "http" : "https";
@@ -523,7 +522,7 @@ static int http_request(lua_State *L)
     }
     if (!h)
         return tc_fail(L, TC_EINVALID, -1, "closed");
-    if (h->pid != getpid())
+    if (h->pid != tc_pid())
         return tc_fail(L, TC_EINVALID, -1,
                        "made in process %d, before a fork: make a client in the process "
                        "that uses it", (int)h->pid);

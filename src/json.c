@@ -31,6 +31,10 @@
 /* The longest numeral decoded (digits of a JSON number); longer is refused. */
 #define JSON_MAX_NUMERAL 127
 
+/* Largest number of values (or object members) of one container kept on
+ * the Lua stack before its table is made; see "Decoding" below. */
+#define JSON_PENDING_MAX 1024
+
 /* yajl handles live in userdata, so a Lua error raised inside a callback (out
  * of memory) leaves them to __gc instead of leaking them. */
 struct parser {
@@ -41,15 +45,27 @@ struct gen {
     yajl_gen g;
 };
 
-/* The decoding state. Every open container is on the Lua stack with, for an
- * object, the pending key above it; arrays count their items here. */
+/*
+ * Decoding. yajl calls back for each value; the values of an open
+ * container pile up on the Lua stack (for an object, key and value in
+ * turn) and its table is made when it ends, with lua_createtable sized for
+ * exactly what it holds: a table grown one key at a time is rebuilt at
+ * every power of two, which cost more than the parsing. A container with
+ * more than JSON_PENDING_MAX values gets its table then, and the rest of
+ * its values are stored into it as they come.
+ */
 struct decoding {
     lua_State *L;
     int depth;
     int array_mt;        /* stack index of core.json_array's metatable */
     const char *problem; /* why a callback stopped the parse */
+    /* Per open container: values (array) or members (object) so far, the
+     * stack slot below its first pending one (its table's slot once made),
+     * whether it is an array and whether its table is made. */
     lua_Integer items[JSON_MAX_DEPTH + 1];
+    int base[JSON_MAX_DEPTH + 1];
     unsigned char in_array[JSON_MAX_DEPTH + 1];
+    unsigned char made[JSON_MAX_DEPTH + 1];
 };
 
 static int parser_gc(lua_State *L)
@@ -72,17 +88,58 @@ static int gen_gc(lua_State *L)
     return 0;
 }
 
-/* Stores the value on top into the open container: container[key] = value
- * for an object (key below the value), the next index for an array. At
- * depth 0 the value is the result and stays. */
+/* Makes the table of the container at depth from its pending values, which
+ * it replaces on the stack. */
+static void make_table(struct decoding *d, int depth)
+{
+    lua_State *L = d->L;
+    int base = d->base[depth];
+    int n = lua_gettop(L) - base; /* pending slots */
+
+    if (d->in_array[depth]) {
+        lua_createtable(L, n, 0); /* values..., table */
+        lua_pushvalue(L, d->array_mt);
+        lua_setmetatable(L, -2);
+        for (int i = 1; i <= n; i++) {
+            lua_pushvalue(L, base + i);
+            lua_rawseti(L, -2, i);
+        }
+    } else {
+        lua_createtable(L, 0, n / 2); /* key, value, ..., table */
+        for (int i = 1; i < n; i += 2) {
+            lua_pushvalue(L, base + i);
+            lua_pushvalue(L, base + i + 1);
+            lua_rawset(L, -3);
+        }
+    }
+    if (n > 0) {
+        lua_replace(L, base + 1);
+        lua_settop(L, base + 1); /* table */
+    }
+    d->made[depth] = 1;
+}
+
+/* Stores the value on top into the open container: it stays pending on the
+ * stack, or goes into the container's table (container[key] = value for an
+ * object, key below the value; the next index for an array). At depth 0
+ * the value is the result and stays. */
 static int store(struct decoding *d)
 {
-    if (d->depth == 0)
+    int depth = d->depth;
+
+    if (depth == 0)
         return 1;
-    if (d->in_array[d->depth])
-        lua_rawseti(d->L, -2, ++d->items[d->depth]); /* array */
-    else
-        lua_rawset(d->L, -3); /* object */
+    d->items[depth]++;
+    if (d->made[depth]) {
+        if (d->in_array[depth])
+            lua_rawseti(d->L, d->base[depth] + 1, d->items[depth]);
+        else
+            lua_rawset(d->L, d->base[depth] + 1);
+        return 1;
+    }
+    /* Room for the next key and value, else the table now. */
+    if (d->items[depth] >= JSON_PENDING_MAX || !lua_checkstack(d->L, 4))
+        make_table(d, depth);
     return 1;
 }
 
@@ -129,24 +186,21 @@ static int on_string(void *ctx, const unsigned char *s, size_t n)
 static int on_key(void *ctx, const unsigned char *s, size_t n)
 {
     struct decoding *d = ctx;
-    lua_pushlstring(d->L, (const char *)s, n); /* container, key */
+    lua_pushlstring(d->L, (const char *)s, n); /* ..., key */
     return 1;
 }
 
 static int open_container(struct decoding *d, int array)
 {
-    if (d->depth >= JSON_MAX_DEPTH || !lua_checkstack(d->L, 4)) {
+    if (d->depth >= JSON_MAX_DEPTH || !lua_checkstack(d->L, 8)) {
         d->problem = "nested too deeply";
         return 0;
     }
-    lua_newtable(d->L);
-    if (array) {
-        lua_pushvalue(d->L, d->array_mt);
-        lua_setmetatable(d->L, -2);
-    }
     d->depth++;
     d->in_array[d->depth] = (unsigned char)array;
+    d->made[d->depth] = 0;
     d->items[d->depth] = 0;
+    d->base[d->depth] = lua_gettop(d->L);
     return 1;
 }
 
@@ -163,6 +217,8 @@ static int on_start_array(void *ctx)
 static int on_end(void *ctx)
 {
     struct decoding *d = ctx;
+    if (!d->made[d->depth])
+        make_table(d, d->depth);
     d->depth--;
     return store(d);
 }
@@ -183,7 +239,6 @@ int core_json_decode(lua_State *L)
     d->L = L;
     d->depth = 0;
     d->problem = NULL;
-    d->in_array[0] = 0;
     struct parser *p = lua_newuserdata(L, sizeof *p); /* text, parser */
     p->h = NULL;
     luaL_getmetatable(L, JSON_PARSER_MT);

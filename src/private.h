@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define TC_ERROR_MT "ticketscloud.Error"
 
@@ -88,6 +89,7 @@ int core_scrub(lua_State *L);
 int core_check_arg(lua_State *L);       /* auxiliar.c */
 int core_check_field(lua_State *L);
 int core_request_id(lua_State *L);
+int core_copy_fields(lua_State *L);
 int core_options(lua_State *L);         /* options.c */
 int core_grpc_target(lua_State *L);
 int core_check_timeout(lua_State *L);
@@ -149,6 +151,10 @@ int tc_fail(lua_State *L, const char *kind, int status, const char *fmt, ...);
  * error text (core.scrub, grpc.c). */
 #define TC_SCRUB_MIN 8
 size_t tc_scrub(char *s, size_t n, const char *secret, size_t secret_len);
+
+/* process.c: the current process's pid, as getpid() says, without a
+ * system call each time (fork detection, see process.c). */
+pid_t tc_pid(void);
 
 /* codec.c and grpc.c (tc-simple): protobuf messages <-> Lua tables. */
 struct ProtobufCMessageDescriptor;

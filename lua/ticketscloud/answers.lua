@@ -97,7 +97,7 @@ function _M.item(doc, noun, id)
     local data = doc.data
     if not is_object(data) then return fail("api", "the answer's data is not one " .. noun) end
     if not check_id(data.id) then return bad_id(data.id, "the answer's " .. noun .. " id") end
-    if id ~= nil and data.id:lower() ~= id:lower() then
+    if id ~= nil and data.id ~= id and data.id:lower() ~= id:lower() then
         return fail("api", ("asked about %s %s, the answer is for %s %s"):format(
             noun, id, noun, data.id))
     end

@@ -34,6 +34,7 @@ local type = type
 
 local check_arg = core.check_arg
 local check_field = core.check_field
+local copy_fields = core.copy_fields
 local core_error = core.error
 local fail = core.fail
 
@@ -55,8 +56,9 @@ local Order = {}
 _M.Order = Order
 local mt = { __index = Order, __name = "ticketscloud.Order" }
 
--- Per-order state kept out of the order's fields: the client, the data keys
--- of the last update, and whether a call is running.
+-- Per-order state kept out of the order's fields: the client, the server's
+-- order of the last update (its keys are the order's fields), and whether a
+-- call is running.
 local private = setmetatable({}, { __mode = "k" })
 
 local FINAL = { done = true, cancelled = true }
@@ -66,25 +68,23 @@ mt.__tostring = function(self)
 end
 
 -- Replaces the order's fields with the server's order of doc (and refs).
+-- Fields named as a method (Order[k]) are not copied: they never shadow it.
 local function update(self, doc)
     local st = private[self]
-    for k in pairs(st.keys) do self[k] = nil end
-    local keys = {}
-    for k, v in pairs(doc.data) do
-        if Order[k] == nil then -- never shadow a method
-            self[k] = v
-            keys[k] = true
-        end
+    for k in pairs(st.data) do
+        if Order[k] == nil then self[k] = nil end
     end
-    st.keys = keys
+    copy_fields(self, doc.data, Order)
+    st.data = doc.data
     self.refs = doc.refs
 end
 
--- Makes an order object of a decoded answer.
+-- Makes an order object of a decoded answer. Its fields are copied at once
+-- into a table sized for them (and refs), one answer after another.
 function _M.wrap(client, doc)
-    local self = setmetatable({}, mt)
-    private[self] = { client = client, keys = {} }
-    update(self, doc)
+    local self = setmetatable(copy_fields(nil, doc.data, Order, 1), mt)
+    private[self] = { client = client, data = doc.data }
+    self.refs = doc.refs
     return self
 end
 
