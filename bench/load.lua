@@ -47,18 +47,7 @@ end
 local sb = util.sandbox(catalog, { log = "/dev/null" })
 local client = util.client(sb)
 
-local arena, floor, seated
-util.walk(check(client:events{}), function(event)
-    for _, set in ipairs(event.sets) do
-        if set.with_seats then arena, seated = event.id, set.id end
-    end
-    if arena == event.id then
-        for _, set in ipairs(event.sets) do
-            if not set.with_seats then floor = set.id end
-        end
-    end
-end)
-if not (arena and floor) then die("no event with seated and unseated sets in %s", catalog) end
+local arena, seated, floor = util.arena(client, catalog)
 
 -- ---- wrk -------------------------------------------------------------------
 

@@ -56,18 +56,7 @@ local catalog = util.catalog("nginx", { seats = SEATS, stock = 200000, events = 
 local sb = util.sandbox(catalog, { log = "/dev/null" })
 local client = util.client(sb)
 
-local arena, floor
-util.walk(check(client:events{}), function(event)
-    for _, set in ipairs(event.sets) do
-        if set.with_seats then arena = event.id end
-    end
-    if arena == event.id then
-        for _, set in ipairs(event.sets) do
-            if not set.with_seats then floor = set.id end
-        end
-    end
-end)
-if not (arena and floor) then die("no event with seated and unseated sets in %s", catalog) end
+local arena, _, floor = util.arena(client, catalog)
 -- The order the slow PATCHes change: reserved, left so.
 local held_order = check(client:create_order{ event = arena, random = { [floor] = 1 } }).id
 

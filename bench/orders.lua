@@ -30,18 +30,7 @@ local sb = util.sandbox(catalog)
 local client = util.client(sb)
 
 -- The arena, its dance floor (the unseated set) and enough vacant seats.
-local arena, floor
-util.walk(check(client:events{}), function(event)
-    for _, set in ipairs(event.sets) do
-        if set.with_seats and set.amount_vacant > 0 then arena = event.id end
-    end
-    if arena == event.id then
-        for _, set in ipairs(event.sets) do
-            if not set.with_seats then floor = set.id end
-        end
-    end
-end)
-if not (arena and floor) then util.die("no event with seated and unseated sets in %s", catalog) end
+local arena, _, floor = util.arena(client, catalog)
 
 local seats = {}
 local stream = check(client:seats{ event = arena, status = "VACANT" })

@@ -46,18 +46,7 @@ local catalog = util.catalog("sandbox_perf", { seats = SEATS, stock = stock })
 local sb = util.sandbox(catalog, { log = "/dev/null" })
 local client = util.client(sb)
 
-local arena, floor
-util.walk(check(client:events{}), function(event)
-    for _, set in ipairs(event.sets) do
-        if set.with_seats then arena = event.id end
-    end
-    if arena == event.id then
-        for _, set in ipairs(event.sets) do
-            if not set.with_seats then floor = set.id end
-        end
-    end
-end)
-if not (arena and floor) then die("no event with seated and unseated sets in %s", catalog) end
+local arena, _, floor = util.arena(client, catalog)
 
 -- The order that GET reads, and its answer's bytes for nginx.
 local flows = require "ticketscloud.flows"

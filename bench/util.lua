@@ -231,4 +231,23 @@ function _M.walk(stream, on_message)
     return n
 end
 
+-- The arena of a generated catalog: the event with a seated set (with
+-- vacant seats) and an unseated one. Returns the event id, its seated set
+-- and its unseated set, or stops the run.
+function _M.arena(client, catalog)
+    local arena, seated, floor
+    _M.walk(_M.check(client:events{}), function(event)
+        for _, set in ipairs(event.sets) do
+            if set.with_seats and set.amount_vacant > 0 then arena, seated = event.id, set.id end
+        end
+        if arena == event.id then
+            for _, set in ipairs(event.sets) do
+                if not set.with_seats then floor = set.id end
+            end
+        end
+    end)
+    if not (arena and floor) then _M.die("no event with seated and unseated sets in %s", catalog) end
+    return arena, seated, floor
+end
+
 return _M
