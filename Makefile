@@ -45,8 +45,9 @@ WARN        = -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmiss
 DEFS        = -D_GNU_SOURCE -DTC_VERSION='"$(VERSION)"'
 SANITIZE    = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 # It also makes tc-sandbox check each order answer it writes as text
-# against the same answer made and dumped by jansson (orders.c).
-SANFLAGS    = $(if $(SAN),$(SANITIZE) -DSANDBOX_CHECK_RENDER)
+# against the same answer made and dumped by jansson (orders.c), and the
+# module check each message it decodes against protobuf-c's unpack (codec.c).
+SANFLAGS    = $(if $(SAN),$(SANITIZE) -DSANDBOX_CHECK_RENDER -DTC_CHECK_DECODE)
 
 MODULE_PKGS  = libcurl grpc libprotobuf-c yajl
 SANDBOX_PKGS = grpc libprotobuf-c libmicrohttpd jansson

@@ -279,6 +279,82 @@ describe("core.decode", function()
     end)
 end)
 
+-- The decoder reads the wire format itself; these are the cases a protobuf
+-- encoder rarely makes but a parser must take (the ASan build also checks
+-- every decoded message against protobuf-c's unpack).
+describe("core.decode of the wire format", function()
+    local function seat(bytes)
+        return assert(core.decode("v3.Seat", bytes))
+    end
+
+    it("skips unknown fields of every wire type", function()
+        local unknown = "\x08\x96\x01"                -- field 1, varint 150
+                        .. "\x79" .. ("\1"):rep(8)      -- field 15, 64-bit
+                        .. ld("\x82\x01", "skipped")    -- field 16, length-delimited
+                        .. "\x8d\x01" .. ("\2"):rep(4) -- field 17, 32-bit
+        local s = seat(unknown .. ld("\x1a", "7") .. unknown)
+        assert.equal("7", s.row)
+        assert.equal("VACANT", s.status)
+    end)
+
+    it("refuses groups, undefined wire types, values cut short and wrong types", function()
+        for _, bytes in ipairs{
+            "\x0b\x0c",                          -- field 1, a group
+            "\x0e\x00",                          -- field 1, wire type 6
+            "\x18\x07",                          -- row, a string, as a varint
+            "\x68" .. ("\xff"):rep(10) .. "\x01", -- an 11-byte varint
+            "\x79\1\2\3",                        -- a 64-bit value cut short
+            "\x72\x02\x08",                      -- a Timestamp past the end
+            "\x72\x01\x08",                      -- a Timestamp whose seconds are cut short
+        } do
+            local t, err = core.decode("v3.Seat", bytes)
+            assert.is_nil(t, hex(bytes))
+            assert.equal("invalid", err.kind)
+        end
+    end)
+
+    it("keeps the last of a field sent twice, merges a message and replaces a oneof member",
+       function()
+        assert.equal("2", seat(ld("\x1a", "1") .. ld("\x1a", "2")).row)
+        local start, finish = ld("\x0a", "\x08\x01"), ld("\x12", "\x08\x02")
+        local event = assert(core.decode("v3.Event", ld("\x4a", start) .. ld("\x4a", finish)))
+        assert.same({ start = 1, finish = 2 }, event.lifetime)
+        local legal = assert(core.decode("v3.Event.LegalRu",
+                                         ld("\x32", "1027700000000") .. ld("\x3a", "304500000000000")))
+        assert.is_nil(legal.ogrn)
+        assert.equal("304500000000000", legal.ogrnip)
+    end)
+
+    it("reads repeated numbers packed and one by one, in order", function()
+        local packed = ld("\x0a", "\x01\x96\x01\x03") -- 1, 150, 3
+        local request = assert(core.decode("v3.CitiesRequest", packed .. "\x08\x04\x08\x05"))
+        assert.same({ 1, 150, 3, 4, 5 }, request.ids)
+        assert.same({}, assert(core.decode("v3.CitiesRequest", "")).ids)
+    end)
+
+    it("reads a negative int32 from ten bytes and keeps an unknown enum number", function()
+        local p = assert(core.decode("v3.Percentage", "\x08" .. ("\xff"):rep(9) .. "\x01"))
+        assert.equal(-1, p.units)
+        assert.equal(7, seat("\x68\x07").status)
+    end)
+
+    it("gives map entries the key and value they were sent, or their defaults", function()
+        local m = assert(core.decode("v3.Map", ld("\x3a", ld("\x12", "<svg/>")) ..
+                                               ld("\x3a", ld("\x0a", "hall"))))
+        assert.same({ [""] = "<svg/>", hall = "" }, m.svg)
+    end)
+
+    it("gives each message its own values whatever the one before held", function()
+        local a = seat(ld("\x12", "A") .. ld("\x1a", "10") .. ld("\x52", EVENT))
+        local b = seat(ld("\x12", "B") .. ld("\x1a", "10") .. ld("\x52", EVENT))
+        local c = seat(ld("\x12", "A"))
+        assert.same({ "A", "10", EVENT }, { a.sector, a.row, a.event })
+        assert.same({ "B", "10", EVENT }, { b.sector, b.row, b.event })
+        assert.same({ "A", "", "" }, { c.sector, c.row, c.event })
+        assert.equal("1\0002", seat(ld("\x1a", "1\0002")).row)
+    end)
+end)
+
 -- A packed listing, as stream:read_all returns one: each message after its
 -- length as a varint.
 describe("core.decode_at", function()

@@ -24,9 +24,10 @@
  * its length as a varint, what stream:read_all of grpc.c returns): the
  * format has its two ends here, tc_codec_put_length and core.decode_at.
  *
- * Memory: a message being built or decoded hangs from a small "box" userdata
- * whose __gc frees it, so a Lua memory error in the middle leaks nothing
- * (see "The box" below).
+ * Decoding reads the wire format straight into the tables (see "Decoding");
+ * encoding fills a protobuf-c message and packs it. Memory: a message being
+ * built hangs from a small "box" userdata whose __gc frees it, so a Lua
+ * memory error in the middle leaks nothing (see "The box" below).
  */
 #include "private.h"
 #include "bytes.h"
@@ -51,84 +52,14 @@
 #define TWO_64 18446744073709551616.0
 
 /* ------------------------------------------------------------------------ */
-/* The box: owner of a protobuf-c message tree being turned into a table or  */
-/* built from one, so that it is freed if Lua raises midway (out of memory). */
-/*                                                                            */
-/* Encoding gives each message a box of its own (filling it reads the        */
-/* caller's tables, which may run Lua code), with malloc'd memory.           */
-/* Decoding uses one box per Lua state, kept in the registry and reused: it  */
-/* unpacks into an arena, so a decoded message costs no malloc or free once  */
-/* the arena has grown to its size, and no userdata. A decoding that starts  */
-/* while the state's box is busy (a __gc finalizer run by the collector in   */
-/* the middle of another decoding, or after one that raised) takes a box of  */
-/* its own, as encoding does.                                                 */
-
-/* Arena memory: chunks of at least ARENA_CHUNK bytes, newest first. After a
- * decoding, the newest chunk is kept when it is at most ARENA_KEEP bytes. */
-#define ARENA_CHUNK 4096
-#define ARENA_KEEP (64 * 1024)
-
-struct chunk {
-    struct chunk *next;
-    size_t cap, used;
-    size_t pad; /* the data after the header stays 16-byte aligned */
-};
+/* The box: owner of a protobuf-c message tree being built from a table, so  */
+/* that it is freed if Lua raises midway (out of memory, or an error of the  */
+/* caller's metamethods while the tables are read). Decoding needs none: it  */
+/* makes nothing but Lua values.                                              */
 
 struct box {
-    ProtobufCMessage *msg; /* encoding: malloc'd tree, freed with free_unpacked */
-    int busy;              /* decoding: the arena holds a message in use */
-    struct chunk *chunks;  /* decoding: the arena */
+    ProtobufCMessage *msg; /* malloc'd tree, freed with free_unpacked */
 };
-
-static void *arena_alloc(void *data, size_t size)
-{
-    struct box *b = data;
-    struct chunk *c = b->chunks;
-
-    size = (size + 15) & ~(size_t)15;
-    if (size == 0)
-        size = 16;
-    if (!c || c->cap - c->used < size) {
-        size_t cap = c && c->cap < ARENA_KEEP ? c->cap * 2 : ARENA_CHUNK;
-        if (cap < size)
-            cap = size;
-        struct chunk *more = malloc(sizeof *more + cap);
-        if (!more)
-            return NULL;
-        more->next = c;
-        more->cap = cap;
-        more->used = 0;
-        b->chunks = c = more;
-    }
-    void *p = (char *)(c + 1) + c->used;
-    c->used += size;
-    return p;
-}
-
-static void arena_free(void *data, void *p)
-{
-    (void)data, (void)p; /* all of it goes at once, in arena_reset */
-}
-
-/* Empties the arena; keep: whether its newest chunk may stay for the next
- * decoding (a small one does). */
-static void arena_reset(struct box *b, int keep)
-{
-    struct chunk *c = b->chunks, *kept = NULL;
-
-    if (keep && c && c->cap <= ARENA_KEEP) {
-        kept = c;
-        c = c->next;
-        kept->next = NULL;
-        kept->used = 0;
-    }
-    while (c) {
-        struct chunk *next = c->next;
-        free(c);
-        c = next;
-    }
-    b->chunks = kept;
-}
 
 static void box_free(struct box *b)
 {
@@ -136,7 +67,6 @@ static void box_free(struct box *b)
         protobuf_c_message_free_unpacked(b->msg, NULL);
         b->msg = NULL;
     }
-    arena_reset(b, 0);
 }
 
 int tc_message_gc(lua_State *L)
@@ -150,8 +80,6 @@ static struct box *push_box(lua_State *L)
     struct box *b = lua_newuserdata(L, sizeof *b);
 
     b->msg = NULL;
-    b->busy = 0;
-    b->chunks = NULL;
     luaL_getmetatable(L, TC_MESSAGE_MT);
     lua_setmetatable(L, -2);
     return b;
@@ -215,40 +143,31 @@ static void *member(const void *msg, unsigned offset)
 }
 
 /* ------------------------------------------------------------------------ */
-/* Decoding.                                                                  */
+/* Names and defaults, made once per message type and Lua state.              */
 
-static void push_message(lua_State *L, const ProtobufCMessage *m, int cache);
-
-/* Pushes the names table of message type d and returns its index: the field
- * names at 1..n_fields, made once per Lua state and kept in the cache table
- * at index cache, so that a decoded message's keys are set with lua_rawset
- * instead of being looked up as C strings field after field. The names of
- * enum values go into it too, keyed by their ProtobufCEnumValue, as they
- * are first met. */
-static int push_names(lua_State *L, int cache, const ProtobufCMessageDescriptor *d)
+/* lua_rawget, and the type of what it pushed (LuaJIT's returns nothing). */
+static int rawget_type(lua_State *L, int t)
 {
-    lua_pushlightuserdata(L, (void *)d);
-    lua_rawget(L, cache);
-    if (lua_isnil(L, -1)) {
-        lua_pop(L, 1);
-        lua_createtable(L, d->n_fields > INT32_MAX ? 0 : (int)d->n_fields, 0);
-        for (unsigned i = 0; i < d->n_fields; i++) {
-            lua_pushstring(L, d->fields[i].name);
-            lua_rawseti(L, -2, (int)i + 1);
-        }
-        lua_pushlightuserdata(L, (void *)d);
-        lua_pushvalue(L, -2);
-        lua_rawset(L, cache);
-    }
-    return lua_gettop(L);
+    lua_rawget(L, t);
+    return lua_type(L, -1);
+}
+
+/* Whether an absent singular field of this kind reads as its default: it
+ * has no presence of its own (no oneof, no proto2 `optional` number) and is
+ * not a message (an absent message reads as nil). */
+static int has_default(const ProtobufCFieldDescriptor *f)
+{
+    if (f->label == PROTOBUF_C_LABEL_REPEATED || (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) ||
+        f->type == PROTOBUF_C_TYPE_MESSAGE)
+        return 0;
+    return f->label != PROTOBUF_C_LABEL_OPTIONAL || f->type == PROTOBUF_C_TYPE_STRING;
 }
 
 /* Pushes the name of an enum value, kept in the names table at names. */
 static void push_enum_name(lua_State *L, int names, const ProtobufCEnumValue *ev)
 {
     lua_pushlightuserdata(L, (void *)ev);
-    lua_rawget(L, names);
-    if (lua_isnil(L, -1)) {
+    if (rawget_type(L, names) == LUA_TNIL) {
         lua_pop(L, 1);
         lua_pushstring(L, ev->name);
         lua_pushlightuserdata(L, (void *)ev);
@@ -273,10 +192,9 @@ static void push_timestamp(lua_State *L, const Google__Protobuf__Timestamp *t)
         lua_pushnumber(L, (lua_Number)t->seconds + (lua_Number)t->nanos / 1e9);
 }
 
-/* Pushes one value of field f stored at p (an element, for repeated fields);
- * names and cache are the indexes of push_names and of the cache table. */
-static void push_value(lua_State *L, const ProtobufCFieldDescriptor *f, const void *p, int names,
-                       int cache)
+/* Pushes the value of a scalar field f stored at p in a protobuf-c message
+ * (an element, for repeated fields); names is the index of a names table. */
+static void push_stored(lua_State *L, const ProtobufCFieldDescriptor *f, const void *p, int names)
 {
     switch (f->type) {
     case PROTOBUF_C_TYPE_INT32:
@@ -307,12 +225,12 @@ static void push_value(lua_State *L, const ProtobufCFieldDescriptor *f, const vo
         lua_pushboolean(L, *(const protobuf_c_boolean *)p);
         break;
     case PROTOBUF_C_TYPE_ENUM: {
-        int v = *(const int *)p;
-        const ProtobufCEnumValue *ev = protobuf_c_enum_descriptor_get_value(f->descriptor, v);
+        const ProtobufCEnumValue *ev =
+            protobuf_c_enum_descriptor_get_value(f->descriptor, *(const int *)p);
         if (ev)
             push_enum_name(L, names, ev);
         else
-            lua_pushinteger(L, v);
+            lua_pushinteger(L, *(const int *)p);
         break;
     }
     case PROTOBUF_C_TYPE_STRING: {
@@ -325,39 +243,22 @@ static void push_value(lua_State *L, const ProtobufCFieldDescriptor *f, const vo
         lua_pushlstring(L, b->data ? (const char *)b->data : "", b->data ? b->len : 0);
         break;
     }
-    case PROTOBUF_C_TYPE_MESSAGE: {
-        const ProtobufCMessage *sub = *(ProtobufCMessage *const *)p;
-        if (!sub)
-            lua_pushnil(L);
-        else if (is_timestamp(sub->descriptor))
-            push_timestamp(L, (const Google__Protobuf__Timestamp *)sub);
-        else
-            push_message(L, sub, cache);
-        break;
-    }
     default:
         lua_pushnil(L);
         break;
     }
 }
 
+/* The size of one element of a repeated field of this type in protobuf-c. */
 static size_t element_size(ProtobufCType type)
 {
     switch (type) {
-    case PROTOBUF_C_TYPE_INT32:
-    case PROTOBUF_C_TYPE_SINT32:
-    case PROTOBUF_C_TYPE_SFIXED32:
-    case PROTOBUF_C_TYPE_UINT32:
-    case PROTOBUF_C_TYPE_FIXED32:
-        return 4;
     case PROTOBUF_C_TYPE_INT64:
     case PROTOBUF_C_TYPE_SINT64:
     case PROTOBUF_C_TYPE_SFIXED64:
     case PROTOBUF_C_TYPE_UINT64:
     case PROTOBUF_C_TYPE_FIXED64:
         return 8;
-    case PROTOBUF_C_TYPE_FLOAT:
-        return sizeof(float);
     case PROTOBUF_C_TYPE_DOUBLE:
         return sizeof(double);
     case PROTOBUF_C_TYPE_BOOL:
@@ -370,118 +271,708 @@ static size_t element_size(ProtobufCType type)
         return sizeof(ProtobufCBinaryData);
     case PROTOBUF_C_TYPE_MESSAGE:
         return sizeof(ProtobufCMessage *);
+    default:
+        return 4; /* the 32-bit numbers and float */
+    }
+}
+
+/* Pushes the names table of message type d and returns its index: the field
+ * names at 1..n_fields; at n_fields + i, the default of field i where it
+ * has one (has_default): the value protobuf-c's initialiser gives it; at
+ * 2 * n_fields + i, the last string decoded for field i (read_value). Made
+ * once per Lua state and kept in the cache table at index cache, so that a
+ * decoded message's keys are Lua strings already, set with lua_rawset. The
+ * names of enum values go into it too, keyed by their ProtobufCEnumValue,
+ * as they are first met. */
+static int push_names(lua_State *L, int cache, const ProtobufCMessageDescriptor *d)
+{
+    int n = d->n_fields > INT32_MAX / 3 ? 0 : (int)d->n_fields;
+
+    lua_pushlightuserdata(L, (void *)d);
+    if (rawget_type(L, cache) != LUA_TNIL)
+        return lua_gettop(L);
+    lua_pop(L, 1);
+    lua_createtable(L, 3 * n, 0);
+    int names = lua_gettop(L);
+    for (int i = 0; i < n; i++) {
+        lua_pushstring(L, d->fields[i].name);
+        lua_rawseti(L, names, i + 1);
+    }
+    void *init = lua_newuserdata(L, d->sizeof_message);
+    protobuf_c_message_init(d, init);
+    for (int i = 0; i < n; i++) {
+        if (!has_default(&d->fields[i]))
+            continue;
+        push_stored(L, &d->fields[i], member(init, d->fields[i].offset), names);
+        lua_rawseti(L, names, n + i + 1);
+    }
+    lua_pop(L, 1); /* init */
+    lua_pushlightuserdata(L, (void *)d);
+    lua_pushvalue(L, names);
+    lua_rawset(L, cache);
+    return names;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Decoding: the wire format read straight into Lua tables, the descriptors  */
+/* giving names and types (no protobuf-c message in between, as lua-protobuf */
+/* decodes). It reads what protobuf-c's unpack reads and refuses what it     */
+/* refuses: a value cut short, a known field with the wrong wire type, a     */
+/* group, field number 0. Unknown fields are skipped. Of a singular field    */
+/* sent twice the last value counts, a message field sent twice is merged    */
+/* (a oneof member is replaced), and a repeated number field may come packed */
+/* or not. The ASan build decodes every message with protobuf-c as well and  */
+/* aborts if the two differ ("The check", below).                            */
+
+enum { WIRE_VARINT = 0, WIRE_64BIT = 1, WIRE_LEN = 2, WIRE_32BIT = 5 };
+
+/* Fields past this index are not in a decoding's bitmap of fields seen. */
+#define SEEN_BITS 256
+
+/* The longest string value kept as its field's last (read_value). */
+#define LAST_MAX 64
+
+struct wire {
+    const uint8_t *p, *end;
+};
+
+static int wire_varint(struct wire *w, uint64_t *out)
+{
+    uint64_t v = 0;
+
+    for (int shift = 0; shift < 64 && w->p < w->end; shift += 7) {
+        uint8_t byte = *w->p++;
+        v |= (uint64_t)(byte & 0x7f) << shift;
+        if (!(byte & 0x80)) {
+            *out = v;
+            return 1;
+        }
+    }
+    return 0; /* cut short, or longer than 10 bytes */
+}
+
+/* A little-endian fixed32 (n = 4) or fixed64 (n = 8). */
+static int wire_fixed(struct wire *w, int n, uint64_t *out)
+{
+    uint64_t v = 0;
+
+    if (w->end - w->p < n)
+        return 0;
+    for (int i = n - 1; i >= 0; i--)
+        v = v << 8 | w->p[i];
+    w->p += n;
+    *out = v;
+    return 1;
+}
+
+/* A length-delimited value: len bytes at *data. */
+static int wire_bytes(struct wire *w, const uint8_t **data, size_t *len)
+{
+    uint64_t n;
+
+    if (!wire_varint(w, &n) || n > (uint64_t)(w->end - w->p))
+        return 0;
+    *data = w->p;
+    *len = (size_t)n;
+    w->p += n;
+    return 1;
+}
+
+/* Steps over a value of an unknown field. Groups (wire types 3 and 4) and the
+ * undefined types 6 and 7 are refused, as protobuf-c refuses them. */
+static int wire_skip(struct wire *w, int type)
+{
+    uint64_t v;
+    const uint8_t *data;
+    size_t len;
+
+    switch (type) {
+    case WIRE_VARINT:
+        return wire_varint(w, &v);
+    case WIRE_64BIT:
+        return wire_fixed(w, 8, &v);
+    case WIRE_LEN:
+        return wire_bytes(w, &data, &len);
+    case WIRE_32BIT:
+        return wire_fixed(w, 4, &v);
     }
     return 0;
 }
 
-/* Pushes a repeated field: a list, or a table keyed by key for map fields. */
-static void push_repeated(lua_State *L, const ProtobufCMessage *m, const ProtobufCFieldDescriptor *f,
-                          int names, int cache)
+static int wire_type_of(ProtobufCType type)
 {
-    size_t n = *(const size_t *)member(m, f->quantifier_offset);
-    const char *arr = *(char *const *)member(m, f->offset);
-    size_t size = element_size(f->type);
-
-    if (f->type == PROTOBUF_C_TYPE_MESSAGE && is_map_entry(f->descriptor)) {
-        const ProtobufCMessageDescriptor *ed = f->descriptor;
-        lua_createtable(L, 0, n > INT32_MAX ? 0 : (int)n);
-        for (size_t i = 0; i < n; i++) {
-            const ProtobufCMessage *e = ((ProtobufCMessage *const *)arr)[i];
-            if (!e)
-                continue;
-            push_value(L, &ed->fields[0], member(e, ed->fields[0].offset), names,
-                       cache); /* map, key */
-            push_value(L, &ed->fields[1], member(e, ed->fields[1].offset), names,
-                       cache); /* map, key, value */
-            lua_rawset(L, -3);
-        }
-        return;
-    }
-    lua_createtable(L, n > INT32_MAX ? 0 : (int)n, 0);
-    for (size_t i = 0; i < n; i++) {
-        push_value(L, f, arr + i * size, names, cache); /* list, value */
-        lua_rawseti(L, -2, (int)(i + 1));
+    switch (type) {
+    case PROTOBUF_C_TYPE_SFIXED32:
+    case PROTOBUF_C_TYPE_FIXED32:
+    case PROTOBUF_C_TYPE_FLOAT:
+        return WIRE_32BIT;
+    case PROTOBUF_C_TYPE_SFIXED64:
+    case PROTOBUF_C_TYPE_FIXED64:
+    case PROTOBUF_C_TYPE_DOUBLE:
+        return WIRE_64BIT;
+    case PROTOBUF_C_TYPE_STRING:
+    case PROTOBUF_C_TYPE_BYTES:
+    case PROTOBUF_C_TYPE_MESSAGE:
+        return WIRE_LEN;
+    default:
+        return WIRE_VARINT;
     }
 }
 
-/* Whether a singular field has a value to show (see the rules on top). */
-static int field_present(const ProtobufCMessage *m, const ProtobufCFieldDescriptor *f)
+/* The index of field number id in d->fields (sorted by number), or -1. Fields
+ * come in order of their numbers as a rule, so *hint, the index after the
+ * last one found, is tried first, then the last one itself (a repeated
+ * field's next element). */
+static int find_field(const ProtobufCMessageDescriptor *d, uint64_t id, unsigned *hint)
 {
-    if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)
-        return *(const uint32_t *)member(m, f->quantifier_offset) == f->id;
-    if (f->label == PROTOBUF_C_LABEL_OPTIONAL && f->type != PROTOBUF_C_TYPE_MESSAGE &&
-        f->type != PROTOBUF_C_TYPE_STRING)
-        return *(const protobuf_c_boolean *)member(m, f->quantifier_offset);
-    return 1; /* absent messages come out as nil */
-}
+    unsigned lo = 0, hi = d->n_fields, i = *hint;
 
-static void push_message(lua_State *L, const ProtobufCMessage *m, int cache)
-{
-    const ProtobufCMessageDescriptor *d = m->descriptor;
-
-    luaL_checkstack(L, 8, "message nested too deeply");
-    int names = push_names(L, cache, d); /* names */
-    lua_createtable(L, 0, (int)d->n_fields); /* names, table */
-    for (unsigned i = 0; i < d->n_fields; i++) {
-        const ProtobufCFieldDescriptor *f = &d->fields[i];
-        if (f->label != PROTOBUF_C_LABEL_REPEATED &&
-            (!field_present(m, f) ||
-             (f->type == PROTOBUF_C_TYPE_MESSAGE && !*(void *const *)member(m, f->offset))))
-            continue; /* absent: nil */
-        lua_rawgeti(L, names, (int)i + 1); /* names, table, name */
-        if (f->label == PROTOBUF_C_LABEL_REPEATED)
-            push_repeated(L, m, f, names, cache);
+    if (i < hi && d->fields[i].id == id) {
+        *hint = i + 1;
+        return (int)i;
+    }
+    if (i > 0 && i <= hi && d->fields[i - 1].id == id)
+        return (int)i - 1;
+    while (lo < hi) {
+        unsigned mid = lo + (hi - lo) / 2;
+        if (d->fields[mid].id < id)
+            lo = mid + 1;
         else
-            push_value(L, f, member(m, f->offset), names, cache);
-        lua_rawset(L, -3); /* names, table */
+            hi = mid;
     }
-    lua_remove(L, names); /* table */
+    if (lo < d->n_fields && d->fields[lo].id == id) {
+        *hint = lo + 1;
+        return (int)lo;
+    }
+    return -1;
+}
+
+static void push_enum(lua_State *L, const ProtobufCFieldDescriptor *f, int v, int names)
+{
+    const ProtobufCEnumValue *ev = protobuf_c_enum_descriptor_get_value(f->descriptor, v);
+
+    if (ev)
+        push_enum_name(L, names, ev);
+    else
+        lua_pushinteger(L, v);
+}
+
+/* Pushes a number, bool or enum of field f from its wire value v, converted
+ * as protobuf-c converts it (int32 and enums keep the low 32 bits). */
+static void push_wire_number(lua_State *L, const ProtobufCFieldDescriptor *f, uint64_t v,
+                             int names)
+{
+    switch (f->type) {
+    case PROTOBUF_C_TYPE_INT32:
+    case PROTOBUF_C_TYPE_SFIXED32:
+        lua_pushinteger(L, (int32_t)(uint32_t)v);
+        break;
+    case PROTOBUF_C_TYPE_SINT32: {
+        uint32_t u = (uint32_t)v;
+        lua_pushinteger(L, (int32_t)((u >> 1) ^ (0u - (u & 1))));
+        break;
+    }
+    case PROTOBUF_C_TYPE_UINT32:
+    case PROTOBUF_C_TYPE_FIXED32:
+        lua_pushinteger(L, (lua_Integer)(uint32_t)v);
+        break;
+    case PROTOBUF_C_TYPE_INT64:
+    case PROTOBUF_C_TYPE_SFIXED64:
+        lua_pushinteger(L, (lua_Integer)(int64_t)v);
+        break;
+    case PROTOBUF_C_TYPE_SINT64:
+        lua_pushinteger(L, (lua_Integer)(int64_t)((v >> 1) ^ (0u - (v & 1))));
+        break;
+    case PROTOBUF_C_TYPE_UINT64:
+    case PROTOBUF_C_TYPE_FIXED64:
+        push_uint64(L, v);
+        break;
+    case PROTOBUF_C_TYPE_FLOAT: {
+        uint32_t u = (uint32_t)v;
+        float x;
+        memcpy(&x, &u, sizeof x);
+        lua_pushnumber(L, x);
+        break;
+    }
+    case PROTOBUF_C_TYPE_DOUBLE: {
+        double x;
+        memcpy(&x, &v, sizeof x);
+        lua_pushnumber(L, x);
+        break;
+    }
+    case PROTOBUF_C_TYPE_BOOL:
+        lua_pushboolean(L, v != 0);
+        break;
+    case PROTOBUF_C_TYPE_ENUM:
+        push_enum(L, f, (int32_t)(uint32_t)v, names);
+        break;
+    default:
+        lua_pushnil(L);
+        break;
+    }
+}
+
+/* Pushes a google.protobuf.Timestamp read from its bytes (push_timestamp). */
+static int read_timestamp(lua_State *L, const uint8_t *data, size_t len)
+{
+    struct wire w = { data, data + len };
+    Google__Protobuf__Timestamp t = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+    uint64_t key, v;
+
+    while (w.p < w.end) {
+        if (!wire_varint(&w, &key) || key >> 3 == 0)
+            return 0;
+        if (key >> 3 == 1 || key >> 3 == 2) {
+            if ((key & 7) != WIRE_VARINT || !wire_varint(&w, &v))
+                return 0;
+            if (key >> 3 == 1)
+                t.seconds = (int64_t)v;
+            else
+                t.nanos = (int32_t)(uint32_t)v;
+        } else if (!wire_skip(&w, (int)(key & 7))) {
+            return 0;
+        }
+    }
+    push_timestamp(L, &t);
+    return 1;
+}
+
+/* A decoding: its state and the index of the state's cache table. */
+struct dec {
+    lua_State *L;
+    int cache;
+};
+
+static int fill_table(struct dec *x, const ProtobufCMessageDescriptor *d, const uint8_t *data,
+                      size_t len, int t, int fresh, int depth);
+
+/* Pushes one value of the singular or repeated field f, of wire type type,
+ * read from w: a number, a string, or a new table for a message. A string of
+ * a singular field is first compared with the field's last value, kept in
+ * the names table at slot (0: none): in a listing, fields such as a seat's
+ * event, set and sector repeat from one message to the next, and the Lua
+ * string is then reused rather than hashed and interned again. */
+static int read_value(struct dec *x, const ProtobufCFieldDescriptor *f, int type, struct wire *w,
+                      int names, int slot, int depth)
+{
+    lua_State *L = x->L;
+    const uint8_t *data;
+    size_t len;
+    uint64_t v;
+
+    if (type != wire_type_of(f->type))
+        return 0;
+    switch (type) {
+    case WIRE_VARINT:
+        if (!wire_varint(w, &v))
+            return 0;
+        push_wire_number(L, f, v, names);
+        return 1;
+    case WIRE_32BIT:
+    case WIRE_64BIT:
+        if (!wire_fixed(w, type == WIRE_32BIT ? 4 : 8, &v))
+            return 0;
+        push_wire_number(L, f, v, names);
+        return 1;
+    }
+    if (!wire_bytes(w, &data, &len))
+        return 0;
+    if (f->type != PROTOBUF_C_TYPE_MESSAGE) {
+        if (slot && len <= LAST_MAX) {
+            size_t last_len;
+            lua_rawgeti(L, names, slot);
+            const char *last = lua_tolstring(L, -1, &last_len);
+            if (last && last_len == len && memcmp(last, data, len) == 0)
+                return 1;
+            lua_pop(L, 1);
+            lua_pushlstring(L, (const char *)data, len);
+            lua_pushvalue(L, -1);
+            lua_rawseti(L, names, slot);
+            return 1;
+        }
+        lua_pushlstring(L, (const char *)data, len);
+        return 1;
+    }
+    if (is_timestamp(f->descriptor))
+        return read_timestamp(L, data, len);
+    const ProtobufCMessageDescriptor *md = f->descriptor;
+    lua_createtable(L, 0, (int)md->n_fields);
+    return fill_table(x, md, data, len, lua_gettop(L), 1, depth + 1);
+}
+
+/* Reads one entry of a map field into the table at map: its key and value
+ * take their defaults when not sent; an entry whose message value was not
+ * sent adds nothing. */
+static int read_entry(struct dec *x, const ProtobufCMessageDescriptor *ed, struct wire *w, int map,
+                      int names, int depth)
+{
+    lua_State *L = x->L;
+    const ProtobufCFieldDescriptor *kf = &ed->fields[0], *vf = &ed->fields[1];
+    const uint8_t *data;
+    size_t len;
+    uint64_t key;
+
+    if (!wire_bytes(w, &data, &len))
+        return 0;
+    struct wire e = { data, data + len };
+    int top = lua_gettop(L);
+    int entry_names = push_names(L, x->cache, ed);
+    lua_rawgeti(L, entry_names, 2 + 1); /* the key's default */
+    lua_rawgeti(L, entry_names, 2 + 2); /* the value's: nil for a message */
+    while (e.p < e.end) {
+        if (!wire_varint(&e, &key) || key >> 3 == 0)
+            return 0;
+        int which = key >> 3 == 1 ? 0 : key >> 3 == 2 ? 1 : -1;
+        if (which < 0) {
+            if (!wire_skip(&e, (int)(key & 7)))
+                return 0;
+            continue;
+        }
+        if (!read_value(x, which ? vf : kf, (int)(key & 7), &e, names, 0, depth))
+            return 0;
+        lua_replace(L, top + 2 + which);
+    }
+    if (!lua_isnil(L, top + 3))
+        lua_rawset(L, map);
+    lua_settop(L, top);
+    return 1;
+}
+
+/* Clears the members of field i's oneof other than i. */
+static void clear_oneof(lua_State *L, const ProtobufCMessageDescriptor *d, unsigned i, int t,
+                        int names)
+{
+    for (unsigned j = 0; j < d->n_fields; j++) {
+        const ProtobufCFieldDescriptor *g = &d->fields[j];
+        if (j == i || !(g->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) ||
+            g->quantifier_offset != d->fields[i].quantifier_offset)
+            continue;
+        lua_rawgeti(L, names, (int)j + 1);
+        lua_pushvalue(L, -1);
+        if (rawget_type(L, t) == LUA_TNIL) {
+            lua_pop(L, 2);
+            continue;
+        }
+        lua_pop(L, 1);
+        lua_pushnil(L);
+        lua_rawset(L, t);
+    }
+}
+
+/* Reads a value of field i of d (all of them, for a packed repeated field)
+ * into the table at t. */
+static int read_field(struct dec *x, const ProtobufCMessageDescriptor *d, unsigned i, int type,
+                      struct wire *w, int t, int names, int depth)
+{
+    lua_State *L = x->L;
+    const ProtobufCFieldDescriptor *f = &d->fields[i];
+    const uint8_t *data;
+    size_t len;
+
+    lua_rawgeti(L, names, (int)i + 1); /* name */
+    if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+        int want = wire_type_of(f->type);
+        lua_pushvalue(L, -1);
+        if (rawget_type(L, t) != LUA_TTABLE) { /* name, nil */
+            lua_pop(L, 1);
+            lua_newtable(L);
+            lua_pushvalue(L, -2);
+            lua_pushvalue(L, -2);
+            lua_rawset(L, t); /* name, list */
+        }
+        int list = lua_gettop(L);
+        size_t n = lua_rawlen(L, list);
+        if (f->type == PROTOBUF_C_TYPE_MESSAGE && type == WIRE_LEN &&
+            is_map_entry(f->descriptor)) {
+            if (!read_entry(x, f->descriptor, w, list, names, depth))
+                return 0;
+        } else if (type == WIRE_LEN && want != WIRE_LEN) { /* packed */
+            if (!wire_bytes(w, &data, &len))
+                return 0;
+            struct wire p = { data, data + len };
+            while (p.p < p.end) {
+                uint64_t v;
+                if (!(want == WIRE_VARINT ? wire_varint(&p, &v)
+                                          : wire_fixed(&p, want == WIRE_32BIT ? 4 : 8, &v)))
+                    return 0;
+                push_wire_number(L, f, v, names);
+                lua_rawseti(L, list, (lua_Integer)++n);
+            }
+        } else {
+            if (!read_value(x, f, type, w, names, 0, depth))
+                return 0;
+            lua_rawseti(L, list, (lua_Integer)n + 1);
+        }
+        lua_pop(L, 2);
+        return 1;
+    }
+    if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
+        clear_oneof(L, d, i, t, names);
+    } else if (f->type == PROTOBUF_C_TYPE_MESSAGE && type == WIRE_LEN &&
+               !is_timestamp(f->descriptor)) {
+        lua_pushvalue(L, -1);
+        if (rawget_type(L, t) == LUA_TTABLE) { /* name, the message sent before */
+            if (!wire_bytes(w, &data, &len) ||
+                !fill_table(x, f->descriptor, data, len, lua_gettop(L), 0, depth + 1))
+                return 0;
+            lua_pop(L, 2);
+            return 1;
+        }
+        lua_pop(L, 1);
+    }
+    if (!read_value(x, f, type, w, names, 2 * (int)d->n_fields + (int)i + 1, depth)) /* name, value */
+        return 0;
+    lua_rawset(L, t);
+    return 1;
+}
+
+/* After a fresh message's fields: the defaults of those not sent (names
+ * table, n_fields + i), and an empty list for each repeated one. */
+static void fill_defaults(lua_State *L, const ProtobufCMessageDescriptor *d, int t, int names,
+                          const uint64_t *seen)
+{
+    int n = (int)d->n_fields;
+
+    for (int i = 0; i < n; i++) {
+        if (i < SEEN_BITS && (seen[i >> 6] >> (i & 63) & 1))
+            continue;
+        lua_rawgeti(L, names, i + 1); /* name */
+        if (i >= SEEN_BITS) {
+            lua_pushvalue(L, -1);
+            if (rawget_type(L, t) != LUA_TNIL) {
+                lua_pop(L, 2);
+                continue;
+            }
+            lua_pop(L, 1);
+        }
+        if (d->fields[i].label == PROTOBUF_C_LABEL_REPEATED)
+            lua_newtable(L);
+        else
+            lua_rawgeti(L, names, n + i + 1);
+        lua_rawset(L, t); /* a nil default sets nothing */
+    }
+}
+
+/* Reads the fields of message d from data into the table at t: a new table
+ * (fresh), or one decoded before that the bytes are merged into. */
+static int fill_table(struct dec *x, const ProtobufCMessageDescriptor *d, const uint8_t *data,
+                      size_t len, int t, int fresh, int depth)
+{
+    lua_State *L = x->L;
+    struct wire w = { data, data + len };
+    uint64_t seen[SEEN_BITS / 64] = { 0 };
+    unsigned hint = 0;
+    uint64_t key;
+
+    if (depth > MAX_DEPTH)
+        return 0;
+    luaL_checkstack(L, 12, "message nested too deeply");
+    int names = push_names(L, x->cache, d);
+    while (w.p < w.end) {
+        if (!wire_varint(&w, &key) || key >> 3 == 0)
+            return 0;
+        int i = find_field(d, key >> 3, &hint);
+        if (i < 0) {
+            if (!wire_skip(&w, (int)(key & 7)))
+                return 0;
+            continue;
+        }
+        if (i < SEEN_BITS)
+            seen[i >> 6] |= (uint64_t)1 << (i & 63);
+        if (!read_field(x, d, (unsigned)i, (int)(key & 7), &w, t, names, depth))
+            return 0;
+    }
+    if (fresh)
+        fill_defaults(L, d, t, names, seen);
+    lua_pop(L, 1); /* names */
+    return 1;
 }
 
 static const char CACHE_KEY = 'c';
 
+#ifdef TC_CHECK_DECODE
+static void check_decode(lua_State *L, const ProtobufCMessageDescriptor *d, const uint8_t *data,
+                         size_t len, int cache, int got);
+#endif
+
 int tc_codec_decode(lua_State *L, const ProtobufCMessageDescriptor *d, const uint8_t *data,
                     size_t len)
 {
-    luaL_checkstack(L, 8, "message nested too deeply");
-    /* The state's cache table: [1] its box, [descriptor] a names table. */
+    int base = lua_gettop(L), ok;
+
+    luaL_checkstack(L, 12, "message nested too deeply");
+    /* The state's cache table: [descriptor] = the names table of push_names. */
     lua_pushlightuserdata(L, (void *)&CACHE_KEY);
-    lua_rawget(L, LUA_REGISTRYINDEX);
-    if (lua_isnil(L, -1)) {
+    if (rawget_type(L, LUA_REGISTRYINDEX) == LUA_TNIL) {
         lua_pop(L, 1);
         lua_newtable(L); /* cache */
-        push_box(L);
-        lua_rawseti(L, -2, 1);
         lua_pushlightuserdata(L, (void *)&CACHE_KEY);
         lua_pushvalue(L, -2);
         lua_rawset(L, LUA_REGISTRYINDEX);
     }
-    int cache = lua_gettop(L);
-    lua_rawgeti(L, cache, 1); /* cache, box */
-    struct box *b = lua_touserdata(L, -1);
-    if (b->busy) {
-        lua_pop(L, 1);
-        b = push_box(L); /* cache, a box of its own */
+    struct dec x = { L, base + 1 };
+    if (is_timestamp(d)) {
+        ok = read_timestamp(L, data, len);
+    } else {
+        lua_createtable(L, 0, (int)d->n_fields); /* cache, table */
+        ok = fill_table(&x, d, data, len, base + 2, 1, 0);
     }
-    b->busy = 1;
-    ProtobufCAllocator arena = { arena_alloc, arena_free, b };
-    const ProtobufCMessage *msg = protobuf_c_message_unpack(d, &arena, len, data);
-    if (!msg) {
-        arena_reset(b, 1);
-        b->busy = 0;
-        lua_pop(L, 2);
+#ifdef TC_CHECK_DECODE
+    check_decode(L, d, data, len, base + 1, ok ? base + 2 : 0);
+#endif
+    if (!ok) {
+        lua_settop(L, base);
         return 0;
     }
-    if (is_timestamp(d))
-        push_timestamp(L, (const Google__Protobuf__Timestamp *)msg);
-    else
-        push_message(L, msg, cache); /* cache, box, table */
-    arena_reset(b, 1);
-    b->busy = 0;
-    lua_replace(L, cache); /* table, box */
-    lua_pop(L, 1);
+    lua_replace(L, base + 1); /* table */
     return 1;
 }
+
+#ifdef TC_CHECK_DECODE
+/* ------------------------------------------------------------------------ */
+/* The check (ASan build, -DTC_CHECK_DECODE): each message decoded above is  */
+/* unpacked by protobuf-c too, made into a table from protobuf-c's structs,  */
+/* and compared with the decoded one; a difference, or one refusing what the */
+/* other reads, aborts. Every spec run in that build checks the decoder so.  */
+
+static void ref_message(lua_State *L, const ProtobufCMessage *m, int cache);
+
+static void ref_value(lua_State *L, const ProtobufCFieldDescriptor *f, const void *p, int names,
+                      int cache)
+{
+    const ProtobufCMessage *sub;
+
+    if (f->type != PROTOBUF_C_TYPE_MESSAGE) {
+        push_stored(L, f, p, names);
+        return;
+    }
+    sub = *(ProtobufCMessage *const *)p;
+    if (!sub)
+        lua_pushnil(L);
+    else if (is_timestamp(sub->descriptor))
+        push_timestamp(L, (const Google__Protobuf__Timestamp *)sub);
+    else
+        ref_message(L, sub, cache);
+}
+
+static void ref_repeated(lua_State *L, const ProtobufCMessage *m, const ProtobufCFieldDescriptor *f,
+                         int names, int cache)
+{
+    size_t n = *(const size_t *)member(m, f->quantifier_offset);
+    const char *arr = *(char *const *)member(m, f->offset);
+
+    lua_newtable(L);
+    if (f->type == PROTOBUF_C_TYPE_MESSAGE && is_map_entry(f->descriptor)) {
+        const ProtobufCMessageDescriptor *ed = f->descriptor;
+        for (size_t i = 0; i < n; i++) {
+            const ProtobufCMessage *e = ((ProtobufCMessage *const *)arr)[i];
+            ref_value(L, &ed->fields[0], member(e, ed->fields[0].offset), names, cache);
+            ref_value(L, &ed->fields[1], member(e, ed->fields[1].offset), names, cache);
+            lua_rawset(L, -3);
+        }
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        ref_value(L, f, arr + i * element_size(f->type), names, cache);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+}
+
+static void ref_message(lua_State *L, const ProtobufCMessage *m, int cache)
+{
+    const ProtobufCMessageDescriptor *d = m->descriptor;
+
+    luaL_checkstack(L, 8, NULL);
+    int names = push_names(L, cache, d);
+    lua_newtable(L);
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        lua_rawgeti(L, names, (int)i + 1);
+        if (f->label == PROTOBUF_C_LABEL_REPEATED)
+            ref_repeated(L, m, f, names, cache);
+        else if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+                 *(const uint32_t *)member(m, f->quantifier_offset) != f->id)
+            lua_pushnil(L);
+        else if (f->label == PROTOBUF_C_LABEL_OPTIONAL && f->type != PROTOBUF_C_TYPE_MESSAGE &&
+                 f->type != PROTOBUF_C_TYPE_STRING &&
+                 !*(const protobuf_c_boolean *)member(m, f->quantifier_offset))
+            lua_pushnil(L);
+        else
+            ref_value(L, f, member(m, f->offset), names, cache);
+        lua_rawset(L, -3);
+    }
+    lua_remove(L, names);
+}
+
+/* Whether the values at a and b are the same, tables key by key. A string
+ * with a NUL byte is the same as its part before it (protobuf-c keeps C
+ * strings). */
+static int same(lua_State *L, int a, int b, int depth)
+{
+    int type = lua_type(L, a);
+    size_t na = 0, nb = 0;
+
+    a = lua_absindex(L, a);
+    b = lua_absindex(L, b);
+    if (type != lua_type(L, b))
+        return 0;
+    if (type == LUA_TSTRING) {
+        const char *sa = lua_tolstring(L, a, &na), *sb = lua_tolstring(L, b, &nb);
+        return (na == nb || strlen(sa) == nb) && memcmp(sa, sb, nb) == 0;
+    }
+    if (type == LUA_TNUMBER) {
+        lua_Number x = lua_tonumber(L, a), y = lua_tonumber(L, b);
+        return lua_rawequal(L, a, b) || (x != x && y != y);
+    }
+    if (type != LUA_TTABLE)
+        return lua_rawequal(L, a, b);
+    if (depth > MAX_DEPTH)
+        return 0;
+    luaL_checkstack(L, 6, NULL);
+    lua_pushnil(L);
+    while (lua_next(L, a)) { /* key, value of a */
+        na++;
+        lua_pushvalue(L, -2);
+        lua_rawget(L, b); /* key, value of a, value of b */
+        int ok = same(L, -2, -1, depth + 1);
+        lua_pop(L, 2);
+        if (!ok) {
+            lua_pop(L, 1);
+            return 0;
+        }
+    }
+    lua_pushnil(L);
+    while (lua_next(L, b)) {
+        nb++;
+        lua_pop(L, 1);
+    }
+    return na == nb;
+}
+
+/* got: the index of the decoded message, or 0 when decoding refused it. */
+static void check_decode(lua_State *L, const ProtobufCMessageDescriptor *d, const uint8_t *data,
+                         size_t len, int cache, int got)
+{
+    ProtobufCMessage *m = protobuf_c_message_unpack(d, NULL, len, data);
+    int agree = !got == !m;
+
+    if (got && m) {
+        if (is_timestamp(d))
+            push_timestamp(L, (const Google__Protobuf__Timestamp *)m);
+        else
+            ref_message(L, m, cache);
+        agree = same(L, got, -1, 0);
+        lua_pop(L, 1);
+    }
+    if (m)
+        protobuf_c_message_free_unpacked(m, NULL);
+    if (!agree) {
+        fprintf(stderr, "codec: %zu bytes of %s decoded unlike protobuf-c (%s)\n", len, d->name,
+                got ? (m ? "different" : "protobuf-c refused them") : "refused");
+        abort();
+    }
+}
+#endif
 
 /* ------------------------------------------------------------------------ */
 /* Encoding.                                                                  */
