@@ -16,6 +16,12 @@
 -- for BENCH_WRK_SECONDS (default 5) s; the flow with BENCH_FLOW_THREADS
 -- (default 8) threads, one connection each. Uses TC_SANDBOX like the other
 -- scripts, so the same script measures another build of the sandbox.
+--
+-- BENCH_BASELINE_SANDBOX=FILE also starts that tc-sandbox binary (an older
+-- build, say) on the same catalog, and each round runs the GET and the
+-- flow against it too, the two sandboxes taking turns to go first: the
+-- ratios this / baseline are then measured in the same run, on the same
+-- machine, under the same load generator.
 
 local util = require "bench.util"
 
@@ -25,6 +31,7 @@ local ROUNDS = util.knob("BENCH_ROUNDS", 5)
 local SECONDS = util.knob("BENCH_WRK_SECONDS", 5)
 local FLOW_THREADS = util.knob("BENCH_FLOW_THREADS", 8)
 local SEATS = util.knob("BENCH_SEATS", 100000)
+local BASELINE = os.getenv("BENCH_BASELINE_SANDBOX")
 local SECTION = "sandbox"
 
 local function quote(s)
@@ -40,8 +47,8 @@ end
 -- ---- the sandbox -------------------------------------------------------------
 
 -- The arena of SEATS seats and enough unseated stock for every flow: two
--- tickets each, at up to ~10,000 flows/s.
-local stock = ROUNDS * SECONDS * 10000 * 2 + 1000
+-- tickets each, at up to 25,000 flows/s (about 11,000 on 2 cores).
+local stock = ROUNDS * SECONDS * 25000 * 2 + 1000
 local catalog = util.catalog("sandbox_perf", { seats = SEATS, stock = stock })
 local sb = util.sandbox(catalog, { log = "/dev/null" })
 local client = util.client(sb)
@@ -57,6 +64,21 @@ local target, err = flows.mixed_order(client, { event = arena, seats = { seat.ti
                                                 random = { [floor] = 1 }, finish = true })
 check(target, err, "the order for GET")
 local ORDER_PATH = "/v2/resources/orders/" .. target.id
+
+-- The baseline sandbox, its client and its own finished order to GET.
+local base, base_client, BASE_PATH
+if BASELINE then
+    base = util.sandbox(catalog, { log = "/dev/null", bin = BASELINE })
+    base_client = util.client(base)
+    local stream = check(base_client:seats{ event = arena, status = "VACANT" })
+    local vacant = check(stream(), stream:error(), "a vacant seat of the baseline")
+    stream:close()
+    local order
+    order, err = flows.mixed_order(base_client, { event = arena, seats = { vacant.ticket },
+                                                  random = { [floor] = 1 }, finish = true })
+    check(order, err, "the baseline's order for GET")
+    BASE_PATH = "/v2/resources/orders/" .. order.id
+end
 
 local root = util.DIR .. "/nginx-static"
 if root:sub(1, 1) ~= "/" then root = os.getenv("PWD") .. "/" .. root end
@@ -160,6 +182,7 @@ local function wrk(url, cpu, opts)
 end
 
 local function sandbox_cpu() return util.cpu_seconds(sb.pid) end
+local function base_cpu() return util.cpu_seconds(base.pid) end
 
 local function seats_walk()
     local cpu0 = sandbox_cpu()
@@ -174,20 +197,41 @@ local _, load_before = sh("uptime")
 util.section(("sandbox: %d rounds, interleaved; wrk -t2 -c32 %d s; GET answer %d bytes")
     :format(ROUNDS, SECONDS, answer_bytes))
 print("  " .. load_before:gsub("%s+$", ""))
-local runs = { sb = {}, ng = {}, flow = {}, seat = {} }
+local runs = { sb = {}, ng = {}, flow = {}, seat = {}, base = {}, base_flow = {} }
 local flow_env = ("WRK_EVENT=%s WRK_FLOOR=%s"):format(arena, floor)
-for round = 1, ROUNDS do
-    local a = wrk(sb.api .. ORDER_PATH, sandbox_cpu)
-    local b = wrk(NGINX_URL, nginx_cpu)
-    local c = wrk(sb.api .. "/", sandbox_cpu, { script = "bench/wrk-flow.lua", env = flow_env,
-                                                threads = FLOW_THREADS, conns = FLOW_THREADS })
+local function flow(api, cpu)
+    local c = wrk(api .. "/", cpu, { script = "bench/wrk-flow.lua", env = flow_env,
+                                     threads = FLOW_THREADS, conns = FLOW_THREADS })
     c.flows = c.rate / 3
     c.cpu = c.cpu * 3
+    return c
+end
+for round = 1, ROUNDS do
+    local a, c, d, e
+    local first = not base or round % 2 == 1 -- with a baseline, each goes first by turns
+    if first then
+        a = wrk(sb.api .. ORDER_PATH, sandbox_cpu)
+        c = flow(sb.api, sandbox_cpu)
+    end
+    if base then
+        d = wrk(base.api .. BASE_PATH, base_cpu)
+        e = flow(base.api, base_cpu)
+    end
+    if not first then
+        a = wrk(sb.api .. ORDER_PATH, sandbox_cpu)
+        c = flow(sb.api, sandbox_cpu)
+    end
+    local b = wrk(NGINX_URL, nginx_cpu)
     local s = seats_walk()
     runs.sb[round], runs.ng[round], runs.flow[round], runs.seat[round] = a, b, c, s
+    runs.base[round], runs.base_flow[round] = d, e
     print(("  round %d: GET sandbox %s req/s p99 %.2f ms %.1f us | nginx %s req/s p99 %.2f ms %.1f us"
            .. " | flow %s/s %.0f us | seat %.2f us")
         :format(round, fmt(a.rate), a.p99, a.cpu, fmt(b.rate), b.p99, b.cpu, fmt(c.flows), c.cpu, s))
+    if base then
+        print(("           baseline: GET %s req/s p99 %.2f ms %.1f us | flow %s/s %.0f us")
+            :format(fmt(d.rate), d.p99, d.cpu, fmt(e.flows), e.cpu))
+    end
 end
 stop_nginx()
 local _, load_after = sh("uptime")
@@ -226,8 +270,28 @@ row(("order flow (POST, PATCH, PATCH), %d connections: flows/s"):format(FLOW_THR
     runs.flow, "flows", "flows/s", 0)
 row("order flow: sandbox CPU per flow", runs.flow, "cpu", "us", 0)
 row(("Seats, %s seats: sandbox CPU per seat"):format(fmt(SEATS)), runs.seat, nil, "us", 2)
+if base then
+    row("baseline GET: requests/s", runs.base, "rate", "req/s", 0)
+    row("baseline GET: CPU per request", runs.base, "cpu", "us", 1)
+    row("baseline order flow: flows/s", runs.base_flow, "flows", "flows/s", 0)
+    row("baseline order flow: sandbox CPU per flow", runs.base_flow, "cpu", "us", 0)
+    local get, flows_x, cpu_x = {}, {}, {}
+    for i = 1, ROUNDS do
+        get[i] = runs.sb[i].rate / runs.base[i].rate
+        flows_x[i] = runs.flow[i].flows / runs.base_flow[i].flows
+        cpu_x[i] = runs.base_flow[i].cpu / runs.flow[i].cpu
+    end
+    row("GET: this sandbox / baseline, requests/s (per round)", get, nil, "x", 2)
+    row("order flow: this sandbox / baseline, flows/s (per round)", flows_x, nil, "x", 2)
+    row("order flow: baseline CPU / this CPU per flow (per round)", cpu_x, nil, "x", 2)
+    print(("  (baseline %s)"):format(BASELINE))
+end
 print(("  (sandbox %s, %.2fx nginx by medians)"):format(os.getenv("TC_SANDBOX") or "tc-sandbox",
                                                        sb_rate / ng_rate))
 
 client:close()
 sb:stop()
+if base then
+    base_client:close()
+    base:stop()
+end

@@ -198,13 +198,14 @@ function _M.write_json(path, doc)
 end
 
 -- Starts a sandbox serving a catalog. Its log (one line per request) goes
--- to opts.log, by default BENCH_DIR/sandbox.log, emptied first.
+-- to opts.log, by default BENCH_DIR/sandbox.log, emptied first; opts.bin is
+-- the binary (by default TC_SANDBOX's).
 function _M.sandbox(catalog, opts)
     opts = opts or {}
     local log = opts.log or (_M.DIR .. "/sandbox.log")
     if not opts.log then io.open(log, "w"):close() end
     local sb, err = require("ticketscloud.sandbox").start{
-        catalog = catalog, log = log, expire = opts.expire or 900, seed = 1 }
+        catalog = catalog, log = log, expire = opts.expire or 900, seed = 1, bin = opts.bin }
     _M.check(sb, err, "starting tc-sandbox with " .. catalog)
     started[#started + 1] = sb
     return sb
