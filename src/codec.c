@@ -280,16 +280,17 @@ static size_t element_size(ProtobufCType type)
  * names at 1..n_fields; at n_fields + i, the default of field i where it
  * has one (has_default): the value protobuf-c's initialiser gives it; at
  * 2 * n_fields + i, the last string decoded for field i (read_value). Made
- * once per Lua state and kept in the cache table at index cache, so that a
+ * once per Lua state and kept in its registry, keyed by the descriptor's
+ * address (one lookup per message), so that a
  * decoded message's keys are Lua strings already, set with lua_rawset. The
  * names of enum values go into it too, keyed by their ProtobufCEnumValue,
  * as they are first met. */
-static int push_names(lua_State *L, int cache, const ProtobufCMessageDescriptor *d)
+static int push_names(lua_State *L, const ProtobufCMessageDescriptor *d)
 {
     int n = d->n_fields > INT32_MAX / 3 ? 0 : (int)d->n_fields;
 
     lua_pushlightuserdata(L, (void *)d);
-    if (rawget_type(L, cache) != LUA_TNIL)
+    if (rawget_type(L, LUA_REGISTRYINDEX) != LUA_TNIL)
         return lua_gettop(L);
     lua_pop(L, 1);
     lua_createtable(L, 3 * n, 0);
@@ -309,7 +310,7 @@ static int push_names(lua_State *L, int cache, const ProtobufCMessageDescriptor 
     lua_pop(L, 1); /* init */
     lua_pushlightuserdata(L, (void *)d);
     lua_pushvalue(L, names);
-    lua_rawset(L, cache);
+    lua_rawset(L, LUA_REGISTRYINDEX);
     return names;
 }
 
@@ -340,6 +341,10 @@ static int wire_varint(struct wire *w, uint64_t *out)
 {
     uint64_t v = 0;
 
+    if (w->p < w->end && *w->p < 0x80) { /* one byte: keys, lengths, small numbers */
+        *out = *w->p++;
+        return 1;
+    }
     for (int shift = 0; shift < 64 && w->p < w->end; shift += 7) {
         uint8_t byte = *w->p++;
         v |= (uint64_t)(byte & 0x7f) << shift;
@@ -537,25 +542,37 @@ static int read_timestamp(lua_State *L, const uint8_t *data, size_t len)
     return 1;
 }
 
-/* A decoding: its state and the index of the state's cache table. */
-struct dec {
-    lua_State *L;
-    int cache;
-};
-
-static int fill_table(struct dec *x, const ProtobufCMessageDescriptor *d, const uint8_t *data,
+static int fill_table(lua_State *L, const ProtobufCMessageDescriptor *d, const uint8_t *data,
                       size_t len, int t, int fresh, int depth);
 
+/* Pushes a string or bytes value. That of a singular field is first
+ * compared with the field's last value, kept in the names table at slot (0:
+ * none): in a listing, fields such as a seat's event, set and sector repeat
+ * from one message to the next, and the Lua string is then reused rather
+ * than hashed and interned again. */
+static void push_string(lua_State *L, const uint8_t *data, size_t len, int names, int slot)
+{
+    if (slot && len <= LAST_MAX) {
+        size_t last_len;
+        lua_rawgeti(L, names, slot);
+        const char *last = lua_tolstring(L, -1, &last_len);
+        if (last && last_len == len && memcmp(last, data, len) == 0)
+            return;
+        lua_pop(L, 1);
+        lua_pushlstring(L, (const char *)data, len);
+        lua_pushvalue(L, -1);
+        lua_rawseti(L, names, slot);
+        return;
+    }
+    lua_pushlstring(L, (const char *)data, len);
+}
+
 /* Pushes one value of the singular or repeated field f, of wire type type,
- * read from w: a number, a string, or a new table for a message. A string of
- * a singular field is first compared with the field's last value, kept in
- * the names table at slot (0: none): in a listing, fields such as a seat's
- * event, set and sector repeat from one message to the next, and the Lua
- * string is then reused rather than hashed and interned again. */
-static int read_value(struct dec *x, const ProtobufCFieldDescriptor *f, int type, struct wire *w,
+ * read from w: a number, a string (push_string, with slot), or a new table
+ * for a message. */
+static int read_value(lua_State *L, const ProtobufCFieldDescriptor *f, int type, struct wire *w,
                       int names, int slot, int depth)
 {
-    lua_State *L = x->L;
     const uint8_t *data;
     size_t len;
     uint64_t v;
@@ -578,35 +595,22 @@ static int read_value(struct dec *x, const ProtobufCFieldDescriptor *f, int type
     if (!wire_bytes(w, &data, &len))
         return 0;
     if (f->type != PROTOBUF_C_TYPE_MESSAGE) {
-        if (slot && len <= LAST_MAX) {
-            size_t last_len;
-            lua_rawgeti(L, names, slot);
-            const char *last = lua_tolstring(L, -1, &last_len);
-            if (last && last_len == len && memcmp(last, data, len) == 0)
-                return 1;
-            lua_pop(L, 1);
-            lua_pushlstring(L, (const char *)data, len);
-            lua_pushvalue(L, -1);
-            lua_rawseti(L, names, slot);
-            return 1;
-        }
-        lua_pushlstring(L, (const char *)data, len);
+        push_string(L, data, len, names, slot);
         return 1;
     }
     if (is_timestamp(f->descriptor))
         return read_timestamp(L, data, len);
     const ProtobufCMessageDescriptor *md = f->descriptor;
     lua_createtable(L, 0, (int)md->n_fields);
-    return fill_table(x, md, data, len, lua_gettop(L), 1, depth + 1);
+    return fill_table(L, md, data, len, lua_gettop(L), 1, depth + 1);
 }
 
 /* Reads one entry of a map field into the table at map: its key and value
  * take their defaults when not sent; an entry whose message value was not
  * sent adds nothing. */
-static int read_entry(struct dec *x, const ProtobufCMessageDescriptor *ed, struct wire *w, int map,
+static int read_entry(lua_State *L, const ProtobufCMessageDescriptor *ed, struct wire *w, int map,
                       int names, int depth)
 {
-    lua_State *L = x->L;
     const ProtobufCFieldDescriptor *kf = &ed->fields[0], *vf = &ed->fields[1];
     const uint8_t *data;
     size_t len;
@@ -616,7 +620,7 @@ static int read_entry(struct dec *x, const ProtobufCMessageDescriptor *ed, struc
         return 0;
     struct wire e = { data, data + len };
     int top = lua_gettop(L);
-    int entry_names = push_names(L, x->cache, ed);
+    int entry_names = push_names(L, ed);
     lua_rawgeti(L, entry_names, 2 + 1); /* the key's default */
     lua_rawgeti(L, entry_names, 2 + 2); /* the value's: nil for a message */
     while (e.p < e.end) {
@@ -628,7 +632,7 @@ static int read_entry(struct dec *x, const ProtobufCMessageDescriptor *ed, struc
                 return 0;
             continue;
         }
-        if (!read_value(x, which ? vf : kf, (int)(key & 7), &e, names, 0, depth))
+        if (!read_value(L, which ? vf : kf, (int)(key & 7), &e, names, 0, depth))
             return 0;
         lua_replace(L, top + 2 + which);
     }
@@ -661,10 +665,9 @@ static void clear_oneof(lua_State *L, const ProtobufCMessageDescriptor *d, unsig
 
 /* Reads a value of field i of d (all of them, for a packed repeated field)
  * into the table at t. */
-static int read_field(struct dec *x, const ProtobufCMessageDescriptor *d, unsigned i, int type,
+static int read_field(lua_State *L, const ProtobufCMessageDescriptor *d, unsigned i, int type,
                       struct wire *w, int t, int names, int depth)
 {
-    lua_State *L = x->L;
     const ProtobufCFieldDescriptor *f = &d->fields[i];
     const uint8_t *data;
     size_t len;
@@ -684,7 +687,7 @@ static int read_field(struct dec *x, const ProtobufCMessageDescriptor *d, unsign
         size_t n = lua_rawlen(L, list);
         if (f->type == PROTOBUF_C_TYPE_MESSAGE && type == WIRE_LEN &&
             is_map_entry(f->descriptor)) {
-            if (!read_entry(x, f->descriptor, w, list, names, depth))
+            if (!read_entry(L, f->descriptor, w, list, names, depth))
                 return 0;
         } else if (type == WIRE_LEN && want != WIRE_LEN) { /* packed */
             if (!wire_bytes(w, &data, &len))
@@ -699,7 +702,7 @@ static int read_field(struct dec *x, const ProtobufCMessageDescriptor *d, unsign
                 lua_rawseti(L, list, (lua_Integer)++n);
             }
         } else {
-            if (!read_value(x, f, type, w, names, 0, depth))
+            if (!read_value(L, f, type, w, names, 0, depth))
                 return 0;
             lua_rawseti(L, list, (lua_Integer)n + 1);
         }
@@ -713,14 +716,14 @@ static int read_field(struct dec *x, const ProtobufCMessageDescriptor *d, unsign
         lua_pushvalue(L, -1);
         if (rawget_type(L, t) == LUA_TTABLE) { /* name, the message sent before */
             if (!wire_bytes(w, &data, &len) ||
-                !fill_table(x, f->descriptor, data, len, lua_gettop(L), 0, depth + 1))
+                !fill_table(L, f->descriptor, data, len, lua_gettop(L), 0, depth + 1))
                 return 0;
             lua_pop(L, 2);
             return 1;
         }
         lua_pop(L, 1);
     }
-    if (!read_value(x, f, type, w, names, 2 * (int)d->n_fields + (int)i + 1, depth)) /* name, value */
+    if (!read_value(L, f, type, w, names, 2 * (int)d->n_fields + (int)i + 1, depth)) /* name, value */
         return 0;
     lua_rawset(L, t);
     return 1;
@@ -755,10 +758,9 @@ static void fill_defaults(lua_State *L, const ProtobufCMessageDescriptor *d, int
 
 /* Reads the fields of message d from data into the table at t: a new table
  * (fresh), or one decoded before that the bytes are merged into. */
-static int fill_table(struct dec *x, const ProtobufCMessageDescriptor *d, const uint8_t *data,
+static int fill_table(lua_State *L, const ProtobufCMessageDescriptor *d, const uint8_t *data,
                       size_t len, int t, int fresh, int depth)
 {
-    lua_State *L = x->L;
     struct wire w = { data, data + len };
     uint64_t seen[SEEN_BITS / 64] = { 0 };
     unsigned hint = 0;
@@ -767,7 +769,7 @@ static int fill_table(struct dec *x, const ProtobufCMessageDescriptor *d, const 
     if (depth > MAX_DEPTH)
         return 0;
     luaL_checkstack(L, 12, "message nested too deeply");
-    int names = push_names(L, x->cache, d);
+    int names = push_names(L, d);
     while (w.p < w.end) {
         if (!wire_varint(&w, &key) || key >> 3 == 0)
             return 0;
@@ -779,7 +781,21 @@ static int fill_table(struct dec *x, const ProtobufCMessageDescriptor *d, const 
         }
         if (i < SEEN_BITS)
             seen[i >> 6] |= (uint64_t)1 << (i & 63);
-        if (!read_field(x, d, (unsigned)i, (int)(key & 7), &w, t, names, depth))
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        if ((key & 7) == WIRE_LEN && f->label != PROTOBUF_C_LABEL_REPEATED &&
+            !(f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+            (f->type == PROTOBUF_C_TYPE_STRING || f->type == PROTOBUF_C_TYPE_BYTES)) {
+            /* The common case, inline: a string field (read_field, read_value). */
+            const uint8_t *value;
+            size_t value_len;
+            if (!wire_bytes(&w, &value, &value_len))
+                return 0;
+            lua_rawgeti(L, names, i + 1);
+            push_string(L, value, value_len, names, 2 * (int)d->n_fields + i + 1);
+            lua_rawset(L, t);
+            continue;
+        }
+        if (!read_field(L, d, (unsigned)i, (int)(key & 7), &w, t, names, depth))
             return 0;
     }
     if (fresh)
@@ -788,11 +804,9 @@ static int fill_table(struct dec *x, const ProtobufCMessageDescriptor *d, const 
     return 1;
 }
 
-static const char CACHE_KEY = 'c';
-
 #ifdef TC_CHECK_DECODE
 static void check_decode(lua_State *L, const ProtobufCMessageDescriptor *d, const uint8_t *data,
-                         size_t len, int cache, int got);
+                         size_t len, int got);
 #endif
 
 int tc_codec_decode(lua_State *L, const ProtobufCMessageDescriptor *d, const uint8_t *data,
@@ -801,30 +815,19 @@ int tc_codec_decode(lua_State *L, const ProtobufCMessageDescriptor *d, const uin
     int base = lua_gettop(L), ok;
 
     luaL_checkstack(L, 12, "message nested too deeply");
-    /* The state's cache table: [descriptor] = the names table of push_names. */
-    lua_pushlightuserdata(L, (void *)&CACHE_KEY);
-    if (rawget_type(L, LUA_REGISTRYINDEX) == LUA_TNIL) {
-        lua_pop(L, 1);
-        lua_newtable(L); /* cache */
-        lua_pushlightuserdata(L, (void *)&CACHE_KEY);
-        lua_pushvalue(L, -2);
-        lua_rawset(L, LUA_REGISTRYINDEX);
-    }
-    struct dec x = { L, base + 1 };
     if (is_timestamp(d)) {
         ok = read_timestamp(L, data, len);
     } else {
-        lua_createtable(L, 0, (int)d->n_fields); /* cache, table */
-        ok = fill_table(&x, d, data, len, base + 2, 1, 0);
+        lua_createtable(L, 0, (int)d->n_fields);
+        ok = fill_table(L, d, data, len, base + 1, 1, 0);
     }
 #ifdef TC_CHECK_DECODE
-    check_decode(L, d, data, len, base + 1, ok ? base + 2 : 0);
+    check_decode(L, d, data, len, ok ? base + 1 : 0);
 #endif
     if (!ok) {
         lua_settop(L, base);
         return 0;
     }
-    lua_replace(L, base + 1); /* table */
     return 1;
 }
 
@@ -835,10 +838,9 @@ int tc_codec_decode(lua_State *L, const ProtobufCMessageDescriptor *d, const uin
 /* and compared with the decoded one; a difference, or one refusing what the */
 /* other reads, aborts. Every spec run in that build checks the decoder so.  */
 
-static void ref_message(lua_State *L, const ProtobufCMessage *m, int cache);
+static void ref_message(lua_State *L, const ProtobufCMessage *m);
 
-static void ref_value(lua_State *L, const ProtobufCFieldDescriptor *f, const void *p, int names,
-                      int cache)
+static void ref_value(lua_State *L, const ProtobufCFieldDescriptor *f, const void *p, int names)
 {
     const ProtobufCMessage *sub;
 
@@ -852,11 +854,11 @@ static void ref_value(lua_State *L, const ProtobufCFieldDescriptor *f, const voi
     else if (is_timestamp(sub->descriptor))
         push_timestamp(L, (const Google__Protobuf__Timestamp *)sub);
     else
-        ref_message(L, sub, cache);
+        ref_message(L, sub);
 }
 
 static void ref_repeated(lua_State *L, const ProtobufCMessage *m, const ProtobufCFieldDescriptor *f,
-                         int names, int cache)
+                         int names)
 {
     size_t n = *(const size_t *)member(m, f->quantifier_offset);
     const char *arr = *(char *const *)member(m, f->offset);
@@ -866,30 +868,30 @@ static void ref_repeated(lua_State *L, const ProtobufCMessage *m, const Protobuf
         const ProtobufCMessageDescriptor *ed = f->descriptor;
         for (size_t i = 0; i < n; i++) {
             const ProtobufCMessage *e = ((ProtobufCMessage *const *)arr)[i];
-            ref_value(L, &ed->fields[0], member(e, ed->fields[0].offset), names, cache);
-            ref_value(L, &ed->fields[1], member(e, ed->fields[1].offset), names, cache);
+            ref_value(L, &ed->fields[0], member(e, ed->fields[0].offset), names);
+            ref_value(L, &ed->fields[1], member(e, ed->fields[1].offset), names);
             lua_rawset(L, -3);
         }
         return;
     }
     for (size_t i = 0; i < n; i++) {
-        ref_value(L, f, arr + i * element_size(f->type), names, cache);
+        ref_value(L, f, arr + i * element_size(f->type), names);
         lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
 }
 
-static void ref_message(lua_State *L, const ProtobufCMessage *m, int cache)
+static void ref_message(lua_State *L, const ProtobufCMessage *m)
 {
     const ProtobufCMessageDescriptor *d = m->descriptor;
 
     luaL_checkstack(L, 8, NULL);
-    int names = push_names(L, cache, d);
+    int names = push_names(L, d);
     lua_newtable(L);
     for (unsigned i = 0; i < d->n_fields; i++) {
         const ProtobufCFieldDescriptor *f = &d->fields[i];
         lua_rawgeti(L, names, (int)i + 1);
         if (f->label == PROTOBUF_C_LABEL_REPEATED)
-            ref_repeated(L, m, f, names, cache);
+            ref_repeated(L, m, f, names);
         else if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
                  *(const uint32_t *)member(m, f->quantifier_offset) != f->id)
             lua_pushnil(L);
@@ -898,7 +900,7 @@ static void ref_message(lua_State *L, const ProtobufCMessage *m, int cache)
                  !*(const protobuf_c_boolean *)member(m, f->quantifier_offset))
             lua_pushnil(L);
         else
-            ref_value(L, f, member(m, f->offset), names, cache);
+            ref_value(L, f, member(m, f->offset), names);
         lua_rawset(L, -3);
     }
     lua_remove(L, names);
@@ -951,7 +953,7 @@ static int same(lua_State *L, int a, int b, int depth)
 
 /* got: the index of the decoded message, or 0 when decoding refused it. */
 static void check_decode(lua_State *L, const ProtobufCMessageDescriptor *d, const uint8_t *data,
-                         size_t len, int cache, int got)
+                         size_t len, int got)
 {
     ProtobufCMessage *m = protobuf_c_message_unpack(d, NULL, len, data);
     int agree = !got == !m;
@@ -960,7 +962,7 @@ static void check_decode(lua_State *L, const ProtobufCMessageDescriptor *d, cons
         if (is_timestamp(d))
             push_timestamp(L, (const Google__Protobuf__Timestamp *)m);
         else
-            ref_message(L, m, cache);
+            ref_message(L, m);
         agree = same(L, got, -1, 0);
         lua_pop(L, 1);
     }

@@ -73,7 +73,7 @@ static void error_class(lua_State *L)
     lua_pop(L, 1);
 }
 
-/* A decoded message's C memory, freed with the box. */
+/* The C memory of a message being encoded, freed with its box (codec.c). */
 static void message_class(lua_State *L)
 {
     if (luaL_newmetatable(L, TC_MESSAGE_MT)) {
@@ -93,7 +93,8 @@ int luaopen_ticketscloud_core(lua_State *L)
     tc_new_class(L, TC_CHANNEL_MT, tc_channel_methods, tc_channel_close, tc_channel_tostring);
     tc_new_class(L, TC_STREAM_MT, tc_stream_methods, tc_stream_close, tc_stream_tostring);
     luaL_getmetatable(L, TC_STREAM_MT); /* a stream is called for its next message */
-    lua_pushcfunction(L, tc_stream_call);
+    lua_pushvalue(L, -1);
+    lua_pushcclosure(L, tc_stream_call, 1); /* the metatable, for its type check */
     lua_setfield(L, -2, "__call");
     lua_pop(L, 1);
 

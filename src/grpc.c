@@ -542,10 +542,8 @@ static void stream_trace(lua_State *L, struct stream *s, int status)
  * local event, err = events:next()   -- or events()
  */
 /* stream() / stream:next() -> message | nil (the end) | nil, err */
-static int stream_next(lua_State *L)
+static int stream_next_of(lua_State *L, struct stream *s)
 {
-    struct stream *s = check_stream(L, 1);
-
     if (s->pid != tc_pid())
         return tc_fail(L, TC_EINVALID, -1, FOREIGN, (int)s->pid);
     if (s->have_payload) { /* left over by a decoding that raised */
@@ -722,11 +720,21 @@ static int stream_read_all(lua_State *L)
     return 3;
 }
 
-/* The for-loop calls the stream with (state, control): ignore them. */
+static int stream_next(lua_State *L)
+{
+    return stream_next_of(L, check_stream(L, 1));
+}
+
+/* The for-loop calls the stream with (state, control): ignore them. The
+ * upvalue is the stream metatable (core.c): comparing with it checks the
+ * type without luaL_checkudata's lookup by name, once per message. */
 int tc_stream_call(lua_State *L)
 {
     lua_settop(L, 1);
-    return stream_next(L);
+    if (!lua_getmetatable(L, 1) || !lua_rawequal(L, -1, lua_upvalueindex(1)))
+        luaL_checkudata(L, 1, TC_STREAM_MT); /* raises */
+    lua_settop(L, 1);
+    return stream_next_of(L, lua_touserdata(L, 1));
 }
 
 /***
