@@ -16,9 +16,11 @@
  * (lua/ticketscloud/answers.lua). What a URL, a key or a timeout may be is
  * options.c's to say.
  *
- * Keep-alive: the easy handle is kept for the life of the object, and
- * curl_easy_reset() between requests keeps its connection cache, so the
- * second request to the same host reuses the connection (stats() proves it).
+ * Keep-alive: the easy handle is kept for the life of the object, with its
+ * connection cache, so the second request to the same host reuses the
+ * connection (stats() proves it). The handle's fixed options are set once
+ * (set_fixed_options); a request sets only what it changes: its URL, method,
+ * body, timeout and headers.
  *
  * No silent re-send: when a reused connection closes before any byte of an
  * answer, libcurl takes it for a connection the server had closed while
@@ -238,6 +240,8 @@ static int build_headers(struct http *h, const char *key, const char *language)
 /* core.http(options) -> http | nil, err: options are the client's (api,
  * key, timeout, ca_file, insecure, language, proxy, user_agent; see
  * options.c) plus max_body. */
+static int set_fixed_options(struct http *h);
+
 int core_http(lua_State *L)
 {
     struct tc_options o;
@@ -291,8 +295,7 @@ int core_http(lua_State *L)
     tc_user_agent(&o, agent, sizeof agent);
     h->agent = strdup(agent);
     if (!h->curl || !h->base || (o.ca_file && !h->ca_file) || (o.proxy && !h->proxy) ||
-        !h->agent ||
-        build_headers(h, o.key, o.language)) {
+        !h->agent || build_headers(h, o.key, o.language) || !set_fixed_options(h)) {
         ud->h = NULL;
         http_free(h);
         return tc_fail(L, TC_ETRANSPORT, -1, "out of memory");
@@ -505,6 +508,39 @@ static const char *add_extra_headers(lua_State *L, struct http *h, int opts)
 }
 
 /* http:request(method, path, body?, opts?) -> status, body | nil, err */
+/* The options every request of h shares, set once when h is made. The
+ * body callbacks stay set: libcurl calls them only for a request with a
+ * body (CURLOPT_POST). Returns 0 when libcurl is out of memory. */
+static int set_fixed_options(struct http *h)
+{
+    CURL *c = h->curl;
+    unsigned bad = 0; /* the codes OR'ed: any but CURLE_OK is a failure */
+
+    bad |= curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, h->protocols);
+    bad |= curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+    bad |= curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L); /* no SIGALRM in threads or nginx */
+    bad |= curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
+    bad |= curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
+    bad |= curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+    if (h->ca_file)
+        bad |= curl_easy_setopt(c, CURLOPT_CAINFO, h->ca_file);
+    /* The proxy option or none: "" keeps libcurl from taking one (or a
+     * no_proxy list) from the environment behind the caller's back. */
+    bad |= curl_easy_setopt(c, CURLOPT_PROXY, h->proxy ? h->proxy : "");
+    bad |= curl_easy_setopt(c, CURLOPT_NOPROXY, "");
+    bad |= curl_easy_setopt(c, CURLOPT_USERAGENT, h->agent);
+    bad |= curl_easy_setopt(c, CURLOPT_ERRORBUFFER, h->errbuf);
+    bad |= curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    bad |= curl_easy_setopt(c, CURLOPT_WRITEDATA, h);
+    bad |= curl_easy_setopt(c, CURLOPT_PREREQFUNCTION, on_prereq);
+    bad |= curl_easy_setopt(c, CURLOPT_PREREQDATA, h);
+    bad |= curl_easy_setopt(c, CURLOPT_READFUNCTION, on_read);
+    bad |= curl_easy_setopt(c, CURLOPT_READDATA, h);
+    bad |= curl_easy_setopt(c, CURLOPT_SEEKFUNCTION, on_seek);
+    bad |= curl_easy_setopt(c, CURLOPT_SEEKDATA, h);
+    return bad == CURLE_OK;
+}
+
 static int http_request(lua_State *L)
 {
     static const char *const *const methods = METHODS;
@@ -547,7 +583,6 @@ static int http_request(lua_State *L)
     snprintf(url, url_len, "%s%s", h->base, path);
 
     CURL *c = h->curl;
-    curl_easy_reset(c); /* keeps the connection cache */
     h->len = 0;
     h->too_large = 0;
     h->errbuf[0] = '\0';
@@ -559,43 +594,20 @@ static int http_request(lua_State *L)
     h->attempts = 0;
     h->refused = 0;
     curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, h->protocols);
-    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L); /* no SIGALRM in threads or nginx */
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
-    curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
-    curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
-    if (h->ca_file)
-        curl_easy_setopt(c, CURLOPT_CAINFO, h->ca_file);
-    /* The proxy option or none: "" keeps libcurl from taking one (or a
-     * no_proxy list) from the environment behind the caller's back. */
-    curl_easy_setopt(c, CURLOPT_PROXY, h->proxy ? h->proxy : "");
-    curl_easy_setopt(c, CURLOPT_NOPROXY, "");
-    curl_easy_setopt(c, CURLOPT_USERAGENT, h->agent);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h->extra ? h->extra : h->headers);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, h->errbuf);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, h);
-    curl_easy_setopt(c, CURLOPT_PREREQFUNCTION, on_prereq);
-    curl_easy_setopt(c, CURLOPT_PREREQDATA, h);
-    if (method == 0) {
-        curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+    /* GET and POST by name; PUT, PATCH and DELETE as a custom method on one
+     * of them. */
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method >= 2 ? methods[method] : NULL);
+    if (body || method == 1) {
+        /* A POST whose body on_read hands out (Content-Length, and no
+         * "Expect: 100-continue": see build_headers); on_seek keeps
+         * libcurl from sending it twice. */
+        curl_easy_setopt(c, CURLOPT_POST, 1L);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
     } else {
-        if (method != 1)
-            curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, methods[method]);
-        if (body || method == 1) {
-            /* A POST whose body on_read hands out (Content-Length, and no
-             * "Expect: 100-continue": see build_headers); on_seek keeps
-             * libcurl from sending it twice. */
-            curl_easy_setopt(c, CURLOPT_POST, 1L);
-            curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
-            curl_easy_setopt(c, CURLOPT_READFUNCTION, on_read);
-            curl_easy_setopt(c, CURLOPT_READDATA, h);
-            curl_easy_setopt(c, CURLOPT_SEEKFUNCTION, on_seek);
-            curl_easy_setopt(c, CURLOPT_SEEKDATA, h);
-        }
+        curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
     }
 
     CURLcode rc = curl_easy_perform(c);
