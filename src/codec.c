@@ -315,15 +315,18 @@ static int push_names(lua_State *L, const ProtobufCMessageDescriptor *d)
 }
 
 /* ------------------------------------------------------------------------ */
-/* Decoding: the wire format read straight into Lua tables, the descriptors  */
-/* giving names and types (no protobuf-c message in between, as lua-protobuf */
-/* decodes). It reads what protobuf-c's unpack reads and refuses what it     */
-/* refuses: a value cut short, a known field with the wrong wire type, a     */
-/* group, field number 0. Unknown fields are skipped. Of a singular field    */
-/* sent twice the last value counts, a message field sent twice is merged    */
-/* (a oneof member is replaced), and a repeated number field may come packed */
-/* or not. The ASan build decodes every message with protobuf-c as well and  */
-/* aborts if the two differ ("The check", below).                            */
+/*
+ * Decoding: the wire format read straight into Lua tables, the descriptors
+ * giving names and types (no protobuf-c message in between, as lua-protobuf
+ * decodes). It reads what protobuf-c's unpack reads and refuses what it
+ * refuses: a value cut short, a known field with the wrong wire type (a bool
+ * takes any), a group, a key or a length of over 5 bytes, a first key byte
+ * of field number 0. Unknown fields are skipped. Of a singular field sent
+ * twice the last value counts, a message field sent twice is merged (a oneof
+ * member is replaced), and a repeated number field may come packed or not.
+ * Strings keep every byte, a NUL too. The ASan build decodes every message
+ * with protobuf-c as well and aborts if the two differ ("The check", below).
+ */
 
 enum { WIRE_VARINT = 0, WIRE_64BIT = 1, WIRE_LEN = 2, WIRE_32BIT = 5 };
 
@@ -337,23 +340,46 @@ struct wire {
     const uint8_t *p, *end;
 };
 
-static int wire_varint(struct wire *w, uint64_t *out)
+/* A varint of at most max bytes: 10 for a value, 5 for a key or a length,
+ * as protobuf-c reads them. */
+static int wire_varint_max(struct wire *w, uint64_t *out, int max)
 {
     uint64_t v = 0;
 
-    if (w->p < w->end && *w->p < 0x80) { /* one byte: keys, lengths, small numbers */
-        *out = *w->p++;
-        return 1;
-    }
-    for (int shift = 0; shift < 64 && w->p < w->end; shift += 7) {
+    for (int i = 0; i < max && w->p < w->end; i++) {
         uint8_t byte = *w->p++;
-        v |= (uint64_t)(byte & 0x7f) << shift;
+        v |= (uint64_t)(byte & 0x7f) << (7 * i);
         if (!(byte & 0x80)) {
             *out = v;
             return 1;
         }
     }
-    return 0; /* cut short, or longer than 10 bytes */
+    return 0; /* cut short, or too long */
+}
+
+/* A value's varint; one byte (small numbers) without the loop. */
+static inline int wire_varint(struct wire *w, uint64_t *out)
+{
+    if (w->p < w->end && *w->p < 0x80) {
+        *out = *w->p++;
+        return 1;
+    }
+    return wire_varint_max(w, out, 10);
+}
+
+/* A field's key (its number << 3 | its wire type), taken as protobuf-c
+ * takes one: at most 5 bytes, and a first byte without number bits or a
+ * next byte (number 0) is refused. A longer key of number 0 is an unknown
+ * field. */
+static inline int wire_key(struct wire *w, uint64_t *key)
+{
+    if (w->p >= w->end || (*w->p & 0xf8) == 0)
+        return 0;
+    if (*w->p < 0x80) {
+        *key = *w->p++;
+        return 1;
+    }
+    return wire_varint_max(w, key, 5);
 }
 
 /* A little-endian fixed32 (n = 4) or fixed64 (n = 8). */
@@ -370,12 +396,33 @@ static int wire_fixed(struct wire *w, int n, uint64_t *out)
     return 1;
 }
 
-/* A length-delimited value: len bytes at *data. */
+/* A number of field f of wire type type (varint, 32 or 64 bits). A bool is
+ * true when any bit of its varint is, even past the 64th, as in protobuf-c. */
+static int wire_number(struct wire *w, int type, const ProtobufCFieldDescriptor *f, uint64_t *v)
+{
+    const uint8_t *start = w->p;
+
+    if (type != WIRE_VARINT)
+        return wire_fixed(w, type == WIRE_32BIT ? 4 : 8, v);
+    if (!wire_varint(w, v))
+        return 0;
+    if (f->type == PROTOBUF_C_TYPE_BOOL)
+        while (start < w->p)
+            *v |= *start++ & 0x7f;
+    return 1;
+}
+
+/* A length-delimited value: len bytes at *data. The length takes at most 5
+ * bytes, as in protobuf-c. */
 static int wire_bytes(struct wire *w, const uint8_t **data, size_t *len)
 {
     uint64_t n;
 
-    if (!wire_varint(w, &n) || n > (uint64_t)(w->end - w->p))
+    if (w->p < w->end && *w->p < 0x80)
+        n = *w->p++;
+    else if (!wire_varint_max(w, &n, 5))
+        return 0;
+    if (n > (uint64_t)(w->end - w->p))
         return 0;
     *data = w->p;
     *len = (size_t)n;
@@ -525,7 +572,7 @@ static int read_timestamp(lua_State *L, const uint8_t *data, size_t len)
     uint64_t key, v;
 
     while (w.p < w.end) {
-        if (!wire_varint(&w, &key) || key >> 3 == 0)
+        if (!wire_key(&w, &key))
             return 0;
         if (key >> 3 == 1 || key >> 3 == 2) {
             if ((key & 7) != WIRE_VARINT || !wire_varint(&w, &v))
@@ -577,17 +624,22 @@ static int read_value(lua_State *L, const ProtobufCFieldDescriptor *f, int type,
     size_t len;
     uint64_t v;
 
+    if (f->type == PROTOBUF_C_TYPE_BOOL && type != WIRE_VARINT) {
+        /* protobuf-c takes a bool of any wire type: true when any bit of
+         * its bytes (a length's too) is; so does this, to read alike. */
+        const uint8_t *start = w->p;
+        if (!(type == WIRE_LEN ? wire_bytes(w, &data, &len) : wire_skip(w, type)))
+            return 0;
+        int any = 0;
+        while (start < w->p)
+            any |= *start++ & 0x7f;
+        lua_pushboolean(L, any);
+        return 1;
+    }
     if (type != wire_type_of(f->type))
         return 0;
-    switch (type) {
-    case WIRE_VARINT:
-        if (!wire_varint(w, &v))
-            return 0;
-        push_wire_number(L, f, v, names);
-        return 1;
-    case WIRE_32BIT:
-    case WIRE_64BIT:
-        if (!wire_fixed(w, type == WIRE_32BIT ? 4 : 8, &v))
+    if (type != WIRE_LEN) {
+        if (!wire_number(w, type, f, &v))
             return 0;
         push_wire_number(L, f, v, names);
         return 1;
@@ -624,7 +676,7 @@ static int read_entry(lua_State *L, const ProtobufCMessageDescriptor *ed, struct
     lua_rawgeti(L, entry_names, 2 + 1); /* the key's default */
     lua_rawgeti(L, entry_names, 2 + 2); /* the value's: nil for a message */
     while (e.p < e.end) {
-        if (!wire_varint(&e, &key) || key >> 3 == 0)
+        if (!wire_key(&e, &key))
             return 0;
         int which = key >> 3 == 1 ? 0 : key >> 3 == 2 ? 1 : -1;
         if (which < 0) {
@@ -695,8 +747,7 @@ static int read_field(lua_State *L, const ProtobufCMessageDescriptor *d, unsigne
             struct wire p = { data, data + len };
             while (p.p < p.end) {
                 uint64_t v;
-                if (!(want == WIRE_VARINT ? wire_varint(&p, &v)
-                                          : wire_fixed(&p, want == WIRE_32BIT ? 4 : 8, &v)))
+                if (!wire_number(&p, want, f, &v))
                     return 0;
                 push_wire_number(L, f, v, names);
                 lua_rawseti(L, list, (lua_Integer)++n);
@@ -771,7 +822,7 @@ static int fill_table(lua_State *L, const ProtobufCMessageDescriptor *d, const u
     luaL_checkstack(L, 12, "message nested too deeply");
     int names = push_names(L, d);
     while (w.p < w.end) {
-        if (!wire_varint(&w, &key) || key >> 3 == 0)
+        if (!wire_key(&w, &key))
             return 0;
         int i = find_field(d, key >> 3, &hint);
         if (i < 0) {
@@ -911,7 +962,7 @@ static void ref_message(lua_State *L, const ProtobufCMessage *m)
  * strings). */
 static int same(lua_State *L, int a, int b, int depth)
 {
-    int type = lua_type(L, a);
+    int type = lua_type(L, a), cut = 0;
     size_t na = 0, nb = 0;
 
     a = lua_absindex(L, a);
@@ -935,6 +986,15 @@ static int same(lua_State *L, int a, int b, int depth)
     while (lua_next(L, a)) { /* key, value of a */
         na++;
         lua_pushvalue(L, -2);
+        if (lua_type(L, -1) == LUA_TSTRING) { /* a key with a NUL byte is cut there in b */
+            size_t n;
+            const char *key = lua_tolstring(L, -1, &n);
+            if (strlen(key) < n) {
+                lua_pushstring(L, key);
+                lua_replace(L, -2);
+                cut = 1;
+            }
+        }
         lua_rawget(L, b); /* key, value of a, value of b */
         int ok = same(L, -2, -1, depth + 1);
         lua_pop(L, 2);
@@ -948,7 +1008,7 @@ static int same(lua_State *L, int a, int b, int depth)
         nb++;
         lua_pop(L, 1);
     }
-    return na == nb;
+    return na == nb || cut;
 }
 
 /* got: the index of the decoded message, or 0 when decoding refused it. */
