@@ -51,11 +51,7 @@ events {
 
 http {
     access_log off;
-    client_body_temp_path temp/body;
-    proxy_temp_path temp/proxy;
-    fastcgi_temp_path temp/fastcgi;
-    uwsgi_temp_path temp/uwsgi;
-    scgi_temp_path temp/scgi;
+@TEMP_PATHS@
     lua_package_path "@LUA_PATH@;;";
     lua_package_cpath "@LUA_CPATH@;;";
     lua_shared_dict tc 1m;
@@ -101,20 +97,7 @@ http {
         location = /phases-result {
             content_by_lua_block { require("helpers.nginx_app").phases_result() }
         }
-        location /_tc_api/ {
-            internal;
-            rewrite ^/_tc_api(/.*)$ $1 break;
-            proxy_pass http://tc_api;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_pass_request_headers off;
-            proxy_set_header Authorization $tc_auth;
-            proxy_set_header Accept application/json;
-            proxy_set_header Content-Type application/json;
-            proxy_set_header X-Sandbox-Delay $tc_sandbox_delay;
-            proxy_next_upstream off;
-            proxy_read_timeout 5s;
-        }
+@API_LOCATION@
     }
 }
 ]]
@@ -124,6 +107,7 @@ local function render(sb)
         MODULES = helper.module_dir(), LUA_PATH = helper.absolute("lua/?.lua;lua/?/init.lua;spec/?.lua"),
         LUA_CPATH = helper.absolute(os.getenv("TC_LUAJIT_CPATH")),
         API_SERVER = sb.api:match("^%a+://([^/]+)"),
+        TEMP_PATHS = helper.TEMP_PATHS, API_LOCATION = helper.API_LOCATION,
     }
     return (CONF:gsub("@([%u_]+)@", function(name) return values[name] end))
 end

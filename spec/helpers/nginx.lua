@@ -20,6 +20,33 @@ M.NGINX = os.getenv("TC_NGINX") or "/usr/sbin/nginx"
 local MODULE_DIRS = { "/usr/lib/nginx/modules", "/usr/share/nginx/modules" }
 M.HTTP_TIMEOUT = 20 -- seconds for one request to nginx
 
+-- Pieces of the configurations that the specs and bench/nginx.lua write
+-- (their @TEMP_PATHS@ and @API_LOCATION@): the http block's temporary files
+-- under the prefix, and the internal location that ticketscloud.nginx's
+-- REST subrequests go to, as in examples/nginx.conf (upstream tc_api; a
+-- location that sends them sets $tc_auth and $tc_sandbox_delay).
+M.TEMP_PATHS = [[
+    client_body_temp_path temp/body;
+    proxy_temp_path temp/proxy;
+    fastcgi_temp_path temp/fastcgi;
+    uwsgi_temp_path temp/uwsgi;
+    scgi_temp_path temp/scgi;]]
+M.API_LOCATION = [[
+        location /_tc_api/ {
+            internal;
+            rewrite ^/_tc_api(/.*)$ $1 break;
+            proxy_pass http://tc_api;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_pass_request_headers off;
+            proxy_set_header Authorization $tc_auth;
+            proxy_set_header Accept application/json;
+            proxy_set_header Content-Type application/json;
+            proxy_set_header X-Sandbox-Delay $tc_sandbox_delay;
+            proxy_next_upstream off;
+            proxy_read_timeout 5s;
+        }]]
+
 local function exists(path)
     local f = io.open(path, "r")
     if f then f:close() end
