@@ -51,13 +51,7 @@ local arena, seated, floor = util.arena(client, catalog)
 
 -- ---- wrk -------------------------------------------------------------------
 
--- Milliseconds of a wrk duration such as "812.00us", "1.20ms" or "2.01s".
-local UNITS = { us = 0.001, ms = 1, s = 1000, m = 60000 }
-local function ms(text)
-    local v, unit = text:match("^([%d.]+)(%a+)$")
-    if not v or not UNITS[unit] then die("wrk: cannot read the duration %q", text) end
-    return tonumber(v) * UNITS[unit]
-end
+local ms = util.wrk_ms
 
 -- Runs wrk against a path; env is a shell prefix (such as WRK_BODY=...).
 local function wrk(name, path, script, env)
@@ -99,13 +93,7 @@ end
 util.section(("load: wrk, 2 threads, 32 connections, %d s per endpoint"):format(SECONDS))
 
 -- One order to read: created, with a seat and an unseated ticket, finished.
-local flows = require "ticketscloud.flows"
-local first_seat = check(client:seats{ event = arena, status = "VACANT" })
-local seat = check(first_seat(), first_seat:error(), "a vacant seat")
-first_seat:close()
-local target, err = flows.mixed_order(client, { event = arena, seats = { seat.ticket },
-                                                random = { [floor] = 1 }, finish = true })
-check(target, err, "the order for GET")
+local target = util.finished_order(client, arena, floor, "the order for GET")
 
 wrk("GET /v2/resources/orders/:id", "/v2/resources/orders/" .. target.id)
 wrk("POST /v2/services/promocodes/check", "/v2/services/promocodes/check", "bench/wrk-post.lua",

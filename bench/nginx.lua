@@ -136,13 +136,7 @@ end
 
 -- ---- wrk -------------------------------------------------------------------
 
--- Milliseconds of a wrk duration such as "812.00us", "1.20ms" or "2.01s".
-local UNITS = { us = 0.001, ms = 1, s = 1000, m = 60000 }
-local function ms(text)
-    local v, unit = text:match("^([%d.]+)(%a+)$")
-    if not v or not UNITS[unit] then die("wrk: cannot read the duration %q", text) end
-    return tonumber(v) * UNITS[unit]
-end
+local ms = util.wrk_ms
 
 -- Starts wrk in the background; returns a function that waits for it and
 -- gives its output.

@@ -83,25 +83,8 @@ local catalog = util.catalog("peers", { seats = SEATS, stock = 100 })
 local sb = util.sandbox(catalog, { log = "/dev/null" })
 local client = util.client(sb)
 
-local arena, floor
-util.walk(check(client:events{}), function(event)
-    for _, set in ipairs(event.sets) do
-        if set.with_seats and set.amount == SEATS then arena = event.id end
-    end
-    if arena == event.id then
-        for _, set in ipairs(event.sets) do
-            if not set.with_seats then floor = set.id end
-        end
-    end
-end)
-if not (arena and floor) then die("no event with %d seats and an unseated set in %s", SEATS, catalog) end
-
-local first_seat = check(client:seats{ event = arena, status = "VACANT" })
-local seat = check(first_seat(), first_seat:error(), "a vacant seat")
-first_seat:close()
-local order, err = require("ticketscloud.flows").mixed_order(client, {
-    event = arena, seats = { seat.ticket }, random = { [floor] = 1 }, finish = true })
-check(order, err, "the order to GET")
+local arena, _, floor = util.arena(client, catalog, SEATS)
+local order = util.finished_order(client, arena, floor, "the order to GET")
 local ORDER_PATH = "/v2/resources/orders/" .. order.id
 -- The bytes the sandbox answers, for nginx to serve as a file.
 local status, answer = client.http:request("GET", ORDER_PATH)

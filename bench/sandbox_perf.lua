@@ -56,28 +56,16 @@ local client = util.client(sb)
 local arena, _, floor = util.arena(client, catalog)
 
 -- The order that GET reads, and its answer's bytes for nginx.
-local flows = require "ticketscloud.flows"
-local first_seat = check(client:seats{ event = arena, status = "VACANT" })
-local seat = check(first_seat(), first_seat:error(), "a vacant seat")
-first_seat:close()
-local target, err = flows.mixed_order(client, { event = arena, seats = { seat.ticket },
-                                                random = { [floor] = 1 }, finish = true })
-check(target, err, "the order for GET")
-local ORDER_PATH = "/v2/resources/orders/" .. target.id
+local ORDER_PATH = "/v2/resources/orders/" .. util.finished_order(client, arena, floor,
+                                                                  "the order for GET").id
 
 -- The baseline sandbox, its client and its own finished order to GET.
 local base, base_client, BASE_PATH
 if BASELINE then
     base = util.sandbox(catalog, { log = "/dev/null", bin = BASELINE })
     base_client = util.client(base)
-    local stream = check(base_client:seats{ event = arena, status = "VACANT" })
-    local vacant = check(stream(), stream:error(), "a vacant seat of the baseline")
-    stream:close()
-    local order
-    order, err = flows.mixed_order(base_client, { event = arena, seats = { vacant.ticket },
-                                                  random = { [floor] = 1 }, finish = true })
-    check(order, err, "the baseline's order for GET")
-    BASE_PATH = "/v2/resources/orders/" .. order.id
+    BASE_PATH = "/v2/resources/orders/" .. util.finished_order(base_client, arena, floor,
+                                                               "the baseline's order for GET").id
 end
 
 local root = util.DIR .. "/nginx-static"
@@ -143,12 +131,7 @@ end
 
 -- ---- wrk ---------------------------------------------------------------------
 
-local UNITS = { us = 0.001, ms = 1, s = 1000, m = 60000 }
-local function ms(text)
-    local v, unit = text:match("^([%d.]+)(%a+)$")
-    if not v or not UNITS[unit] then die("wrk: cannot read the duration %q", text) end
-    return tonumber(v) * UNITS[unit]
-end
+local ms = util.wrk_ms
 
 -- One wrk run; cpu() reads the server's CPU seconds. Returns requests/s,
 -- p50 and p99 in ms, CPU µs per request, and the requests made.

@@ -233,13 +233,15 @@ function _M.walk(stream, on_message)
 end
 
 -- The arena of a generated catalog: the event with a seated set (with
--- vacant seats) and an unseated one. Returns the event id, its seated set
--- and its unseated set, or stops the run.
-function _M.arena(client, catalog)
+-- vacant seats; of seats seats, when given) and an unseated one. Returns
+-- the event id, its seated set and its unseated set, or stops the run.
+function _M.arena(client, catalog, seats)
     local arena, seated, floor
     _M.walk(_M.check(client:events{}), function(event)
         for _, set in ipairs(event.sets) do
-            if set.with_seats and set.amount_vacant > 0 then arena, seated = event.id, set.id end
+            if set.with_seats and set.amount_vacant > 0 and (not seats or set.amount == seats) then
+                arena, seated = event.id, set.id
+            end
         end
         if arena == event.id then
             for _, set in ipairs(event.sets) do
@@ -249,6 +251,28 @@ function _M.arena(client, catalog)
     end)
     if not (arena and floor) then _M.die("no event with seated and unseated sets in %s", catalog) end
     return arena, seated, floor
+end
+
+-- A finished order of the arena made by flows.mixed_order: its first vacant
+-- seat and one ticket of the unseated set floor. Returns the order, or stops
+-- the run; what names it in the error.
+function _M.finished_order(client, arena, floor, what)
+    local stream = _M.check(client:seats{ event = arena, status = "VACANT" })
+    local seat = _M.check(stream(), stream:error(), "a vacant seat for " .. what)
+    stream:close()
+    local order, err = require("ticketscloud.flows").mixed_order(client, {
+        event = arena, seats = { seat.ticket }, random = { [floor] = 1 }, finish = true })
+    return _M.check(order, err, what)
+end
+
+-- ---- wrk -----------------------------------------------------------------
+
+-- Milliseconds of a wrk duration such as "812.00us", "1.20ms" or "2.01s".
+local WRK_UNITS = { us = 0.001, ms = 1, s = 1000, m = 60000 }
+function _M.wrk_ms(text)
+    local v, unit = text:match("^([%d.]+)(%a+)$")
+    if not v or not WRK_UNITS[unit] then _M.die("wrk: cannot read the duration %q", text) end
+    return tonumber(v) * WRK_UNITS[unit]
 end
 
 return _M
