@@ -113,30 +113,8 @@ local SEAT_PEERS = {
 -- ---- nginx: the same answer as a file --------------------------------------
 
 local socket = require "socket"
-
-local function free_port()
-    local s = check(socket.bind("127.0.0.1", 0))
-    local _, port = s:getsockname()
-    s:close()
-    return tonumber(port)
-end
-
-local function alive(pid)
-    local f = io.open("/proc/" .. pid .. "/stat")
-    if not f then return false end
-    local state = (f:read("*a") or ""):match("^%d+ %b() (%a)")
-    f:close()
-    return state ~= nil and state ~= "Z"
-end
-
-local function children(pid)
-    local f = io.open(("/proc/%d/task/%d/children"):format(pid, pid))
-    if not f then return {} end
-    local list = {}
-    for child in f:read("*a"):gmatch("%d+") do list[#list + 1] = tonumber(child) end
-    f:close()
-    return list
-end
+local helper = require "spec.helpers.nginx" -- free_port, alive, children (of /proc)
+local free_port, alive, children = helper.free_port, helper.alive, helper.children
 
 -- nginx with worker_processes auto (one per core), no access log, serving
 -- ORDER_PATH as a file with the sandbox's Content-Type.
