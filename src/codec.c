@@ -396,22 +396,6 @@ static int wire_fixed(struct wire *w, int n, uint64_t *out)
     return 1;
 }
 
-/* A number of field f of wire type type (varint, 32 or 64 bits). A bool is
- * true when any bit of its varint is, even past the 64th, as in protobuf-c. */
-static int wire_number(struct wire *w, int type, const ProtobufCFieldDescriptor *f, uint64_t *v)
-{
-    const uint8_t *start = w->p;
-
-    if (type != WIRE_VARINT)
-        return wire_fixed(w, type == WIRE_32BIT ? 4 : 8, v);
-    if (!wire_varint(w, v))
-        return 0;
-    if (f->type == PROTOBUF_C_TYPE_BOOL)
-        while (start < w->p)
-            *v |= *start++ & 0x7f;
-    return 1;
-}
-
 /* A length-delimited value: len bytes at *data. The length takes at most 5
  * bytes, as in protobuf-c. */
 static int wire_bytes(struct wire *w, const uint8_t **data, size_t *len)
@@ -428,6 +412,29 @@ static int wire_bytes(struct wire *w, const uint8_t **data, size_t *len)
     *len = (size_t)n;
     w->p += n;
     return 1;
+}
+
+/* A number of field f of wire type type (varint, 32 or 64 bits). A bool
+ * is read as protobuf-c reads one, of any wire type: true (1) when any bit
+ * of its bytes is, even past the 64th of a varint or in a length. */
+static int wire_number(struct wire *w, int type, const ProtobufCFieldDescriptor *f, uint64_t *v)
+{
+    const uint8_t *start = w->p, *data;
+    size_t len;
+    int ok;
+
+    if (type == WIRE_VARINT)
+        ok = wire_varint(w, v);
+    else if (type == WIRE_LEN) /* a bool's only */
+        ok = wire_bytes(w, &data, &len);
+    else
+        ok = wire_fixed(w, type == WIRE_32BIT ? 4 : 8, v);
+    if (ok && f->type == PROTOBUF_C_TYPE_BOOL) {
+        *v = 0;
+        while (start < w->p)
+            *v |= *start++ & 0x7f;
+    }
+    return ok;
 }
 
 /* Steps over a value of an unknown field. Groups (wire types 3 and 4) and the
@@ -623,22 +630,13 @@ static int read_value(lua_State *L, const ProtobufCFieldDescriptor *f, int type,
     const uint8_t *data;
     size_t len;
     uint64_t v;
+    /* A bool takes any wire type but a group's (wire_number); the rest their own. */
+    int is_bool = f->type == PROTOBUF_C_TYPE_BOOL;
+    int known = type == WIRE_VARINT || type == WIRE_64BIT || type == WIRE_LEN || type == WIRE_32BIT;
 
-    if (f->type == PROTOBUF_C_TYPE_BOOL && type != WIRE_VARINT) {
-        /* protobuf-c takes a bool of any wire type: true when any bit of
-         * its bytes (a length's too) is; so does this, to read alike. */
-        const uint8_t *start = w->p;
-        if (!(type == WIRE_LEN ? wire_bytes(w, &data, &len) : wire_skip(w, type)))
-            return 0;
-        int any = 0;
-        while (start < w->p)
-            any |= *start++ & 0x7f;
-        lua_pushboolean(L, any);
-        return 1;
-    }
-    if (type != wire_type_of(f->type))
+    if (is_bool ? !known : type != wire_type_of(f->type))
         return 0;
-    if (type != WIRE_LEN) {
+    if (type != WIRE_LEN || is_bool) {
         if (!wire_number(w, type, f, &v))
             return 0;
         push_wire_number(L, f, v, names);
