@@ -786,8 +786,10 @@ static void fill_defaults(lua_State *L, const ProtobufCMessageDescriptor *d, int
     int n = (int)d->n_fields;
 
     for (int i = 0; i < n; i++) {
-        if (i < SEEN_BITS && (seen[i >> 6] >> (i & 63) & 1))
-            continue;
+        int repeated = d->fields[i].label == PROTOBUF_C_LABEL_REPEATED;
+        if ((i < SEEN_BITS && (seen[i >> 6] >> (i & 63) & 1)) ||
+            !(repeated || has_default(&d->fields[i])))
+            continue; /* sent, or nil when absent */
         lua_rawgeti(L, names, i + 1); /* name */
         if (i >= SEEN_BITS) {
             lua_pushvalue(L, -1);
@@ -797,11 +799,11 @@ static void fill_defaults(lua_State *L, const ProtobufCMessageDescriptor *d, int
             }
             lua_pop(L, 1);
         }
-        if (d->fields[i].label == PROTOBUF_C_LABEL_REPEATED)
+        if (repeated)
             lua_newtable(L);
         else
             lua_rawgeti(L, names, n + i + 1);
-        lua_rawset(L, t); /* a nil default sets nothing */
+        lua_rawset(L, t);
     }
 }
 
@@ -817,7 +819,8 @@ static int fill_table(lua_State *L, const ProtobufCMessageDescriptor *d, const u
 
     if (depth > MAX_DEPTH)
         return 0;
-    luaL_checkstack(L, 12, "message nested too deeply");
+    if (depth > 0) /* tc_codec_decode made room for the outermost */
+        luaL_checkstack(L, 12, "message nested too deeply");
     int names = push_names(L, d);
     while (w.p < w.end) {
         if (!wire_key(&w, &key))
