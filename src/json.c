@@ -34,6 +34,8 @@
 /* Largest number of values (or object members) of one container kept on
  * the Lua stack before its table is made; see "Decoding" below. */
 #define JSON_PENDING_MAX 1024
+/* Slots the decoder makes sure of at a time while values pile up. */
+#define JSON_STACK_STEP 64
 
 /* yajl handles live in userdata, so a Lua error raised inside a callback (out
  * of memory) leaves them to __gc instead of leaking them. */
@@ -58,6 +60,7 @@ struct decoding {
     lua_State *L;
     int depth;
     int array_mt;        /* stack index of core.json_array's metatable */
+    int room;            /* the stack is sure to hold slots below this (store) */
     const char *problem; /* why a callback stopped the parse */
     /* Per open container: values (array) or members (object) so far, the
      * stack slot below its first pending one (its table's slot once made),
@@ -137,9 +140,17 @@ static int store(struct decoding *d)
             lua_rawset(d->L, d->base[depth] + 1);
         return 1;
     }
-    /* Room for the next key and value, else the table now. */
-    if (d->items[depth] >= JSON_PENDING_MAX || !lua_checkstack(d->L, 4))
+    /* Room for the next key and value, else the table now. The stack is
+     * grown JSON_STACK_STEP slots at a time; room is the slot below which
+     * it was last made sure of. */
+    if (d->items[depth] >= JSON_PENDING_MAX)
         make_table(d, depth);
+    else if (lua_gettop(d->L) + 4 > d->room) {
+        if (lua_checkstack(d->L, JSON_STACK_STEP))
+            d->room = lua_gettop(d->L) + JSON_STACK_STEP;
+        else if (!lua_checkstack(d->L, 4))
+            make_table(d, depth);
+    }
     return 1;
 }
 
@@ -245,6 +256,7 @@ int core_json_decode(lua_State *L)
     lua_setmetatable(L, -2);
     luaL_getmetatable(L, JSON_ARRAY_MT); /* text, parser, array_mt */
     d->array_mt = 3;
+    d->room = 0;
     p->h = yajl_alloc(&decode_callbacks, NULL, d);
     if (!p->h)
         return luaL_error(L, "out of memory");
