@@ -24,6 +24,13 @@
 --    BENCH_PEER_CALLGRIND_RUNS (3) times each, and (least count at the high
 --    size - least at the low) / (high - low) is the cost of one.
 --
+-- On a machine of two CPUs or more, the clients of 1. and 2. run on the
+-- first CPU and the sandbox on the last (taskset) while they are timed, so
+-- that where the scheduler puts them (the client beside the server, or on
+-- a CPU of its own) does not change a run's figures; every peer is pinned
+-- alike. The sandbox is free again for 3., where nginx runs a worker per
+-- CPU. BENCH_PEER_PIN=0 leaves every process where the scheduler puts it.
+--
 -- The ratios also go to BENCH_DIR/peers-ratios.tsv, which `make
 -- bench-chart` draws (tools/bench-chart). Python is /usr/bin/python3 (the
 -- Debian packages python3-requests and python3-grpcio), or BENCH_PYTHON.
@@ -37,6 +44,7 @@ local GETS = util.knob("BENCH_PEER_GETS", 10000)
 local SEATS = util.knob("BENCH_PEER_SEATS", 100000)
 local WRK_SECONDS = util.knob("BENCH_PEER_WRK_SECONDS", 3)
 local CALLGRIND_RUNS = util.knob("BENCH_PEER_CALLGRIND_RUNS", 3)
+local PIN = os.getenv("BENCH_PEER_PIN") ~= "0"
 local PYTHON = os.getenv("BENCH_PYTHON") or "/usr/bin/python3"
 local NGINX = os.getenv("BENCH_NGINX") or "/usr/sbin/nginx"
 local PEERS_DIR = (os.getenv("BENCH_PEERS_DIR") or "build/peers")
@@ -215,6 +223,29 @@ local SERVERS = {
 -- samples[workload][peer] = { m, m, ... }, one per round.
 local samples = { rest = {}, seats = {}, serve = {} }
 
+-- The pinning (see the top): the clients' CPU and the sandbox's, or nil
+-- when not pinning; ALL_CPUS is the sandbox's list of CPUs as it started.
+local ALL_CPUS = run(("taskset -c -p %d"):format(sb.pid), "taskset"):match("list:%s*(%S+)")
+local CLIENT_CPU, SERVER_CPU = nil, nil
+if PIN and ALL_CPUS then
+    local first, last = ALL_CPUS:match("^(%d+)"), ALL_CPUS:match("(%d+)$")
+    if first ~= last then CLIENT_CPU, SERVER_CPU = tonumber(first), tonumber(last) end
+end
+
+-- The sandbox's every thread on cpus (a taskset list such as "1" or "0-1").
+local function place_sandbox(cpus)
+    run(("taskset -a -p -c %s %d"):format(cpus, sb.pid), "taskset the sandbox")
+end
+
+-- A client's command line, pinned when pinning.
+local function pinned(cmd)
+    return CLIENT_CPU and ("taskset -c %d %s"):format(CLIENT_CPU, cmd) or cmd
+end
+
+if CLIENT_CPU then
+    print(("  clients on CPU %d, the sandbox on CPU %d while they run"):format(CLIENT_CPU, SERVER_CPU))
+end
+
 -- The peers of a list in the order of round r: rotated by r - 1.
 local function rotated(list, r)
     local out = {}
@@ -232,20 +263,22 @@ run(("%s bench/peers/seats.py %s %s %s %s 1"):format(PYTHON, quote(GEN_PY), quot
 
 for r = 1, ROUNDS do
     local line = {}
+    if SERVER_CPU then place_sandbox(tostring(SERVER_CPU)) end
     for _, p in ipairs(rotated(REST, r)) do
-        local m = peer_line(run(p[2] .. " " .. GETS, p[1] .. " REST"), p[1] .. " REST")
+        local m = peer_line(run(pinned(p[2] .. " " .. GETS), p[1] .. " REST"), p[1] .. " REST")
         if m.n ~= GETS then die("%s REST made %d GETs, not %d", p[1], m.n, GETS) end
         record("rest", p[1], m)
         line[#line + 1] = ("%s %.0f us"):format(p[1], m.wall / GETS * 1e6)
     end
     for _, p in ipairs(rotated(SEAT_PEERS, r)) do
         local cpu0 = util.cpu_seconds(sb.pid)
-        local m = peer_line(run(p[2], p[1] .. " seats"), p[1] .. " seats")
+        local m = peer_line(run(pinned(p[2]), p[1] .. " seats"), p[1] .. " seats")
         m.server_cpu = util.cpu_seconds(sb.pid) - cpu0
         if m.n ~= SEATS then die("%s walked %d seats, not %d", p[1], m.n, SEATS) end
         record("seats", p[1], m)
         line[#line + 1] = ("%s %s seats/s"):format(p[1], fmt(SEATS / m.wall))
     end
+    if SERVER_CPU then place_sandbox(ALL_CPUS) end
     for _, s in ipairs(rotated(SERVERS, r)) do
         local m = s[2]()
         record("serve", s[1], m)
