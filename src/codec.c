@@ -333,7 +333,9 @@ enum { WIRE_VARINT = 0, WIRE_64BIT = 1, WIRE_LEN = 2, WIRE_32BIT = 5 };
 /* Fields past this index are not in a decoding's bitmap of fields seen. */
 #define SEEN_BITS 256
 
-/* The longest string value kept as its field's last (read_value). */
+/* The string values kept as their field's last (push_string): from
+ * LAST_MIN to LAST_MAX bytes. */
+#define LAST_MIN 8
 #define LAST_MAX 64
 
 struct wire {
@@ -603,10 +605,11 @@ static int fill_table(lua_State *L, const ProtobufCMessageDescriptor *d, const u
  * compared with the field's last value, kept in the names table at slot (0:
  * none): in a listing, fields such as a seat's event, set and sector repeat
  * from one message to the next, and the Lua string is then reused rather
- * than hashed and interned again. */
+ * than hashed and interned again. A string under LAST_MIN bytes (a row, a
+ * seat number) costs Lua less to intern than the comparison. */
 static void push_string(lua_State *L, const uint8_t *data, size_t len, int names, int slot)
 {
-    if (slot && len <= LAST_MAX) {
+    if (slot && len >= LAST_MIN && len <= LAST_MAX) {
         size_t last_len;
         lua_rawgeti(L, names, slot);
         const char *last = lua_tolstring(L, -1, &last_len);
