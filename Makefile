@@ -211,6 +211,7 @@ spec: deps
 
 bench: deps
 	@$(MAKE) --no-print-directory -s all peers
+	@$(MAKE) --no-print-directory -s LUA=luajit module
 	@tools/bench
 
 # The bare C peers of the module in bench/peers.lua: a REST client (libcurl

@@ -13,7 +13,10 @@
 -- 1. REST: BENCH_PEER_GETS (10,000) GETs of one finished two-ticket order
 --    (2.5 KB of JSON), over one keep-alive connection: the module
 --    (client:order(id): libcurl, JSON into Lua tables, the answer checked
---    and wrapped), bare C (libcurl + cJSON) and Python (requests).
+--    and wrapped), bare C (libcurl + cJSON) and Python (requests). The
+--    module runs on the Lua of the run (BENCH_LUA) and, when its LuaJIT
+--    build is there (BENCH_PEER_LUAJIT_CPATH), on LuaJIT as well, as in
+--    OpenResty: the program named "LuaJIT".
 -- 2. Seats: one walk of an event of BENCH_PEER_SEATS (100,000) seats: the
 --    module (client:seats{}), bare C (gRPC core + protobuf-c) and Python
 --    (grpcio). The sandbox does the same work for all three.
@@ -45,6 +48,8 @@ local SEATS = util.knob("BENCH_PEER_SEATS", 100000)
 local WRK_SECONDS = util.knob("BENCH_PEER_WRK_SECONDS", 3)
 local CALLGRIND_RUNS = util.knob("BENCH_PEER_CALLGRIND_RUNS", 3)
 local PIN = os.getenv("BENCH_PEER_PIN") ~= "0"
+-- The module's LuaJIT build (make LUA=luajit module), as a package.cpath.
+local LUAJIT_CPATH = os.getenv("BENCH_PEER_LUAJIT_CPATH") or "build/luajit/?.so"
 local PYTHON = os.getenv("BENCH_PYTHON") or "/usr/bin/python3"
 local NGINX = os.getenv("BENCH_NGINX") or "/usr/sbin/nginx"
 local PEERS_DIR = (os.getenv("BENCH_PEERS_DIR") or "build/peers")
@@ -55,6 +60,10 @@ local CG_GETS = { 200, 1200 }
 local CG_SEATS = { 2000, 22000 }
 
 if SEATS < 2 then die("BENCH_PEER_SEATS must be at least 2") end
+if os.getenv("BENCH_PEER_CALLGRIND") ~= "0" and SEATS < CG_SEATS[2] then
+    die("BENCH_PEER_SEATS must be at least %d for the callgrind walks (or BENCH_PEER_CALLGRIND=0)",
+        CG_SEATS[2])
+end
 if ROUNDS < 1 then die("BENCH_PEER_ROUNDS must be at least 1") end
 
 local function quote(s)
@@ -117,6 +126,26 @@ local SEAT_PEERS = {
     { "Python", ("%s bench/peers/seats.py %s %s %s %s"):format(PYTHON, quote(GEN_PY), quote(TARGET),
                                                              quote(sb.key), arena) },
 }
+
+-- The module on LuaJIT, when its build is there and the run's Lua is not
+-- LuaJIT already.
+-- A program's third field is what goes before its command line: here the
+-- LuaJIT build's package.cpath.
+local JIT_ENV = nil
+do
+    local h = io.open((LUAJIT_CPATH:gsub("%?", "ticketscloud/core")))
+    if h and util.LUA ~= "luajit" and os.execute("command -v luajit >/dev/null 2>&1") then
+        JIT_ENV = ("LUA_CPATH=%s "):format(quote(LUAJIT_CPATH .. ";;"))
+    end
+    if h then h:close() end
+end
+if JIT_ENV then
+    table.insert(REST, 2, { "LuaJIT", (REST[1][2]:gsub("^%S+", "luajit", 1)), JIT_ENV })
+    table.insert(SEAT_PEERS, 2, { "LuaJIT", (SEAT_PEERS[1][2]:gsub("^%S+", "luajit", 1)), JIT_ENV })
+else
+    print(("  no LuaJIT build of the module at %s: the module runs on %s only"):format(LUAJIT_CPATH,
+                                                                                      util.LUA))
+end
 
 -- ---- nginx: the same answer as a file --------------------------------------
 
@@ -237,9 +266,9 @@ local function place_sandbox(cpus)
     run(("taskset -a -p -c %s %d"):format(cpus, sb.pid), "taskset the sandbox")
 end
 
--- A client's command line, pinned when pinning.
-local function pinned(cmd)
-    return CLIENT_CPU and ("taskset -c %d %s"):format(CLIENT_CPU, cmd) or cmd
+-- A program's command line, pinned when pinning.
+local function pinned(p, cmd)
+    return (p[3] or "") .. (CLIENT_CPU and ("taskset -c %d %s"):format(CLIENT_CPU, cmd) or cmd)
 end
 
 if CLIENT_CPU then
@@ -265,14 +294,14 @@ for r = 1, ROUNDS do
     local line = {}
     if SERVER_CPU then place_sandbox(tostring(SERVER_CPU)) end
     for _, p in ipairs(rotated(REST, r)) do
-        local m = peer_line(run(pinned(p[2] .. " " .. GETS), p[1] .. " REST"), p[1] .. " REST")
+        local m = peer_line(run(pinned(p, p[2] .. " " .. GETS), p[1] .. " REST"), p[1] .. " REST")
         if m.n ~= GETS then die("%s REST made %d GETs, not %d", p[1], m.n, GETS) end
         record("rest", p[1], m)
         line[#line + 1] = ("%s %.0f us"):format(p[1], m.wall / GETS * 1e6)
     end
     for _, p in ipairs(rotated(SEAT_PEERS, r)) do
         local cpu0 = util.cpu_seconds(sb.pid)
-        local m = peer_line(run(pinned(p[2]), p[1] .. " seats"), p[1] .. " seats")
+        local m = peer_line(run(pinned(p, p[2]), p[1] .. " seats"), p[1] .. " seats")
         m.server_cpu = util.cpu_seconds(sb.pid) - cpu0
         if m.n ~= SEATS then die("%s walked %d seats, not %d", p[1], m.n, SEATS) end
         record("seats", p[1], m)
@@ -291,10 +320,11 @@ stop_nginx(ngx)
 
 -- ---- instructions (callgrind) ----------------------------------------------
 
--- Instructions of one run of a peer under callgrind, all its threads.
-local function instructions(cmd, size)
-    local out = run(("valgrind --tool=callgrind --callgrind-out-file=/dev/null %s %d"):format(cmd, size),
-                    "callgrind " .. cmd)
+-- Instructions of one run of a program under callgrind, all its threads.
+local function instructions(p, size)
+    local cmd = p[2]
+    local out = run(("%svalgrind --tool=callgrind --callgrind-out-file=/dev/null %s %d")
+                    :format(p[3] or "", cmd, size), "callgrind " .. cmd)
     local collected = out:match("Collected : (%d+)")
     if not collected then die("callgrind %s: no count in:\n%s", cmd, out) end
     return tonumber(collected)
@@ -303,10 +333,10 @@ end
 -- The least of CALLGRIND_RUNS counts at each size: what disturbs a run
 -- (gRPC's threads polling while the sandbox lags behind, a timer firing)
 -- only ever adds instructions.
-local function per_op(cmd, sizes)
+local function per_op(p, sizes)
     local function least(size)
         local n = math.huge
-        for _ = 1, CALLGRIND_RUNS do n = math.min(n, instructions(cmd, size)) end
+        for _ = 1, CALLGRIND_RUNS do n = math.min(n, instructions(p, size)) end
         return n
     end
     local low, high = least(sizes[1]), least(sizes[2])
@@ -317,11 +347,11 @@ local counts = {}
 if os.getenv("BENCH_PEER_CALLGRIND") ~= "0" then
     util.section(("peers: instructions per operation (callgrind, %d vs %d GETs, %d vs %d seats)")
         :format(CG_GETS[2], CG_GETS[1], CG_SEATS[2], CG_SEATS[1]))
-    for _, p in ipairs{ REST[1], REST[2] } do
-        counts["rest " .. p[1]] = per_op(p[2], CG_GETS)
+    for _, p in ipairs(REST) do
+        if p[1] ~= "Python" then counts["rest " .. p[1]] = per_op(p, CG_GETS) end
     end
-    for _, p in ipairs{ SEAT_PEERS[1], SEAT_PEERS[2] } do
-        counts["seats " .. p[1]] = per_op(p[2], CG_SEATS)
+    for _, p in ipairs(SEAT_PEERS) do
+        if p[1] ~= "Python" then counts["seats " .. p[1]] = per_op(p, CG_SEATS) end
     end
 end
 
@@ -385,13 +415,16 @@ local function flat(list)
     return ("%.1f → %.1f"):format(util.median(values(list, mb0)), util.median(values(list, peak_mb)))
 end
 
+local NAMES = {}
+for i, p in ipairs(REST) do NAMES[i] = p[1] end
+
 util.section(("peers: medians (min – max) over %d rounds"):format(ROUNDS))
-for _, name in ipairs{ "module", "C", "Python" } do
+for _, name in ipairs(NAMES) do
     row(("REST %s: wall per GET"):format(name), rest[name], us_per_get, "us")
     row(("REST %s: client CPU per GET"):format(name), rest[name], cpu_per_get, "us")
     row(("REST %s: peak RSS, %s GETs"):format(name, fmt(GETS)), rest[name], peak_mb, "MB", 1)
 end
-for _, name in ipairs{ "module", "C", "Python" } do
+for _, name in ipairs(NAMES) do
     row(("seats %s: seats/s"):format(name), seats[name], seats_per_s, "seats/s")
     row(("seats %s: client CPU per seat"):format(name), seats[name], cpu_per_seat, "us", 2)
     row(("seats %s: sandbox CPU per seat"):format(name), seats[name], server_per_seat, "us", 2)
@@ -404,10 +437,12 @@ for _, name in ipairs{ "sandbox", "nginx" } do
     row(("wrk GET order, %s: server CPU per request"):format(name), serve[name], server_us, "us", 1)
 end
 if counts["rest module"] then
-    result(SECTION, "instructions per GET: module", counts["rest module"], "instructions")
-    result(SECTION, "instructions per GET: C", counts["rest C"], "instructions")
-    result(SECTION, "instructions per seat: module", counts["seats module"], "instructions")
-    result(SECTION, "instructions per seat: C", counts["seats C"], "instructions")
+    for _, w in ipairs{ { "GET", "rest" }, { "seat", "seats" } } do
+        for _, name in ipairs(NAMES) do
+            local n = counts[w[2] .. " " .. name]
+            if n then result(SECTION, ("instructions per %s: %s"):format(w[1], name), n, "instructions") end
+        end
+    end
 end
 
 util.section("peers: ratios, median (range of the rounds)")
@@ -420,11 +455,24 @@ ratio("seats CPU, module / C", seats.module, seats.C, cpu_per_seat)
 ratio("seats wall, Python / module", seats.Python, seats.module, wall_per_seat)
 ratio("seats CPU, Python / module", seats.Python, seats.module, cpu_per_seat)
 ratio("wrk req/s, sandbox / nginx", serve.sandbox, serve.nginx, rate)
+if rest.LuaJIT then
+    ratio("REST wall, LuaJIT module / C", rest.LuaJIT, rest.C, us_per_get)
+    ratio("REST CPU, LuaJIT module / C", rest.LuaJIT, rest.C, cpu_per_get)
+    ratio("seats wall, LuaJIT module / C", seats.LuaJIT, seats.C, wall_per_seat)
+    ratio("seats CPU, LuaJIT module / C", seats.LuaJIT, seats.C, cpu_per_seat)
+end
 if counts["rest module"] then
     for _, w in ipairs{ { "REST", "rest" }, { "seats", "seats" } } do
-        local v = counts[w[2] .. " module"] / counts[w[2] .. " C"]
-        ratios[#ratios + 1] = { label = w[1] .. " instructions, module / C", value = v, lo = v, hi = v }
-        result(SECTION, "ratio " .. w[1] .. " instructions, module / C", ("%.2f"):format(v), "x")
+        for _, name in ipairs{ "module", "LuaJIT" } do
+            local n = counts[w[2] .. " " .. name]
+            if n then
+                local v = n / counts[w[2] .. " C"]
+                local label = ("%s instructions, %s / C"):format(w[1],
+                                                                name == "module" and "module" or "LuaJIT module")
+                ratios[#ratios + 1] = { label = label, value = v, lo = v, hi = v }
+                result(SECTION, "ratio " .. label, ("%.2f"):format(v), "x")
+            end
+        end
     end
 end
 
