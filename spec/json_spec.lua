@@ -97,6 +97,39 @@ describe("json.decode", function()
         assert.has_error(function() json.decode({}) end)
         assert.has_error(function() json.decode() end)
     end)
+
+    it("decodes in a finalizer that runs during another decoding", function()
+        -- With the collector always at work, finalizers run while the long
+        -- text below is decoded; each decodes text of its own meanwhile.
+        local items = {}
+        for i = 1, 3000 do items[i] = ('{"id":%d,"name":"item %d","tags":["a","b"]}'):format(i, i) end
+        local text = "[" .. table.concat(items, ",") .. "]"
+        local inner, nested = {}, 0
+        local running = false
+        collectgarbage("collect")
+        collectgarbage("stop")
+        for i = 1, 200 do
+            setmetatable({}, { __gc = function()
+                if running then nested = nested + 1 end
+                inner[#inner + 1] = json.decode(('{"n":%d,"list":[1,2,3]}'):format(i))
+            end })
+        end
+        local pause = collectgarbage("setpause", 0)
+        collectgarbage("restart")
+        running = true
+        local v = json.decode(text)
+        running = false
+        collectgarbage("setpause", pause)
+        collectgarbage("collect")
+        assert.equal(3000, #v)
+        for i = 1, 3000 do
+            assert.same({ id = i, name = "item " .. i, tags = { "a", "b" } }, v[i])
+        end
+        assert.equal(200, #inner)
+        assert(nested > 0, "no finalizer ran during the decoding")
+        for _, doc in ipairs(inner) do assert.same({ 1, 2, 3 }, doc.list) end
+        assert.same({ ok = true }, json.decode('{"ok":true}')) -- and the next one as usual
+    end)
 end)
 
 describe("json.encode", function()

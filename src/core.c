@@ -46,7 +46,6 @@ static const luaL_Reg core_functions[] = {
     { "encode", core_encode },
     { "decode", core_decode },
     { "decode_at", core_decode_at },
-    { "json_decode", core_json_decode },
     { "json_encode", core_json_encode },
     { "json_array", core_json_array },
     { "sleep", core_sleep },

@@ -38,9 +38,14 @@
 #define JSON_STACK_STEP 64
 
 /* yajl handles live in userdata, so a Lua error raised inside a callback (out
- * of memory) leaves them to __gc instead of leaking them. */
+ * of memory) leaves them to __gc instead of leaking them. core.json_decode
+ * keeps one such userdata as its upvalue and uses it for every decoding but
+ * one that starts while another is running (from a finalizer that the
+ * decoder's allocations ran), which makes its own: no userdata, and no
+ * finalizer, per decoding. */
 struct parser {
     yajl_handle h;
+    int busy; /* a decoding uses it; left set by one that raised */
 };
 
 struct gen {
@@ -250,10 +255,17 @@ int core_json_decode(lua_State *L)
     d->L = L;
     d->depth = 0;
     d->problem = NULL;
-    struct parser *p = lua_newuserdata(L, sizeof *p); /* text, parser */
-    p->h = NULL;
-    luaL_getmetatable(L, JSON_PARSER_MT);
-    lua_setmetatable(L, -2);
+    struct parser *p = lua_touserdata(L, lua_upvalueindex(1));
+    if (p->busy) { /* another decoding runs, or one raised: a parser of its own */
+        p = lua_newuserdata(L, sizeof *p); /* text, parser */
+        p->h = NULL;
+        p->busy = 0;
+        luaL_getmetatable(L, JSON_PARSER_MT);
+        lua_setmetatable(L, -2);
+    } else {
+        lua_pushvalue(L, lua_upvalueindex(1)); /* text, parser */
+    }
+    p->busy = 1;
     luaL_getmetatable(L, JSON_ARRAY_MT); /* text, parser, array_mt */
     d->array_mt = 3;
     d->room = 0;
@@ -268,6 +280,7 @@ int core_json_decode(lua_State *L)
         /* text, parser, array_mt, value */
         yajl_free(p->h);
         p->h = NULL;
+        p->busy = 0;
         return 1;
     }
     lua_settop(L, 3);
@@ -285,6 +298,7 @@ int core_json_decode(lua_State *L)
     }
     yajl_free(p->h);
     p->h = NULL;
+    p->busy = 0;
     return 2;
 }
 
@@ -533,7 +547,8 @@ int core_json_array(lua_State *L)
     return 1;
 }
 
-/* The metatables of json.c, and core.json_null. The module table on top. */
+/* The metatables of json.c, core.json_null and core.json_decode (with its
+ * parser). The module table on top. */
 void tc_json_open(lua_State *L)
 {
     if (luaL_newmetatable(L, JSON_ARRAY_MT)) {
@@ -553,4 +568,11 @@ void tc_json_open(lua_State *L)
     lua_pop(L, 1);
     lua_pushlightuserdata(L, NULL);
     lua_setfield(L, -2, "json_null");
+    struct parser *p = lua_newuserdata(L, sizeof *p); /* module, parser */
+    p->h = NULL;
+    p->busy = 0;
+    luaL_getmetatable(L, JSON_PARSER_MT);
+    lua_setmetatable(L, -2);
+    lua_pushcclosure(L, core_json_decode, 1);
+    lua_setfield(L, -2, "json_decode");
 }
