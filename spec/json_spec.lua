@@ -98,6 +98,29 @@ describe("json.decode", function()
         assert.has_error(function() json.decode() end)
     end)
 
+    it("gives every string its own bytes, whatever it decoded before", function()
+        -- Ids of 16 to 40 bytes go through the decoder's cache of strings,
+        -- by a hash of some of their bytes: these differ in bytes it does
+        -- not read, and in those it does, and come back in every decoding.
+        local values = {}
+        for i = 1, 2000 do
+            values[#values + 1] = ("AAAAAAAA%08xBBBBBBBB%08xCCCCCCCC"):format(i, i * 7)
+            values[#values + 1] = ("%024x"):format(i)
+            values[#values + 1] = ("%016d"):format(i)
+            values[#values + 1] = ("%041d"):format(i) -- too long for the cache
+        end
+        local text = json.encode(values)
+        for _ = 1, 3 do
+            local got = assert(json.decode(text))
+            assert.equal(#values, #got)
+            for i, v in ipairs(values) do
+                if got[i] ~= v then error(("value %d: %q, not %q"):format(i, got[i], v)) end
+            end
+            local keyed = assert(json.decode('{"' .. values[1] .. '":"' .. values[5] .. '"}'))
+            assert.equal(values[5], keyed[values[1]])
+        end
+    end)
+
     it("decodes in a finalizer that runs during another decoding", function()
         -- With the collector always at work, finalizers run while the long
         -- text below is decoded; each decodes text of its own meanwhile.
