@@ -132,10 +132,15 @@ describe("json.decode", function()
         collectgarbage("collect")
         collectgarbage("stop")
         for i = 1, 200 do
-            setmetatable({}, { __gc = function()
+            local function finalize()
                 if running then nested = nested + 1 end
                 inner[#inner + 1] = json.decode(('{"n":%d,"list":[1,2,3]}'):format(i))
-            end })
+            end
+            if newproxy then -- LuaJIT: only userdata have finalizers
+                getmetatable(newproxy(true)).__gc = finalize
+            else
+                setmetatable({}, { __gc = finalize })
+            end
         end
         local pause = collectgarbage("setpause", 0)
         collectgarbage("restart")
