@@ -463,12 +463,11 @@ if rest.LuaJIT then
 end
 if counts["rest module"] then
     for _, w in ipairs{ { "REST", "rest" }, { "seats", "seats" } } do
-        for _, name in ipairs{ "module", "LuaJIT" } do
-            local n = counts[w[2] .. " " .. name]
+        for _, p in ipairs{ { "module", "module" }, { "LuaJIT", "LuaJIT module" } } do
+            local n = counts[w[2] .. " " .. p[1]]
             if n then
                 local v = n / counts[w[2] .. " C"]
-                local label = ("%s instructions, %s / C"):format(w[1],
-                                                                name == "module" and "module" or "LuaJIT module")
+                local label = ("%s instructions, %s / C"):format(w[1], p[2])
                 ratios[#ratios + 1] = { label = label, value = v, lo = v, hi = v }
                 result(SECTION, "ratio " .. label, ("%.2f"):format(v), "x")
             end
