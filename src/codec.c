@@ -281,10 +281,9 @@ static size_t element_size(ProtobufCType type)
  * has one (has_default): the value protobuf-c's initialiser gives it; at
  * 2 * n_fields + i, the last string decoded for field i (read_value). Made
  * once per Lua state and kept in its registry, keyed by the descriptor's
- * address (one lookup per message), so that a
- * decoded message's keys are Lua strings already, set with lua_rawset. The
- * names of enum values go into it too, keyed by their ProtobufCEnumValue,
- * as they are first met. */
+ * address (one lookup per message), so that a decoded message's keys are
+ * Lua strings already, set with lua_rawset. The names of enum values go
+ * into it too, keyed by their ProtobufCEnumValue, as they are first met. */
 static int push_names(lua_State *L, const ProtobufCMessageDescriptor *d)
 {
     int n = d->n_fields > INT32_MAX / 3 ? 0 : (int)d->n_fields;
