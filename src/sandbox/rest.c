@@ -1,14 +1,15 @@
 /*
  * rest.c: the REST listener of tc-sandbox.
  *
- * libmicrohttpd with a fixed pool of threads, each polling its share of
- * the connections with epoll, and HTTPS (GnuTLS) with --tls-cert /
- * --tls-key. A connection costs a thread nothing while it waits for bytes,
+ * libmicrohttpd with one thread polling every connection with epoll, and
+ * HTTPS (GnuTLS) with --tls-cert / --tls-key. One thread because every
+ * request takes the store's one lock: more threads only contended for it
+ * (docs/benchmarks.md). A connection costs nothing while it waits for bytes,
  * so slow clients cannot starve the others; what they can hold is bounded
  * by the limits below (per connection, per address, in all) and by the
  * deadlines that reaper() enforces. A request that must wait (a delayed
  * PATCH, a slow fault) is suspended and waits on a thread of its own, so
- * the workers never sleep. Over plaintext, gate.c accepts the connections
+ * the polling thread never sleeps. Over plaintext, gate.c accepts the connections
  * and checks each one's first head before it hands it over; over TLS
  * libmicrohttpd listens itself. This file is the HTTP edge: the limits and
  * deadlines, routing, the API key, the body limit, JSON decoding of bodies
@@ -47,7 +48,6 @@
 #define MAX_DELAY_MS 10000
 
 /* The limits and deadlines of docs/sandbox.md ("Limits"). */
-#define WORKERS 4              /* threads serving the connections */
 #define MAX_CONNECTIONS 2048   /* in all */
 #define MAX_PER_ADDRESS 256    /* from one client address */
 #define CONNECTION_MEMORY (64 * 1024) /* libmicrohttpd's buffer per connection */
@@ -954,8 +954,8 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
 /* Ends a connection that missed its deadline: a 408 with the API's error
  * body (not over TLS, where it would corrupt the stream), then a shutdown
  * of the socket, which libmicrohttpd sees as the client going away. Lock
- * held; the worker sets CONN_BUSY under it before it answers, so the two
- * never write at once. */
+ * held; the polling thread sets CONN_BUSY under it before it answers, so
+ * the two never write at once. */
 static void expire(struct rest *r, struct conn *k)
 {
     const char *what = k->state == CONN_HEAD ? "head" : "body";
@@ -1140,7 +1140,6 @@ struct rest *rest_start(struct sandbox *sb, struct faults *faults, const char *a
         MHD_OPTION_NOTIFY_COMPLETED, completed, r,
         MHD_OPTION_URI_LOG_CALLBACK, uri_logged, r,
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, r,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)WORKERS,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)MAX_CONNECTIONS,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)MAX_PER_ADDRESS,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY,

@@ -1,6 +1,6 @@
 /*
  * rest.h: the REST listener of tc-sandbox (v2 orders API over
- * libmicrohttpd, a fixed pool of threads polling with epoll).
+ * libmicrohttpd, one thread polling with epoll).
  */
 #ifndef TC_SANDBOX_REST_H
 #define TC_SANDBOX_REST_H
