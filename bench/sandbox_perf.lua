@@ -9,7 +9,12 @@
 --    of each server from /proc/<pid>/stat (nginx: its workers).
 -- 2. The order flow with wrk (bench/wrk-flow.lua, one connection per wrk
 --    thread): POST an order of one unseated ticket, PATCH it to two, PATCH
---    it done: flows/s and sandbox CPU per flow.
+--    it done: flows/s and sandbox CPU per flow. Then the same flow with
+--    the sandbox on the last CPU and wrk on the others (taskset; with two
+--    CPUs or more, unless BENCH_FLOW_PIN=0): sharing the cores, wrk takes
+--    more CPU per flow than the sandbox does and its share bounds the
+--    flows/s; pinned, each has CPUs of its own, and the flows/s are the
+--    sandbox's own.
 -- 3. A walk of the Seats stream of a 100,000-seat event through the module:
 --    sandbox CPU per streamed seat.
 -- Then the medians and ranges. wrk runs with 2 threads and 32 connections
@@ -32,6 +37,7 @@ local SECONDS = util.knob("BENCH_WRK_SECONDS", 5)
 local FLOW_THREADS = util.knob("BENCH_FLOW_THREADS", 8)
 local SEATS = util.knob("BENCH_SEATS", 100000)
 local BASELINE = os.getenv("BENCH_BASELINE_SANDBOX")
+local PIN = os.getenv("BENCH_FLOW_PIN") ~= "0"
 local SECTION = "sandbox"
 
 local function quote(s)
@@ -47,8 +53,9 @@ end
 -- ---- the sandbox -------------------------------------------------------------
 
 -- The arena of SEATS seats and enough unseated stock for every flow: two
--- tickets each, at up to 25,000 flows/s (about 11,000 on 2 cores).
-local stock = ROUNDS * SECONDS * 25000 * 2 + 1000
+-- tickets each, in two flow runs a round (the second pinned), at up to
+-- 25,000 flows/s (about 12,000 on 2 cores).
+local stock = ROUNDS * 2 * SECONDS * 25000 * 2 + 1000
 local catalog = util.catalog("sandbox_perf", { seats = SEATS, stock = stock })
 local sb = util.sandbox(catalog, { log = "/dev/null" })
 local client = util.client(sb)
@@ -180,40 +187,73 @@ local _, load_before = sh("uptime")
 util.section(("sandbox: %d rounds, interleaved; wrk -t2 -c32 %d s; GET answer %d bytes")
     :format(ROUNDS, SECONDS, answer_bytes))
 print("  " .. load_before:gsub("%s+$", ""))
-local runs = { sb = {}, ng = {}, flow = {}, seat = {}, base = {}, base_flow = {} }
+local runs = { sb = {}, ng = {}, flow = {}, seat = {}, base = {}, base_flow = {}, pin = {},
+               base_pin = {} }
 local flow_env = ("WRK_EVENT=%s WRK_FLOOR=%s"):format(arena, floor)
-local function flow(api, cpu)
-    local c = wrk(api .. "/", cpu, { script = "bench/wrk-flow.lua", env = flow_env,
+
+-- The pinned flow's CPUs: the sandbox's the last of those it started on,
+-- wrk's the others; nil when not pinning.
+local ALL_CPUS = select(2, sh("taskset -c -p " .. sb.pid)):match("list:%s*(%S+)")
+local WRK_CPUS, SERVER_CPU
+if PIN and ALL_CPUS then
+    local first, last = ALL_CPUS:match("^(%d+)"), ALL_CPUS:match("(%d+)$")
+    if first and last and tonumber(first) < tonumber(last) then
+        WRK_CPUS, SERVER_CPU = first .. "-" .. (tonumber(last) - 1), last
+    end
+end
+
+-- Every thread of process pid on cpus (a taskset list).
+local function place(pid, cpus)
+    local done, text = sh(("taskset -a -p -c %s %d"):format(cpus, pid))
+    if not done then stop_nginx(); die("taskset: %s", text) end
+end
+
+-- The order flow against api; pinned: the sandbox of pid on SERVER_CPU
+-- and wrk on WRK_CPUS while it runs.
+local function flow(api, cpu, pid, pinned)
+    local env = flow_env
+    if pinned then
+        place(pid, SERVER_CPU)
+        env = flow_env .. " taskset -c " .. WRK_CPUS
+    end
+    local c = wrk(api .. "/", cpu, { script = "bench/wrk-flow.lua", env = env,
                                      threads = FLOW_THREADS, conns = FLOW_THREADS })
+    if pinned then place(pid, ALL_CPUS) end
     c.flows = c.rate / 3
     c.cpu = c.cpu * 3
     return c
 end
+if SERVER_CPU then
+    print(("  pinned flow: the sandbox on CPU %s, wrk on CPUs %s"):format(SERVER_CPU, WRK_CPUS))
+end
 for round = 1, ROUNDS do
-    local a, c, d, e
+    local a, c, d, e, p, q
     local first = not base or round % 2 == 1 -- with a baseline, each goes first by turns
-    if first then
+    local function this()
         a = wrk(sb.api .. ORDER_PATH, sandbox_cpu)
         c = flow(sb.api, sandbox_cpu)
+        p = SERVER_CPU and flow(sb.api, sandbox_cpu, sb.pid, true)
     end
+    if first then this() end
     if base then
         d = wrk(base.api .. BASE_PATH, base_cpu)
         e = flow(base.api, base_cpu)
+        q = SERVER_CPU and flow(base.api, base_cpu, base.pid, true)
     end
-    if not first then
-        a = wrk(sb.api .. ORDER_PATH, sandbox_cpu)
-        c = flow(sb.api, sandbox_cpu)
-    end
+    if not first then this() end
     local b = wrk(NGINX_URL, nginx_cpu)
     local s = seats_walk()
     runs.sb[round], runs.ng[round], runs.flow[round], runs.seat[round] = a, b, c, s
-    runs.base[round], runs.base_flow[round] = d, e
+    runs.base[round], runs.base_flow[round], runs.pin[round], runs.base_pin[round] = d, e, p, q
+    local pin = p and (" | pinned %s/s %.0f us"):format(fmt(p.flows), p.cpu) or ""
     print(("  round %d: GET sandbox %s req/s p99 %.2f ms %.1f us | nginx %s req/s p99 %.2f ms %.1f us"
-           .. " | flow %s/s %.0f us | seat %.2f us")
-        :format(round, fmt(a.rate), a.p99, a.cpu, fmt(b.rate), b.p99, b.cpu, fmt(c.flows), c.cpu, s))
+           .. " | flow %s/s %.0f us%s | seat %.2f us")
+        :format(round, fmt(a.rate), a.p99, a.cpu, fmt(b.rate), b.p99, b.cpu, fmt(c.flows), c.cpu,
+                pin, s))
     if base then
-        print(("           baseline: GET %s req/s p99 %.2f ms %.1f us | flow %s/s %.0f us")
-            :format(fmt(d.rate), d.p99, d.cpu, fmt(e.flows), e.cpu))
+        pin = q and (" | pinned %s/s %.0f us"):format(fmt(q.flows), q.cpu) or ""
+        print(("           baseline: GET %s req/s p99 %.2f ms %.1f us | flow %s/s %.0f us%s")
+            :format(fmt(d.rate), d.p99, d.cpu, fmt(e.flows), e.cpu, pin))
     end
 end
 stop_nginx()
@@ -252,21 +292,33 @@ row("GET, nginx: CPU per request", runs.ng, "cpu", "us", 1)
 row(("order flow (POST, PATCH, PATCH), %d connections: flows/s"):format(FLOW_THREADS),
     runs.flow, "flows", "flows/s", 0)
 row("order flow: sandbox CPU per flow", runs.flow, "cpu", "us", 0)
+if SERVER_CPU then
+    row("order flow, pinned (sandbox on a CPU of its own): flows/s", runs.pin, "flows", "flows/s", 0)
+    row("order flow, pinned: sandbox CPU per flow", runs.pin, "cpu", "us", 0)
+end
 row(("Seats, %s seats: sandbox CPU per seat"):format(fmt(SEATS)), runs.seat, nil, "us", 2)
 if base then
     row("baseline GET: requests/s", runs.base, "rate", "req/s", 0)
     row("baseline GET: CPU per request", runs.base, "cpu", "us", 1)
     row("baseline order flow: flows/s", runs.base_flow, "flows", "flows/s", 0)
     row("baseline order flow: sandbox CPU per flow", runs.base_flow, "cpu", "us", 0)
-    local get, flows_x, cpu_x = {}, {}, {}
+    if SERVER_CPU then
+        row("baseline order flow, pinned: flows/s", runs.base_pin, "flows", "flows/s", 0)
+        row("baseline order flow, pinned: sandbox CPU per flow", runs.base_pin, "cpu", "us", 0)
+    end
+    local get, flows_x, cpu_x, pin_x = {}, {}, {}, {}
     for i = 1, ROUNDS do
         get[i] = runs.sb[i].rate / runs.base[i].rate
         flows_x[i] = runs.flow[i].flows / runs.base_flow[i].flows
         cpu_x[i] = runs.base_flow[i].cpu / runs.flow[i].cpu
+        pin_x[i] = SERVER_CPU and runs.pin[i].flows / runs.base_pin[i].flows
     end
     row("GET: this sandbox / baseline, requests/s (per round)", get, nil, "x", 2)
     row("order flow: this sandbox / baseline, flows/s (per round)", flows_x, nil, "x", 2)
     row("order flow: baseline CPU / this CPU per flow (per round)", cpu_x, nil, "x", 2)
+    if SERVER_CPU then
+        row("order flow, pinned: this sandbox / baseline, flows/s (per round)", pin_x, nil, "x", 2)
+    end
     print(("  (baseline %s)"):format(BASELINE))
 end
 print(("  (sandbox %s, %.2fx nginx by medians)"):format(os.getenv("TC_SANDBOX") or "tc-sandbox",
