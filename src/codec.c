@@ -336,6 +336,9 @@ enum { WIRE_VARINT = 0, WIRE_64BIT = 1, WIRE_LEN = 2, WIRE_32BIT = 5 };
  * LAST_MIN to LAST_MAX bytes. */
 #define LAST_MIN 8
 #define LAST_MAX 64
+/* The messages of a stream that go without that comparison after a change
+ * of their field's value (push_string). */
+#define SKIP_AFTER_CHANGE 16
 
 struct wire {
     const uint8_t *p, *end;
@@ -598,17 +601,26 @@ static int read_timestamp(lua_State *L, const uint8_t *data, size_t len)
 }
 
 static int fill_table(lua_State *L, const ProtobufCMessageDescriptor *d, const uint8_t *data,
-                      size_t len, int t, int fresh, int depth);
+                      size_t len, int t, int fresh, int depth, int names, struct tc_decoder *dec);
 
 /* Pushes a string or bytes value. That of a singular field is first
  * compared with the field's last value, kept in the names table at slot (0:
  * none): in a listing, fields such as a seat's event, set and sector repeat
  * from one message to the next, and the Lua string is then reused rather
  * than hashed and interned again. A string under LAST_MIN bytes (a row, a
- * seat number) costs Lua less to intern than the comparison. */
-static void push_string(lua_State *L, const uint8_t *data, size_t len, int names, int slot)
+ * seat number) costs Lua less to intern than the comparison. In a stream,
+ * skip (its count for the field, or NULL) spares the comparison to a field
+ * that has just changed, such as a seat's ticket id, which changes every
+ * time: SKIP_AFTER_CHANGE messages go without it. */
+static void push_string(lua_State *L, const uint8_t *data, size_t len, int names, int slot,
+                        unsigned char *skip)
 {
     if (slot && len >= LAST_MIN && len <= LAST_MAX) {
+        if (skip && *skip) {
+            --*skip;
+            lua_pushlstring(L, (const char *)data, len);
+            return;
+        }
         size_t last_len;
         lua_rawgeti(L, names, slot);
         const char *last = lua_tolstring(L, -1, &last_len);
@@ -618,6 +630,8 @@ static void push_string(lua_State *L, const uint8_t *data, size_t len, int names
         lua_pushlstring(L, (const char *)data, len);
         lua_pushvalue(L, -1);
         lua_rawseti(L, names, slot);
+        if (skip)
+            *skip = SKIP_AFTER_CHANGE;
         return;
     }
     lua_pushlstring(L, (const char *)data, len);
@@ -647,14 +661,14 @@ static int read_value(lua_State *L, const ProtobufCFieldDescriptor *f, int type,
     if (!wire_bytes(w, &data, &len))
         return 0;
     if (f->type != PROTOBUF_C_TYPE_MESSAGE) {
-        push_string(L, data, len, names, slot);
+        push_string(L, data, len, names, slot, NULL);
         return 1;
     }
     if (is_timestamp(f->descriptor))
         return read_timestamp(L, data, len);
     const ProtobufCMessageDescriptor *md = f->descriptor;
     lua_createtable(L, 0, (int)md->n_fields);
-    return fill_table(L, md, data, len, lua_gettop(L), 1, depth + 1);
+    return fill_table(L, md, data, len, lua_gettop(L), 1, depth + 1, 0, NULL);
 }
 
 /* Reads one entry of a map field into the table at map: its key and value
@@ -767,7 +781,7 @@ static int read_field(lua_State *L, const ProtobufCMessageDescriptor *d, unsigne
         lua_pushvalue(L, -1);
         if (rawget_type(L, t) == LUA_TTABLE) { /* name, the message sent before */
             if (!wire_bytes(w, &data, &len) ||
-                !fill_table(L, f->descriptor, data, len, lua_gettop(L), 0, depth + 1))
+                !fill_table(L, f->descriptor, data, len, lua_gettop(L), 0, depth + 1, 0, NULL))
                 return 0;
             lua_pop(L, 2);
             return 1;
@@ -810,9 +824,11 @@ static void fill_defaults(lua_State *L, const ProtobufCMessageDescriptor *d, int
 }
 
 /* Reads the fields of message d from data into the table at t: a new table
- * (fresh), or one decoded before that the bytes are merged into. */
+ * (fresh), or one decoded before that the bytes are merged into. names is
+ * the stack index of d's names table, or 0 to look it up; dec, a stream's
+ * state for d, or NULL. */
 static int fill_table(lua_State *L, const ProtobufCMessageDescriptor *d, const uint8_t *data,
-                      size_t len, int t, int fresh, int depth)
+                      size_t len, int t, int fresh, int depth, int names, struct tc_decoder *dec)
 {
     struct wire w = { data, data + len };
     uint64_t seen[SEEN_BITS / 64] = { 0 };
@@ -823,7 +839,9 @@ static int fill_table(lua_State *L, const ProtobufCMessageDescriptor *d, const u
         return 0;
     if (depth > 0) /* tc_codec_decode made room for the outermost */
         luaL_checkstack(L, 12, "message nested too deeply");
-    int names = push_names(L, d);
+    int own_names = names == 0;
+    if (own_names)
+        names = push_names(L, d);
     while (w.p < w.end) {
         if (!wire_key(&w, &key))
             return 0;
@@ -845,7 +863,8 @@ static int fill_table(lua_State *L, const ProtobufCMessageDescriptor *d, const u
             if (!wire_bytes(&w, &value, &value_len))
                 return 0;
             lua_rawgeti(L, names, i + 1);
-            push_string(L, value, value_len, names, 2 * (int)d->n_fields + i + 1);
+            push_string(L, value, value_len, names, 2 * (int)d->n_fields + i + 1,
+                        dec && i < TC_DECODER_FIELDS ? &dec->skip[i] : NULL);
             lua_rawset(L, t);
             continue;
         }
@@ -854,7 +873,8 @@ static int fill_table(lua_State *L, const ProtobufCMessageDescriptor *d, const u
     }
     if (fresh)
         fill_defaults(L, d, t, names, seen);
-    lua_pop(L, 1); /* names */
+    if (own_names)
+        lua_pop(L, 1);
     return 1;
 }
 
@@ -863,8 +883,13 @@ static void check_decode(lua_State *L, const ProtobufCMessageDescriptor *d, cons
                          size_t len, int got);
 #endif
 
+int tc_codec_names(lua_State *L, const ProtobufCMessageDescriptor *d)
+{
+    return push_names(L, d);
+}
+
 int tc_codec_decode(lua_State *L, const ProtobufCMessageDescriptor *d, const uint8_t *data,
-                    size_t len)
+                    size_t len, int names, struct tc_decoder *dec)
 {
     int base = lua_gettop(L), ok;
 
@@ -873,7 +898,7 @@ int tc_codec_decode(lua_State *L, const ProtobufCMessageDescriptor *d, const uin
         ok = read_timestamp(L, data, len);
     } else {
         lua_createtable(L, 0, (int)d->n_fields);
-        ok = fill_table(L, d, data, len, base + 1, 1, 0);
+        ok = fill_table(L, d, data, len, base + 1, 1, 0, names, dec);
     }
 #ifdef TC_CHECK_DECODE
     check_decode(L, d, data, len, ok ? base + 1 : 0);
@@ -1491,7 +1516,7 @@ int core_decode(lua_State *L)
     size_t len;
     const char *data = luaL_checklstring(L, 2, &len);
 
-    if (!tc_codec_decode(L, d, (const uint8_t *)data, len))
+    if (!tc_codec_decode(L, d, (const uint8_t *)data, len, 0, NULL))
         return tc_fail(L, TC_EINVALID, -1, "malformed %s message", d->name);
     return 1;
 }
@@ -1541,7 +1566,7 @@ int core_decode_at(lua_State *L)
     }
     if (size > len - at)
         return tc_fail(L, TC_EINVALID, -1, "truncated %s listing at byte %d", d->name, (int)pos);
-    if (!tc_codec_decode(L, d, data + at, (size_t)size))
+    if (!tc_codec_decode(L, d, data + at, (size_t)size, 0, NULL))
         return tc_fail(L, TC_EINVALID, -1, "malformed %s message at byte %d", d->name, (int)pos);
     lua_pushinteger(L, (lua_Integer)(at + size + 1));
     return 2;

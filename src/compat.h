@@ -55,9 +55,21 @@ static inline size_t lua_stringtonumber(lua_State *L, const char *s)
 
 #define TC_HAVE_CLOSE 0
 
+/* A userdata's one Lua value: its environment, which must be a table. */
+#define tc_getuservalue(L, i) lua_getfenv((L), (i))
+#define tc_setuservalue(L, i) lua_setfenv((L), (i))
+
 #else
 
 #define TC_HAVE_CLOSE (LUA_VERSION_NUM >= 504)
+
+#if LUA_VERSION_NUM >= 504
+#define tc_getuservalue(L, i) lua_getiuservalue((L), (i), 1)
+#define tc_setuservalue(L, i) lua_setiuservalue((L), (i), 1)
+#else
+#define tc_getuservalue(L, i) lua_getuservalue((L), (i))
+#define tc_setuservalue(L, i) lua_setuservalue((L), (i))
+#endif
 
 #endif
 

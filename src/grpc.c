@@ -107,6 +107,7 @@ struct stream {
     /* The first batch (send the request, receive the headers) and the status
      * batch; each flag is set while its batch is in flight. */
     int start_pending, status_pending;
+    struct tc_decoder decoder; /* what decoding learns of the messages (codec.c) */
     grpc_metadata metadata[2];
     size_t n_metadata;
     grpc_byte_buffer *request;
@@ -577,8 +578,12 @@ static int stream_next_of(lua_State *L, struct stream *s)
         }
         return push_stream_error(L, s);
     }
+    /* The names of the messages' fields, kept as the stream's user value:
+     * the decoder need not look them up in the registry once per message.
+     * What is returned is the top of the stack, the message. */
+    tc_getuservalue(L, 1);
     if (!tc_codec_decode(L, s->output, GRPC_SLICE_START_PTR(s->payload),
-                         GRPC_SLICE_LENGTH(s->payload))) {
+                         GRPC_SLICE_LENGTH(s->payload), lua_gettop(L), &s->decoder)) {
         grpc_slice_unref(s->payload);
         s->have_payload = 0;
         stream_drain(s, 1);
@@ -995,6 +1000,8 @@ static int channel_stream(lua_State *L)
         s->started = 0;
     luaL_getmetatable(L, TC_STREAM_MT);
     lua_setmetatable(L, -2);
+    tc_codec_names(L, s->output); /* ..., stream, names (stream_next_of) */
+    tc_setuservalue(L, -2);
 
     /* Link it first: if starting fails, release unlinks it again. */
     s->channel = c;

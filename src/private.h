@@ -164,10 +164,21 @@ const struct ProtobufCMessageDescriptor *tc_codec_find(const char *type_name);
  * when the table does not fit the message (the reason is written into err). */
 int tc_codec_encode(lua_State *L, int idx, const struct ProtobufCMessageDescriptor *d, char *err,
                     size_t errlen);
+/* What a decoder of many messages of one type (a stream) keeps between them:
+ * per field of the message, how many messages more its string goes without
+ * the comparison with its last value (codec.c, push_string). Zeroed. */
+#define TC_DECODER_FIELDS 32
+struct tc_decoder {
+    unsigned char skip[TC_DECODER_FIELDS];
+};
 /* Decodes a message and pushes it as a table; returns 0 and pushes nothing
- * when the bytes are not a valid message. */
+ * when the bytes are not a valid message. names is the stack index of d's
+ * names table (tc_codec_names), or 0; dec a stream's state, or NULL. */
 int tc_codec_decode(lua_State *L, const struct ProtobufCMessageDescriptor *d, const uint8_t *data,
-                    size_t len);
+                    size_t len, int names, struct tc_decoder *dec);
+/* Pushes the table of d's field names that decoding uses, made once per Lua
+ * state; returns its stack index. */
+int tc_codec_names(lua_State *L, const struct ProtobufCMessageDescriptor *d);
 /* A packed listing (stream:read_all, core.decode_at) is messages one after
  * the other, each after its length as a protobuf varint: writes the length
  * into out (TC_LENGTH_MAX bytes at most) and returns how many bytes it took. */
