@@ -254,16 +254,15 @@ local samples = { rest = {}, seats = {}, serve = {} }
 
 -- The pinning (see the top): the clients' CPU and the sandbox's, or nil
 -- when not pinning; ALL_CPUS is the sandbox's list of CPUs as it started.
-local ALL_CPUS = run(("taskset -c -p %d"):format(sb.pid), "taskset"):match("list:%s*(%S+)")
+local ALL_CPUS, FIRST_CPU, LAST_CPU = util.cpus(sb.pid)
 local CLIENT_CPU, SERVER_CPU = nil, nil
-if PIN and ALL_CPUS then
-    local first, last = ALL_CPUS:match("^(%d+)"), ALL_CPUS:match("(%d+)$")
-    if first ~= last then CLIENT_CPU, SERVER_CPU = tonumber(first), tonumber(last) end
+if PIN and ALL_CPUS and FIRST_CPU < LAST_CPU then
+    CLIENT_CPU, SERVER_CPU = FIRST_CPU, LAST_CPU
 end
 
 -- The sandbox's every thread on cpus (a taskset list such as "1" or "0-1").
 local function place_sandbox(cpus)
-    run(("taskset -a -p -c %s %d"):format(cpus, sb.pid), "taskset the sandbox")
+    check(util.place(sb.pid, cpus))
 end
 
 -- A program's command line, pinned when pinning.

@@ -193,18 +193,15 @@ local flow_env = ("WRK_EVENT=%s WRK_FLOOR=%s"):format(arena, floor)
 
 -- The pinned flow's CPUs: the sandbox's the last of those it started on,
 -- wrk's the others; nil when not pinning.
-local ALL_CPUS = select(2, sh("taskset -c -p " .. sb.pid)):match("list:%s*(%S+)")
+local ALL_CPUS, FIRST_CPU, LAST_CPU = util.cpus(sb.pid)
 local WRK_CPUS, SERVER_CPU
-if PIN and ALL_CPUS then
-    local first, last = ALL_CPUS:match("^(%d+)"), ALL_CPUS:match("(%d+)$")
-    if first and last and tonumber(first) < tonumber(last) then
-        WRK_CPUS, SERVER_CPU = first .. "-" .. (tonumber(last) - 1), last
-    end
+if PIN and ALL_CPUS and FIRST_CPU < LAST_CPU then
+    WRK_CPUS, SERVER_CPU = FIRST_CPU .. "-" .. (LAST_CPU - 1), LAST_CPU
 end
 
 -- Every thread of process pid on cpus (a taskset list).
 local function place(pid, cpus)
-    local done, text = sh(("taskset -a -p -c %s %d"):format(cpus, pid))
+    local done, text = util.place(pid, cpus)
     if not done then stop_nginx(); die("taskset: %s", text) end
 end
 

@@ -1,6 +1,6 @@
 -- bench/util.lua: what every benchmark script shares: a monotonic clock,
--- memory and CPU readings, percentiles, catalogs, sandboxes, and the result
--- lines that tools/bench gathers into its final table.
+-- memory and CPU readings, percentiles, catalogs, sandboxes, CPU pinning,
+-- and the result lines that tools/bench gathers into its final table.
 --
 -- Benchmarks measure and print; they never compare a number with a
 -- threshold. The only way a benchmark fails is an operation that errors
@@ -263,6 +263,29 @@ function _M.finished_order(client, arena, floor, what)
     local order, err = require("ticketscloud.flows").mixed_order(client, {
         event = arena, seats = { seat.ticket }, random = { [floor] = 1 }, finish = true })
     return _M.check(order, err, what)
+end
+
+-- ---- CPUs (taskset) ------------------------------------------------------
+
+-- The CPUs process pid may run on, as taskset lists them ("0-1"), with the
+-- first and the last of them as numbers; nil when taskset cannot tell.
+function _M.cpus(pid)
+    local p = io.popen(("taskset -c -p %d 2>&1"):format(pid))
+    if not p then return nil end
+    local list = p:read("*a"):match("list:%s*(%S+)")
+    p:close()
+    if not list then return nil end
+    return list, tonumber(list:match("^(%d+)")), tonumber(list:match("(%d+)$"))
+end
+
+-- Puts every thread of process pid on cpus (a taskset list such as "1" or
+-- "0-1"). Returns true, or nil and what taskset said.
+function _M.place(pid, cpus)
+    local p = io.popen(("taskset -a -p -c %s %d 2>&1"):format(cpus, pid))
+    if not p then return nil, "cannot run taskset" end
+    local out = p:read("*a")
+    if not p:close() then return nil, out end
+    return true
 end
 
 -- ---- wrk -----------------------------------------------------------------
