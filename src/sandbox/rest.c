@@ -9,11 +9,12 @@
  * by the limits below (per connection, per address, in all) and by the
  * deadlines that reaper() enforces. A request that must wait (a delayed
  * PATCH, a slow fault) is suspended and waits on a thread of its own, so
- * the polling thread never sleeps. Over plaintext, gate.c accepts the connections
- * and checks each one's first head before it hands it over; over TLS
- * libmicrohttpd listens itself. This file is the HTTP edge: the limits and
- * deadlines, routing, the API key, the body limit, JSON decoding of bodies
- * and query strings, the response encoding and one log line per request.
+ * the polling thread never sleeps. Over plaintext, gate.c accepts the
+ * connections and checks each one's first head before it hands it over;
+ * over TLS libmicrohttpd listens itself. This file is the HTTP edge: the
+ * limits and deadlines, routing, the API key, the body limit, JSON decoding
+ * of bodies and query strings, the response encoding and one log line per
+ * request.
  * What a request does is the store's business (store.h). With --faults, each
  * request asks faults.c for its fault once its route is known, and acts on
  * it here: an error or a closed connection instead of the store's answer,
