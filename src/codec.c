@@ -402,7 +402,7 @@ static int wire_fixed(struct wire *w, int n, uint64_t *out)
 
 /* A length-delimited value: len bytes at *data. The length takes at most 5
  * bytes, as in protobuf-c. */
-static int wire_bytes(struct wire *w, const uint8_t **data, size_t *len)
+static inline int wire_bytes(struct wire *w, const uint8_t **data, size_t *len)
 {
     uint64_t n;
 
@@ -612,7 +612,7 @@ static int fill_table(lua_State *L, const ProtobufCMessageDescriptor *d, const u
  * skip (its count for the field, or NULL) spares the comparison to a field
  * that has just changed, such as a seat's ticket id, which changes every
  * time: SKIP_AFTER_CHANGE messages go without it. */
-static void push_string(lua_State *L, const uint8_t *data, size_t len, int names, int slot,
+static inline void push_string(lua_State *L, const uint8_t *data, size_t len, int names, int slot,
                         unsigned char *skip)
 {
     if (slot && len >= LAST_MIN && len <= LAST_MAX) {
@@ -794,32 +794,73 @@ static int read_field(lua_State *L, const ProtobufCMessageDescriptor *d, unsigne
     return 1;
 }
 
-/* After a fresh message's fields: the defaults of those not sent (names
- * table, n_fields + i), and an empty list for each repeated one. */
+/* Whether a fresh message gets field f when it is not sent: its default, or
+ * an empty list for a repeated field. */
+static int gets_default(const ProtobufCFieldDescriptor *f)
+{
+    return f->label == PROTOBUF_C_LABEL_REPEATED || has_default(f);
+}
+
+/* Whether field f, sent with wire type type, takes fill_table's string
+ * path: a singular string or bytes field outside a oneof. */
+static int is_plain_string(const ProtobufCFieldDescriptor *f, int type)
+{
+    return type == WIRE_LEN && f->label != PROTOBUF_C_LABEL_REPEATED &&
+           !(f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+           (f->type == PROTOBUF_C_TYPE_STRING || f->type == PROTOBUF_C_TYPE_BYTES);
+}
+
+/* A stream's decoder reads its message type once: the fields of the string
+ * path and those with a default, as bitmaps, for a message of up to
+ * TC_DECODER_FIELDS fields. */
+static void plan(struct tc_decoder *dec, const ProtobufCMessageDescriptor *d)
+{
+    dec->planned = -1;
+    if (d->n_fields > TC_DECODER_FIELDS)
+        return;
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        if (is_plain_string(&d->fields[i], WIRE_LEN))
+            dec->strings |= (uint32_t)1 << i;
+        if (gets_default(&d->fields[i]))
+            dec->defaults |= (uint32_t)1 << i;
+    }
+    dec->planned = 1;
+}
+
+/* Sets field i of a fresh message at t, not sent, to its default (names
+ * table, n_fields + i), or to an empty list for a repeated field. */
+static void fill_default(lua_State *L, const ProtobufCMessageDescriptor *d, int t, int names,
+                         int i)
+{
+    lua_rawgeti(L, names, i + 1); /* name */
+    if (d->fields[i].label == PROTOBUF_C_LABEL_REPEATED)
+        lua_newtable(L);
+    else
+        lua_rawgeti(L, names, (int)d->n_fields + i + 1);
+    lua_rawset(L, t);
+}
+
+/* After a fresh message's fields: fill_default for each of those not sent.
+ * A field past SEEN_BITS is looked up in the table. */
 static void fill_defaults(lua_State *L, const ProtobufCMessageDescriptor *d, int t, int names,
                           const uint64_t *seen)
 {
     int n = (int)d->n_fields;
 
     for (int i = 0; i < n; i++) {
-        int repeated = d->fields[i].label == PROTOBUF_C_LABEL_REPEATED;
-        if ((i < SEEN_BITS && (seen[i >> 6] >> (i & 63) & 1)) ||
-            !(repeated || has_default(&d->fields[i])))
-            continue; /* sent, or nil when absent */
-        lua_rawgeti(L, names, i + 1); /* name */
-        if (i >= SEEN_BITS) {
-            lua_pushvalue(L, -1);
-            if (rawget_type(L, t) != LUA_TNIL) {
-                lua_pop(L, 2);
-                continue;
-            }
+        if (!gets_default(&d->fields[i]))
+            continue; /* nil when absent */
+        if (i < SEEN_BITS) {
+            if (seen[i >> 6] >> (i & 63) & 1)
+                continue; /* sent */
+        } else {
+            lua_rawgeti(L, names, i + 1);
+            int sent = rawget_type(L, t) != LUA_TNIL;
             lua_pop(L, 1);
+            if (sent)
+                continue;
         }
-        if (repeated)
-            lua_newtable(L);
-        else
-            lua_rawgeti(L, names, n + i + 1);
-        lua_rawset(L, t);
+        fill_default(L, d, t, names, i);
     }
 }
 
@@ -839,6 +880,9 @@ static int fill_table(lua_State *L, const ProtobufCMessageDescriptor *d, const u
         return 0;
     if (depth > 0) /* tc_codec_decode made room for the outermost */
         luaL_checkstack(L, 12, "message nested too deeply");
+    if (dec && !dec->planned)
+        plan(dec, d);
+    int planned = dec && dec->planned > 0;
     int own_names = names == 0;
     if (own_names)
         names = push_names(L, d);
@@ -853,10 +897,8 @@ static int fill_table(lua_State *L, const ProtobufCMessageDescriptor *d, const u
         }
         if (i < SEEN_BITS)
             seen[i >> 6] |= (uint64_t)1 << (i & 63);
-        const ProtobufCFieldDescriptor *f = &d->fields[i];
-        if ((key & 7) == WIRE_LEN && f->label != PROTOBUF_C_LABEL_REPEATED &&
-            !(f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
-            (f->type == PROTOBUF_C_TYPE_STRING || f->type == PROTOBUF_C_TYPE_BYTES)) {
+        if (planned ? (key & 7) == WIRE_LEN && (dec->strings >> i & 1)
+                    : is_plain_string(&d->fields[i], (int)(key & 7))) {
             /* The common case, inline: a string field (read_field, read_value). */
             const uint8_t *value;
             size_t value_len;
@@ -864,15 +906,20 @@ static int fill_table(lua_State *L, const ProtobufCMessageDescriptor *d, const u
                 return 0;
             lua_rawgeti(L, names, i + 1);
             push_string(L, value, value_len, names, 2 * (int)d->n_fields + i + 1,
-                        dec && i < TC_DECODER_FIELDS ? &dec->skip[i] : NULL);
+                        planned ? &dec->skip[i] : NULL);
             lua_rawset(L, t);
             continue;
         }
         if (!read_field(L, d, (unsigned)i, (int)(key & 7), &w, t, names, depth))
             return 0;
     }
-    if (fresh)
+    if (fresh && planned) {
+        for (uint32_t missing = dec->defaults & ~(uint32_t)seen[0]; missing;
+             missing &= missing - 1)
+            fill_default(L, d, t, names, __builtin_ctz(missing));
+    } else if (fresh) {
         fill_defaults(L, d, t, names, seen);
+    }
     if (own_names)
         lua_pop(L, 1);
     return 1;

@@ -164,12 +164,16 @@ const struct ProtobufCMessageDescriptor *tc_codec_find(const char *type_name);
  * when the table does not fit the message (the reason is written into err). */
 int tc_codec_encode(lua_State *L, int idx, const struct ProtobufCMessageDescriptor *d, char *err,
                     size_t errlen);
-/* What a decoder of many messages of one type (a stream) keeps between them:
- * per field of the message, how many messages more its string goes without
- * the comparison with its last value (codec.c, push_string). Zeroed. */
+/* What a decoder of many messages of one type (a stream) keeps between them
+ * (codec.c): per field of the message, how many messages more its string
+ * goes without the comparison with its last value (push_string); and, read
+ * from the message type once, which fields take the string path and which
+ * get a default when not sent (plan). Zeroed. */
 #define TC_DECODER_FIELDS 32
 struct tc_decoder {
     unsigned char skip[TC_DECODER_FIELDS];
+    uint32_t strings, defaults; /* bit i: field i */
+    int planned;                /* 0 not yet, 1 done, -1 too many fields */
 };
 /* Decodes a message and pushes it as a table; returns 0 and pushes nothing
  * when the bytes are not a valid message. names is the stack index of d's
