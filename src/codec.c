@@ -810,15 +810,18 @@ static int is_plain_string(const ProtobufCFieldDescriptor *f, int type)
            (f->type == PROTOBUF_C_TYPE_STRING || f->type == PROTOBUF_C_TYPE_BYTES);
 }
 
-/* A stream's decoder reads its message type once: the fields of the string
- * path and those with a default, as bitmaps, for a message of up to
- * TC_DECODER_FIELDS fields. */
+/* A stream's decoder reads its message type once: the index of each field
+ * number under TC_DECODER_IDS, and the fields of the string path and those
+ * with a default as bitmaps, for a message of up to TC_DECODER_FIELDS
+ * fields. */
 static void plan(struct tc_decoder *dec, const ProtobufCMessageDescriptor *d)
 {
     dec->planned = -1;
     if (d->n_fields > TC_DECODER_FIELDS)
         return;
     for (unsigned i = 0; i < d->n_fields; i++) {
+        if (d->fields[i].id < TC_DECODER_IDS)
+            dec->field_of[d->fields[i].id] = (unsigned char)(i + 1);
         if (is_plain_string(&d->fields[i], WIRE_LEN))
             dec->strings |= (uint32_t)1 << i;
         if (gets_default(&d->fields[i]))
@@ -889,7 +892,8 @@ static int fill_table(lua_State *L, const ProtobufCMessageDescriptor *d, const u
     while (w.p < w.end) {
         if (!wire_key(&w, &key))
             return 0;
-        int i = find_field(d, key >> 3, &hint);
+        int i = planned && key >> 3 < TC_DECODER_IDS ? dec->field_of[key >> 3] - 1
+                                                     : find_field(d, key >> 3, &hint);
         if (i < 0) {
             if (!wire_skip(&w, (int)(key & 7)))
                 return 0;

@@ -167,13 +167,15 @@ int tc_codec_encode(lua_State *L, int idx, const struct ProtobufCMessageDescript
 /* What a decoder of many messages of one type (a stream) keeps between them
  * (codec.c): per field of the message, how many messages more its string
  * goes without the comparison with its last value (push_string); and, read
- * from the message type once, which fields take the string path and which
- * get a default when not sent (plan). Zeroed. */
+ * from the message type once, the index of each field number, which fields
+ * take the string path and which get a default when not sent (plan). Zeroed. */
 #define TC_DECODER_FIELDS 32
+#define TC_DECODER_IDS 64
 struct tc_decoder {
     unsigned char skip[TC_DECODER_FIELDS];
-    uint32_t strings, defaults; /* bit i: field i */
-    int planned;                /* 0 not yet, 1 done, -1 too many fields */
+    unsigned char field_of[TC_DECODER_IDS]; /* field number -> index + 1, or 0 */
+    uint32_t strings, defaults;             /* bit i: field i */
+    int planned;                            /* 0 not yet, 1 done, -1 too many fields */
 };
 /* Decodes a message and pushes it as a table; returns 0 and pushes nothing
  * when the bytes are not a valid message. names is the stack index of d's
