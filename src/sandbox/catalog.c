@@ -205,13 +205,44 @@ static struct cat_ticket *ticket_new(struct loader *ld)
     return t;
 }
 
+/* The slot of ticket id in the index: the one holding it, or the free one
+ * where it would go. */
+static size_t ticket_slot(const struct catalog *cat, const char *id)
+{
+    size_t i = (size_t)fnv1a64(id) & cat->ticket_mask;
+    while (cat->ticket_ix[i] && strcmp(cat->tickets[cat->ticket_ix[i] - 1].id, id) != 0)
+        i = (i + 1) & cat->ticket_mask;
+    return i;
+}
+
+/* Doubles the ticket index once it is half full. */
+static bool ticket_ix_grow(struct catalog *cat)
+{
+    size_t slots = cat->ticket_ix ? (cat->ticket_mask + 1) * 2 : 1024;
+    uint32_t *old = cat->ticket_ix;
+    size_t old_slots = old ? cat->ticket_mask + 1 : 0;
+    if (!(cat->ticket_ix = calloc(slots, sizeof *cat->ticket_ix))) {
+        cat->ticket_ix = old;
+        return false;
+    }
+    cat->ticket_mask = slots - 1;
+    for (size_t i = 0; i < old_slots; i++)
+        if (old[i]) cat->ticket_ix[ticket_slot(cat, cat->tickets[old[i] - 1].id)] = old[i];
+    free(old);
+    return true;
+}
+
 static bool ticket_register(struct loader *ld, const char *path)
 {
     struct catalog *cat = ld->cat;
     struct cat_ticket *t = &cat->tickets[cat->ntickets];
-    if (!index_add(ld, cat->ticket_ix, t->id, json_integer((json_int_t)cat->ntickets), path,
-                   "ticket"))
-        return false;
+    if (cat->ntickets >= UINT32_MAX - 1) return fail(ld, path, "too many tickets");
+    if (cat->ntickets + 1 > (cat->ticket_ix ? (cat->ticket_mask + 1) / 2 : 0) &&
+        !ticket_ix_grow(cat))
+        return oom(ld);
+    size_t i = ticket_slot(cat, t->id);
+    if (cat->ticket_ix[i]) return fail(ld, path, "duplicate ticket id %s", t->id);
+    cat->ticket_ix[i] = (uint32_t)cat->ntickets + 1;
     cat->ntickets++;
     return true;
 }
@@ -554,12 +585,11 @@ struct catalog *catalog_load(const char *path, char *err, size_t errlen)
     }
     cat->event_ix = json_object();
     cat->set_ix = json_object();
-    cat->ticket_ix = json_object();
     cat->partner_ix = json_object();
     cat->venue_ix = json_object();
     cat->city_ix = json_object();
     cat->country_ix = json_object();
-    bool ok = cat->event_ix && cat->set_ix && cat->ticket_ix && cat->partner_ix &&
+    bool ok = cat->event_ix && cat->set_ix && cat->partner_ix &&
               cat->venue_ix && cat->city_ix && cat->country_ix;
     if (!ok) {
         oom(&ld);
@@ -608,7 +638,7 @@ void catalog_free(struct catalog *cat)
     free(cat->tickets);
     json_decref(cat->event_ix);
     json_decref(cat->set_ix);
-    json_decref(cat->ticket_ix);
+    free(cat->ticket_ix);
     json_decref(cat->partner_ix);
     json_decref(cat->venue_ix);
     json_decref(cat->city_ix);
@@ -635,7 +665,9 @@ long catalog_set(const struct catalog *cat, const char *id)
 
 long catalog_ticket(const struct catalog *cat, const char *id)
 {
-    return lookup(cat->ticket_ix, id);
+    if (!id || !cat->ticket_ix) return -1;
+    uint32_t v = cat->ticket_ix[ticket_slot(cat, id)];
+    return v ? (long)v - 1 : -1;
 }
 
 const json_t *catalog_partner(const struct catalog *cat, const char *id)

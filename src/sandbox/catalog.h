@@ -84,7 +84,12 @@ struct catalog {
     struct cat_ticket *tickets;
     size_t ntickets;
     /* id -> index (json integer) */
-    json_t *event_ix, *set_ix, *ticket_ix;
+    json_t *event_ix, *set_ix;
+    /* ticket id -> index + 1 (0: a free slot), open addressing over a power
+     * of two of slots kept at most half full: a few bytes a ticket where a
+     * JSON object took about 150 (catalog.c, ticket_slot) */
+    uint32_t *ticket_ix;
+    size_t ticket_mask; /* the number of slots - 1 */
     /* id -> the catalog entry; cities are keyed by their decimal id */
     json_t *partner_ix, *venue_ix, *city_ix, *country_ix;
 };
