@@ -612,8 +612,8 @@ static int fill_table(lua_State *L, const ProtobufCMessageDescriptor *d, const u
  * skip (its count for the field, or NULL) spares the comparison to a field
  * that has just changed, such as a seat's ticket id, which changes every
  * time: SKIP_AFTER_CHANGE messages go without it. */
-static inline void push_string(lua_State *L, const uint8_t *data, size_t len, int names, int slot,
-                        unsigned char *skip)
+static inline void push_string(lua_State *L, const uint8_t *data, size_t len, int names,
+                               int slot, unsigned char *skip)
 {
     if (slot && len >= LAST_MIN && len <= LAST_MAX) {
         if (skip && *skip) {
