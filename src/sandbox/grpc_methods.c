@@ -687,5 +687,11 @@ struct methods *methods_load(struct sandbox *sb, char *err, size_t errlen)
         methods_free(m);
         return NULL;
     }
+    /* Packed above and read by nothing else; the events stay (their answers
+     * are built per call) and so do the entities that REST refers to. */
+    static const char *const packed_only[] = { "artists", "categories", "maps", "meta_events",
+                                               "tags" };
+    for (size_t i = 0; i < sizeof packed_only / sizeof *packed_only; i++)
+        sandbox_catalog_release(sb, packed_only[i]);
     return m;
 }

@@ -13,6 +13,7 @@
 #include <inttypes.h>
 #include <libgen.h>
 #include <limits.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -379,6 +380,9 @@ static int run(const struct options *opt)
         sandbox_free(sb);
         return 2;
     }
+    /* The heap's free pages, the catalog's parts let go of among them, go
+     * back to the system rather than stay resident until reused. */
+    malloc_trim(0);
     /* Kept until exit: libmicrohttpd refers to it. */
     struct sandbox_tls tls_files = { NULL, NULL }, *tls = NULL;
     if (opt->tls_cert) {

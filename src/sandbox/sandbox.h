@@ -2,7 +2,8 @@
  * sandbox.h: what the parts of tc-sandbox share.
  *
  * The catalog document is loaded once and never changes afterwards, so the
- * gRPC side reads it without a lock. Live inventory (who holds which ticket)
+ * gRPC side reads it without a lock; only the parts that the gRPC answers
+ * alone read are let go once those are built, before anything listens. Live inventory (who holds which ticket)
  * belongs to the store and is read only through the functions below, which
  * take the store lock themselves.
  *
@@ -25,6 +26,10 @@ bool sandbox_key_ok(const struct sandbox *sb, const char *key);
 
 /* The whole catalog document. Immutable after start-up. */
 const json_t *sandbox_catalog(const struct sandbox *sb);
+/* Lets go of catalog[key], an array that only the gRPC answers read, once
+ * they are built from it: a map of 100,000 seats holds over 100 MB as JSON.
+ * Start-up only, before any thread reads the document. */
+void sandbox_catalog_release(struct sandbox *sb, const char *key);
 
 /* Numbers as in v3.Seat.TicketStatus. */
 enum sandbox_ticket_status { SB_VACANT = 0, SB_RESERVED = 1, SB_SOLD = 2 };

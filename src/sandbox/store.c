@@ -175,6 +175,11 @@ const json_t *sandbox_catalog(const struct sandbox *sb)
     return sb->cat->doc;
 }
 
+void sandbox_catalog_release(struct sandbox *sb, const char *key)
+{
+    json_object_del(sb->cat->doc, key);
+}
+
 static enum sandbox_ticket_status ticket_status(const struct sandbox *sb, uint32_t t,
                                                 int64_t *till)
 {
