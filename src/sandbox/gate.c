@@ -42,7 +42,7 @@
 #define MAX_WAITING 2048 /* connections waiting for their head, in all */
 #define LINGER_MS 2000   /* reading what a refused client still sends */
 #define MAX_CLOSING 1024 /* refused connections read at once; more close at once */
-#define LINGER_BYTES (4 * 1024 * 1024)
+#define LINGER_BYTES GATE_DROP_LIMIT /* what a refused client may still send */
 #define ADDR_SLOTS 4096  /* the per-address table: twice MAX_WAITING */
 
 /* A connection whose first head has not arrived whole yet, or (closing)
@@ -238,7 +238,7 @@ static int check_head(const unsigned char *b, size_t n, const char **msg)
                 *msg = "Content-Length must be a number of bytes";
                 return 400;
             }
-            if (digits >= 19) {
+            if (digits >= 19 || value > GATE_DROP_LIMIT) {
                 *msg = "request body is larger than 1 MiB";
                 return 413;
             }

@@ -17,6 +17,7 @@ struct gate;
 #define GATE_MAX_FIELDS 100         /* header fields */
 #define GATE_HEAD_TIMEOUT_MS 5000   /* for a head, from the connection on */
 #define GATE_PER_ADDRESS 256        /* connections waiting here, per address */
+#define GATE_DROP_LIMIT (16 * 1024 * 1024) /* a body announced over it: 413 at once */
 
 /* Writes a whole answer with the API's error body {"errors": [msg]} and
  * Connection: close to a socket (non-blocking: what does not fit is
@@ -28,7 +29,8 @@ void gate_answer(int fd, unsigned status, const char *msg);
  * request head has arrived whole and well formed; anything else gets the
  * API's error and is closed: a head that is not HTTP/1.x (400, 505), a
  * TLS handshake, bare CRs, control bytes, a malformed Content-Length
- * (400), a target or head over the limits above (414, 431), a head that
+ * (400), one over GATE_DROP_LIMIT (413), a target or head over the limits
+ * above (414, 431), a head that
  * does not arrive within GATE_HEAD_TIMEOUT_MS (408), more than
  * GATE_PER_ADDRESS connections waiting from one address (503). NULL with
  * err on failure (fd is then the caller's still). */

@@ -45,7 +45,7 @@
 #include "util.h"
 
 #define BODY_LIMIT (1024 * 1024)
-#define DROP_LIMIT (16 * 1024 * 1024)
+#define DROP_LIMIT GATE_DROP_LIMIT /* dropped past BODY_LIMIT, then closed */
 #define MAX_DELAY_MS 10000
 
 /* The limits and deadlines of docs/sandbox.md ("Limits"). */
