@@ -335,7 +335,7 @@ describe("ticketscloud.nginx.new in nginx (1 worker, LuaJIT)", function()
         total = total + wrk(paths, 1, 4)
         local base = holdings()
         local reloads = 1
-        while total < 9000 or reloads < 4 do
+        while total < 10000 or reloads < 4 do
             nginx:reload()
             total = total + wrk(paths, 1, 4)
             reloads = reloads + 1
@@ -345,7 +345,6 @@ describe("ticketscloud.nginx.new in nginx (1 worker, LuaJIT)", function()
         local before = holdings()
         total = total + wrk(paths, 1, 4)
         local last = holdings()
-        assert.is_true(total >= 10000)
         local cjson = require "cjson"
         local msg = ("after warm-up %s, before the last round %s, at the end %s "
                      .. "(%d requests, %d reloads)"):format(cjson.encode(base), cjson.encode(before),
