@@ -28,7 +28,11 @@ local rows = {}
 for line in io.lines(path) do
     local section, name, value, unit = line:match("^([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)$")
     if section then
-        rows[#rows + 1] = { section = section, name = name, value = tonumber(value) or value, unit = unit }
+        -- Text a script formatted itself ("1.00") stays as it is: the
+        -- tostring of a number ends in a 0 after its point only as "1.0".
+        local formatted = value:match("^%-?%d+%.%d*0$") and not value:match("^%-?%d+%.0$")
+        rows[#rows + 1] = { section = section, name = name,
+                            value = (not formatted and tonumber(value)) or value, unit = unit }
     end
 end
 if #rows == 0 then util.die("no results in %s", path) end
