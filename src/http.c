@@ -84,8 +84,9 @@ static const char *const METHODS[] = { "GET", "POST", "PUT", "PATCH", "DELETE", 
 struct http {
     CURL *curl;
     int global;                 /* holds one curl_global_init */
-    struct curl_slist *headers; /* Authorization (the key), Accept, ... */
-    struct curl_slist *extra;   /* one request's own headers, linked in front */
+    struct curl_slist *headers; /* Content-Type, Expect, Authorization (the key), ... */
+    struct curl_slist *bodiless; /* the same list from Authorization on */
+    struct curl_slist *extra;    /* one request's own headers, linked in front */
     struct curl_slist *extra_tail;
     pid_t pid;                  /* the process that made it: see "Fork" above */
     char *base;    /* "https://host[:port][/prefix]", no trailing '/' */
@@ -218,18 +219,22 @@ static int append_header(struct curl_slist **list, const char *line)
 }
 
 /* The header list every request carries; the key goes into it, then the
- * temporary line is wiped. */
+ * temporary line is wiped. Requests with a body send the whole list, the
+ * others (GET, DELETE) only its tail from Authorization on: a message
+ * without content has no Content-Type. */
 static int build_headers(struct http *h, const char *key, const char *language)
 {
     char line[512];
     int rc = 0;
 
+    rc |= append_header(&h->headers, "Content-Type: application/json");
+    rc |= append_header(&h->headers, "Expect:"); /* no 100-continue round trip */
     snprintf(line, sizeof line, "Authorization: key %s", key);
     rc |= append_header(&h->headers, line);
     tc_wipe(line, sizeof line);
+    if (rc == 0)
+        h->bodiless = h->headers->next->next;
     rc |= append_header(&h->headers, "Accept: application/json");
-    rc |= append_header(&h->headers, "Content-Type: application/json");
-    rc |= append_header(&h->headers, "Expect:"); /* no 100-continue round trip */
     if (language) {
         snprintf(line, sizeof line, "Accept-Language: %s", language);
         rc |= append_header(&h->headers, line);
@@ -477,8 +482,9 @@ int core_check_request(lua_State *L)
 }
 
 /* Links the request's own headers, opts.headers, in front of the fixed
- * ones. Returns NULL, or the problem. */
-static const char *add_extra_headers(lua_State *L, struct http *h, int opts)
+ * ones (base). Returns NULL, or the problem. */
+static const char *add_extra_headers(lua_State *L, struct http *h, int opts,
+                                     struct curl_slist *base)
 {
     char line[MAX_HEADER_LINE];
     const char *problem;
@@ -502,7 +508,7 @@ static const char *add_extra_headers(lua_State *L, struct http *h, int opts)
     if (h->extra && !problem) {
         for (h->extra_tail = h->extra; h->extra_tail->next;)
             h->extra_tail = h->extra_tail->next;
-        h->extra_tail->next = h->headers;
+        h->extra_tail->next = base;
     }
     return problem;
 }
@@ -567,8 +573,11 @@ static int http_request(lua_State *L)
     if ((problem = path_problem(path, path_len)) != NULL)
         return tc_fail(L, TC_EINVALID, -1, "%s", problem);
 
+    int with_body = body != NULL || method == 1; /* POST: always a body */
+    struct curl_slist *fixed = with_body ? h->headers : h->bodiless;
+
     drop_extra(h);
-    if ((problem = add_extra_headers(L, h, opts)) != NULL) {
+    if ((problem = add_extra_headers(L, h, opts, fixed)) != NULL) {
         drop_extra(h);
         return tc_fail(L, TC_EINVALID, -1, "%s", problem);
     }
@@ -596,11 +605,11 @@ static int http_request(lua_State *L)
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h->extra ? h->extra : h->headers);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h->extra ? h->extra : fixed);
     /* GET and POST by name; PUT, PATCH and DELETE as a custom method on one
      * of them. */
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method >= 2 ? methods[method] : NULL);
-    if (body || method == 1) {
+    if (with_body) {
         /* A POST whose body on_read hands out (Content-Length, and no
          * "Expect: 100-continue": see build_headers); on_seek keeps
          * libcurl from sending it twice. */
