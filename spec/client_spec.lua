@@ -351,6 +351,47 @@ describe("ticketscloud REST client", function()
             assert(order:cancel())
         end)
 
+        it("updates an order's fields from the service and keeps the program's own", function()
+            -- Answers to GET lose one field and gain one named as a method.
+            local inner = assert(core.http{ api = sb.api, key = sb.key })
+            local drop
+            local c = assert(tc.new{ key = sb.key, api = sb.api, transport = {
+                request = function(_, method, path, body, opts)
+                    local status, text = inner:request(method, path, body, opts)
+                    if status == 200 and method == "GET" and drop then
+                        local doc = assert(core.json_decode(text))
+                        doc.data[drop] = nil
+                        doc.data.finish = "a field named as a method"
+                        text = assert(core.json_encode(doc))
+                    end
+                    return status, text
+                end,
+                close = function() return inner:close() end } })
+            local order = assert(c:create_order{ event = EVENT, random = { [FAN] = 1 } })
+            local status = order.status
+            assert.is_string(order.expired_after)
+            order.note = "gift"    -- the program's own field
+            order.status = "mine"  -- a field of the service's
+            drop = "expired_after"
+            assert.equal(order, order:refresh())
+            assert.equal("gift", order.note)
+            assert.equal(status, order.status)
+            assert.is_nil(order.expired_after)
+            assert.is_function(order.finish)
+            assert.is_table(order.refs.events)
+            local read = assert(c:order(order.id))
+            assert.is_nil(read.expired_after)
+            assert.is_nil(rawget(read, "finish"))
+            assert.equal(order.id, read.id)
+            assert.is_table(read.refs.events)
+            drop = nil
+            assert(order:cancel())
+            assert.equal("gift", order.note)
+            assert.equal("cancelled", order.status)
+            assert.is_string(order.expired_after)
+            c:close()
+        end)
+
         it("reads an order from the list when the service does not serve GET by id", function()
             -- A server without the route: GET of one order answers 405.
             local inner = assert(core.http{ api = sb.api, key = sb.key })

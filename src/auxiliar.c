@@ -136,27 +136,15 @@ int core_check_field(lua_State *L)
     return 1;
 }
 
-/* core.copy_fields(dst, src, skip [, extra]) -> dst: dst[k] = v for every
- * field k, v of src whose skip[k] is nil (raw reads and writes, no
- * metamethods). With dst nil, a new table sized for the fields of src and
- * extra more: a table filled key by key from Lua is rebuilt at every power
- * of two, and the order object (order.lua) is one such copy per answer. */
+/* core.copy_fields(dst, src, skip) -> dst: dst[k] = v for every field k, v
+ * of src whose skip[k] is nil (raw reads and writes, no metamethods): an
+ * order's fields when it is updated (order.lua). */
 int core_copy_fields(lua_State *L)
 {
-    int n = 0;
-
+    luaL_checktype(L, 1, LUA_TTABLE);
     luaL_checktype(L, 2, LUA_TTABLE);
     luaL_checktype(L, 3, LUA_TTABLE);
-    lua_Integer extra = luaL_optinteger(L, 4, 0);
-    luaL_argcheck(L, extra >= 0 && extra <= 1024, 4, "0 to 1024 expected");
     lua_settop(L, 3);
-    if (lua_isnil(L, 1)) {
-        for (lua_pushnil(L); lua_next(L, 2); lua_pop(L, 1))
-            n++;
-        lua_createtable(L, 0, n + (int)extra);
-        lua_replace(L, 1);
-    }
-    luaL_checktype(L, 1, LUA_TTABLE);
     lua_pushnil(L); /* dst, src, skip, key */
     while (lua_next(L, 2)) { /* ..., key, value */
         lua_pushvalue(L, -2);

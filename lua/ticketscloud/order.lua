@@ -28,6 +28,8 @@ local next = next
 local os_date = os.date
 local pairs = pairs
 local pcall = pcall
+local rawget = rawget
+local rawset = rawset
 local setmetatable = setmetatable
 local tostring = tostring
 local type = type
@@ -52,13 +54,18 @@ local _M = { _VERSION = core._VERSION }
 -- @usage
 -- assert(order:add_tickets({ SEAT_TICKET }, { all_or_nothing = true, timeout = 5 }))
 
+-- The methods; METHODS lists their names, a method added later included.
 local Order = {}
+local METHODS = {}
+setmetatable(Order, { __newindex = function(t, k, v)
+    METHODS[#METHODS + 1] = k
+    rawset(t, k, v)
+end })
 _M.Order = Order
 local mt = { __index = Order, __name = "ticketscloud.Order" }
 
--- Per-order state kept out of the order's fields: the client, the server's
--- order of the last update (its keys are the order's fields), and whether a
--- call is running.
+-- Per-order state kept out of the order's fields: the client, the fields
+-- the program set itself (own), and whether a call is running.
 local private = setmetatable({}, { __mode = "k" })
 
 local FINAL = { done = true, cancelled = true }
@@ -67,25 +74,50 @@ mt.__tostring = function(self)
     return ("ticketscloud.Order %s (%s)"):format(self.id, self.status)
 end
 
--- Replaces the order's fields with the server's order of doc (and refs).
--- Fields named as a method (Order[k]) are not copied: they never shadow it.
-local function update(self, doc)
+-- A field the order did not have, set by the program: its own, kept when
+-- the order is updated. (Fields the order has are the service's: an update
+-- replaces them.)
+mt.__newindex = function(self, k, v)
     local st = private[self]
-    for k in pairs(st.data) do
-        if Order[k] == nil then self[k] = nil end
+    if st then
+        local own = st.own
+        if not own then
+            own = {}
+            st.own = own
+        end
+        own[k] = true
     end
-    copy_fields(self, doc.data, Order)
-    st.data = doc.data
-    self.refs = doc.refs
+    rawset(self, k, v)
 end
 
--- Makes an order object of a decoded answer. Its fields are copied at once
--- into a table sized for them (and refs), one answer after another.
+-- Replaces the order's fields with the server's order of doc (and refs);
+-- the program's own fields stay, unless the server's order has them too.
+local function update(self, doc)
+    local own = private[self].own
+    for k in pairs(self) do
+        if not (own and own[k]) then self[k] = nil end
+    end
+    copy_fields(self, doc.data, Order)
+    rawset(self, "refs", doc.refs)
+    if own then
+        for k in pairs(own) do
+            if rawget(doc.data, k) ~= nil or k == "refs" then own[k] = nil end
+        end
+    end
+end
+
+-- Makes an order object of a decoded answer: the answer's data table itself
+-- becomes the order, with refs beside its fields. A field named as a method
+-- (Order[k]) is dropped: it never shadows the method.
 function _M.wrap(client, doc)
-    local self = setmetatable(copy_fields(nil, doc.data, Order, 1), mt)
-    private[self] = { client = client, data = doc.data }
+    local self = doc.data
+    for i = 1, #METHODS do
+        local k = METHODS[i]
+        if self[k] ~= nil then self[k] = nil end
+    end
     self.refs = doc.refs
-    return self
+    private[self] = { client = client }
+    return setmetatable(self, mt)
 end
 
 -- How a call on an order fails: nil, err with err.order set to the order.
