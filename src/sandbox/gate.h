@@ -30,10 +30,9 @@ void gate_answer(int fd, unsigned status, const char *msg);
  * API's error and is closed: a head that is not HTTP/1.x (400, 505), a
  * TLS handshake, bare CRs, control bytes, a malformed Content-Length
  * (400), one over GATE_DROP_LIMIT (413), a target or head over the limits
- * above (414, 431), a head that
- * does not arrive within GATE_HEAD_TIMEOUT_MS (408), more than
- * GATE_PER_ADDRESS connections waiting from one address (503). NULL with
- * err on failure (fd is then the caller's still). */
+ * above (414, 431), a head that does not arrive within GATE_HEAD_TIMEOUT_MS
+ * (408), more than GATE_PER_ADDRESS connections waiting from one address
+ * (503). NULL with err on failure (fd is then the caller's still). */
 struct gate *gate_start(int fd, struct MHD_Daemon *daemon, char *err, size_t errlen);
 
 /* Stops accepting, closes the connections still waiting, joins the thread

@@ -45,7 +45,6 @@
 #include "util.h"
 
 #define BODY_LIMIT (1024 * 1024)
-#define DROP_LIMIT GATE_DROP_LIMIT /* dropped past BODY_LIMIT, then closed */
 #define MAX_DELAY_MS 10000
 
 /* The limits and deadlines of docs/sandbox.md ("Limits"). */
@@ -806,7 +805,7 @@ static const char *bad_head(struct MHD_Connection *c, const struct request *rq,
     if (te && cl) return "a request may have Content-Length or Transfer-Encoding, not both";
     if (te && strcasecmp(te, "chunked") != 0)
         return "Transfer-Encoding must be chunked (or send Content-Length instead)";
-    if (cl && strtoull(cl, NULL, 10) > DROP_LIMIT) {
+    if (cl && strtoull(cl, NULL, 10) > GATE_DROP_LIMIT) {
         *status = 413;
         return "request body is larger than 1 MiB";
     }
@@ -850,9 +849,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
              * on and on is cut off by closing the connection. */
             rq->too_large = true;
             rq->dropped += n;
-            if (rq->dropped > DROP_LIMIT) {
+            if (rq->dropped > GATE_DROP_LIMIT) {
                 fprintf(stderr, "tc-sandbox: %s %s 413 (body over %d MiB, connection closed)\n",
-                        method, url, DROP_LIMIT >> 20);
+                        method, url, GATE_DROP_LIMIT >> 20);
                 return MHD_NO;
             }
             return MHD_YES;
